@@ -1,0 +1,66 @@
+// Package audit records every decision keyferry makes as one JSON line per
+// event in a hash-chained, append-only file, and verifies such files.
+// Events are durable (fsync'd) before Write returns; callers fail closed
+// when Write fails. No event ever carries a secret or a session token.
+package audit
+
+import (
+	"time"
+
+	"github.com/keyferry/keyferry/internal/api"
+)
+
+// Event types.
+const (
+	TypeIssue        = "issue"
+	TypeDeny         = "deny"
+	TypeRefresh      = "refresh"
+	TypeRevoke       = "revoke"
+	TypeRoleWrite    = "role.write"
+	TypeRoleDelete   = "role.delete"
+	TypeIssuerWrite  = "issuer.write"
+	TypeIssuerDelete = "issuer.delete"
+	TypeTokenCreate  = "admin_token.create"
+	TypeTokenRevoke  = "admin_token.revoke"
+	TypeServerStart  = "server.start"
+)
+
+// Decisions.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+)
+
+// Event is one audit record. The schema is documented in docs/audit-log.md;
+// fields are only ever added, never renamed.
+type Event struct {
+	// Seq is the event's position in the file, from 1; set by the sink.
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	Type string    `json:"type"`
+	// RequestID correlates with the HTTP response and server logs.
+	RequestID string `json:"request_id,omitempty"`
+	// Identity is the CI identity (issue, deny, refresh).
+	Identity *api.Identity `json:"identity,omitempty"`
+	// Actor names the admin token behind an admin action.
+	Actor    string `json:"actor,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Decision string `json:"decision,omitempty"`
+	// Reason is a stable code (token_expired, no_matching_role, …).
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	LeaseID string `json:"lease_id,omitempty"`
+	// AccessKeyID identifies minted credentials for CloudTrail correlation.
+	AccessKeyID string    `json:"access_key_id,omitempty"`
+	Expiration  time.Time `json:"expiration,omitzero"`
+	SessionName string    `json:"session_name,omitempty"`
+	SourceAddr  string    `json:"source_addr,omitempty"`
+	// Object names the role/issuer/lease an admin action changed.
+	Object string `json:"object,omitempty"`
+	// Count is the number of objects affected by a bulk action.
+	Count int `json:"count,omitempty"`
+	// PrevHash and Hash chain events: Hash = hex(sha256(PrevHash + "\n" +
+	// the event's JSON with Hash empty)). Set by the sink.
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
