@@ -12,6 +12,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Sentinel errors. Backends wrap them with context; callers use errors.Is.
@@ -80,4 +81,26 @@ func Get(ctx context.Context, s Store, key string) ([]byte, error) {
 		return err
 	})
 	return out, err
+}
+
+// CheckKey reports whether key may be written: it must be non-empty and at
+// most MaxKeyLen bytes. Backends call it from Put and Create so every
+// backend rejects the same keys with the same message.
+func CheckKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("storage: empty key")
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("storage: key of %d bytes exceeds the limit of %d", len(key), MaxKeyLen)
+	}
+	return nil
+}
+
+// CheckValue reports whether val may be written: at most MaxValueLen bytes.
+// An empty or nil value is allowed.
+func CheckValue(val []byte) error {
+	if len(val) > MaxValueLen {
+		return fmt.Errorf("storage: value of %d bytes exceeds the limit of %d", len(val), MaxValueLen)
+	}
+	return nil
 }
