@@ -13,6 +13,8 @@ type Error struct {
 	Message string `json:"message"`
 	// RequestID correlates the response with server logs and the audit log.
 	RequestID string `json:"request_id,omitempty"`
+	// Details lists every problem when a written object is invalid.
+	Details []string `json:"details,omitempty"`
 }
 
 // ErrorResponse wraps Error.
@@ -59,4 +61,80 @@ type Identity struct {
 	Pipeline  string `json:"pipeline,omitempty"`
 	Job       string `json:"job,omitempty"`
 	User      string `json:"user,omitempty"`
+}
+
+// WriteResult is the body of a successful role or issuer write.
+type WriteResult struct {
+	// Outcome is created, updated or unchanged.
+	Outcome string `json:"outcome"`
+	// Object is the stored (normalised) object.
+	Object any `json:"object"`
+}
+
+// RoleTestRequest is the body of POST /v1/roles/{name}/test: exactly one
+// of Token and Claims.
+type RoleTestRequest struct {
+	Token  string         `json:"token,omitempty"`
+	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// RoleCheck is one evaluated rule.
+type RoleCheck struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// RoleTestResponse explains a role decision without minting anything.
+type RoleTestResponse struct {
+	Role    string      `json:"role"`
+	Allowed bool        `json:"allowed"`
+	Checks  []RoleCheck `json:"checks"`
+	// TokenError is set when a token was given and did not verify.
+	TokenError     *Error            `json:"token_error,omitempty"`
+	Identity       *Identity         `json:"identity,omitempty"`
+	SessionName    string            `json:"session_name,omitempty"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	SourceIdentity string            `json:"source_identity,omitempty"`
+}
+
+// RevokeRequest is the optional body of POST /v1/leases/{id}/revoke.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// TokenCreateRequest is the body of POST /v1/admin-tokens.
+type TokenCreateRequest struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+// TokenCreateResponse returns a new admin token; the value is shown once.
+type TokenCreateResponse struct {
+	ID     string   `json:"id"`
+	Token  string   `json:"token"`
+	Scopes []string `json:"scopes"`
+}
+
+// DevTokenRequest asks the dev issuer for a GitLab-shaped job token.
+type DevTokenRequest struct {
+	ProjectPath          string   `json:"project_path,omitempty"`
+	ProjectID            string   `json:"project_id,omitempty"`
+	Ref                  string   `json:"ref,omitempty"`
+	RefType              string   `json:"ref_type,omitempty"`
+	Protected            *bool    `json:"protected,omitempty"`
+	PipelineSource       string   `json:"pipeline_source,omitempty"`
+	Environment          string   `json:"environment,omitempty"`
+	EnvironmentProtected bool     `json:"environment_protected,omitempty"`
+	UserLogin            string   `json:"user_login,omitempty"`
+	PipelineID           string   `json:"pipeline_id,omitempty"`
+	JobID                string   `json:"job_id,omitempty"`
+	Audience             []string `json:"audience,omitempty"`
+	TTLSeconds           int64    `json:"ttl_seconds,omitempty"`
+}
+
+// DevTokenResponse carries a minted dev token.
+type DevTokenResponse struct {
+	Token  string `json:"token"`
+	Issuer string `json:"issuer"`
 }

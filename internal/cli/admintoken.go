@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyferry/keyferry/internal/admintoken"
+	"github.com/keyferry/keyferry/internal/api"
+)
+
+func newAdminTokenCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "admin-token", Short: "Manage admin API tokens"}
+	var (
+		name   string
+		scopes []string
+	)
+	create := &cobra.Command{
+		Use:   "create --name N --scope S...",
+		Short: "Create an admin token (printed once)",
+		Long:  "Create an admin token. Scopes: " + strings.Join(admintoken.AllScopes, ", "),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.CreateAdminToken(cmd.Context(), api.TokenCreateRequest{Name: name, Scopes: scopes})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, out.Token)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "a name for the token")
+	create.Flags().StringSliceVar(&scopes, "scope", nil, "scope to grant (repeatable)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List admin tokens (ids, names, scopes; never secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ts, err := c.AdminTokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.printJSON(ts)
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete an admin token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteAdminToken(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "admin token %s deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, del)
+	return cmd
+}

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyferry/keyferry/internal/client"
+	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/policy"
+)
+
+// Manifest is the document `keyferry apply` reads.
+type Manifest struct {
+	Issuers []identity.Issuer `json:"issuers,omitempty"`
+	Roles   []policy.Role     `json:"roles,omitempty"`
+}
+
+func newApplyCmd(e *env) *cobra.Command {
+	var (
+		file          string
+		dryRun, prune bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Make the server's issuers and roles match a YAML manifest (idempotent)",
+		Long: `Make the server's issuers and roles match a manifest:
+
+  issuers:
+    - name: gitlab
+      kind: gitlab
+      url: https://gitlab.example.com
+      audiences: [https://keyferry.example.com]
+  roles:
+    - name: deploy
+      issuer: gitlab
+      match: { project_id: "42", ref_protected: "true" }
+      aws: { type: assume_role, role_arn: "arn:aws:iam::123456789012:role/deploy" }
+
+Every object is validated by the server first; the plan shows what will be
+created (+), updated (~, with a diff) or left alone (=). --dry-run stops
+after the plan. --prune also deletes roles and issuers absent from the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var m Manifest
+			if err := readDoc(e, file, &m); err != nil {
+				return err
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			return apply(cmd.Context(), e, c, m, dryRun, prune)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "manifest file (YAML or JSON; - for stdin)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the plan, change nothing")
+	cmd.Flags().BoolVar(&prune, "prune", false, "delete roles and issuers that are not in the file")
+	return cmd
+}
+
+type planItem struct {
+	kind, name, outcome string
+	diff                []string
+	issuer              *identity.Issuer
+	role                *policy.Role
+}
+
+func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, prune bool) error {
+	seen := map[string]bool{}
+	for _, is := range m.Issuers {
+		if seen["issuer/"+is.Name] {
+			return fmt.Errorf("issuer %q appears twice in the file", is.Name)
+		}
+		seen["issuer/"+is.Name] = true
+	}
+	for _, r := range m.Roles {
+		if seen["role/"+r.Name] {
+			return fmt.Errorf("role %q appears twice in the file", r.Name)
+		}
+		seen["role/"+r.Name] = true
+	}
+
+	curIssuers, err := c.Issuers(ctx)
+	if err != nil {
+		return err
+	}
+	curRoles, err := c.Roles(ctx)
+	if err != nil {
+		return err
+	}
+	oldIssuer := map[string]identity.Issuer{}
+	for _, is := range curIssuers {
+		oldIssuer[is.Name] = is
+	}
+	oldRole := map[string]policy.Role{}
+	for _, r := range curRoles {
+		oldRole[r.Name] = r
+	}
+
+	var plan []planItem
+	newIssuers := map[string]bool{}
+	var problems []string
+	for i := range m.Issuers {
+		is := m.Issuers[i]
+		res, err := c.PutIssuer(ctx, is, true)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		it := planItem{kind: "issuer", name: is.Name, outcome: res.Outcome, issuer: &m.Issuers[i]}
+		if res.Outcome == "updated" {
+			it.diff = jsonDiff(oldIssuer[is.Name], res.Object)
+		}
+		if res.Outcome == "created" || res.Outcome == "updated" {
+			newIssuers[is.Name] = true
+		}
+		plan = append(plan, it)
+	}
+	for i := range m.Roles {
+		r := m.Roles[i]
+		if newIssuers[r.Issuer] {
+			// The server validates it against the issuer once that exists.
+			outcome := "created"
+			if _, ok := oldRole[r.Name]; ok {
+				outcome = "updated (validated when applied)"
+			}
+			plan = append(plan, planItem{kind: "role", name: r.Name, outcome: outcome, role: &m.Roles[i]})
+			continue
+		}
+		res, err := c.PutRole(ctx, r, true)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		it := planItem{kind: "role", name: r.Name, outcome: res.Outcome, role: &m.Roles[i]}
+		if res.Outcome == "updated" {
+			it.diff = jsonDiff(oldRole[r.Name], res.Object)
+		}
+		plan = append(plan, it)
+	}
+	if prune {
+		for _, r := range curRoles {
+			if !seen["role/"+r.Name] {
+				plan = append(plan, planItem{kind: "role", name: r.Name, outcome: "deleted"})
+			}
+		}
+		for _, is := range curIssuers {
+			if !seen["issuer/"+is.Name] {
+				plan = append(plan, planItem{kind: "issuer", name: is.Name, outcome: "deleted"})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the manifest has problems; nothing was changed:\n%s", strings.Join(problems, "\n"))
+	}
+
+	changes := 0
+	for _, it := range plan {
+		sign := map[string]string{"created": "+", "updated": "~", "unchanged": "=", "deleted": "-"}[strings.Fields(it.outcome)[0]]
+		fmt.Fprintf(e.stdout, "%s %s %s (%s)\n", sign, it.kind, it.name, it.outcome)
+		for _, d := range it.diff {
+			fmt.Fprintf(e.stdout, "    %s\n", d)
+		}
+		if it.outcome != "unchanged" {
+			changes++
+		}
+	}
+	if dryRun {
+		fmt.Fprintf(e.stdout, "dry run: %d change(s) planned, none made\n", changes)
+		return nil
+	}
+	if changes == 0 {
+		fmt.Fprintln(e.stdout, "nothing to do")
+		return nil
+	}
+	// Order: issuers before the roles that use them; deletions of roles
+	// before deletions of issuers.
+	for _, it := range plan {
+		if it.kind == "issuer" && it.issuer != nil && it.outcome != "unchanged" {
+			if _, err := c.PutIssuer(ctx, *it.issuer, false); err != nil {
+				return fmt.Errorf("issuer %s: %w", it.name, err)
+			}
+		}
+	}
+	for _, it := range plan {
+		switch {
+		case it.kind == "role" && it.role != nil && it.outcome != "unchanged":
+			if _, err := c.PutRole(ctx, *it.role, false); err != nil {
+				return fmt.Errorf("role %s: %w", it.name, err)
+			}
+		case it.kind == "role" && it.outcome == "deleted":
+			if err := c.DeleteRole(ctx, it.name); err != nil {
+				return fmt.Errorf("role %s: %w", it.name, err)
+			}
+		}
+	}
+	for _, it := range plan {
+		if it.kind == "issuer" && it.outcome == "deleted" {
+			if err := c.DeleteIssuer(ctx, it.name); err != nil {
+				return fmt.Errorf("issuer %s: %w", it.name, err)
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "applied %d change(s)\n", changes)
+	return nil
+}
+
+// jsonDiff lists "field: old → new" for the top-level and nested fields
+// that differ, in a stable order.
+func jsonDiff(oldV, newV any) []string {
+	flat := func(v any) map[string]string {
+		b, _ := json.Marshal(v)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		out := map[string]string{}
+		var walk func(prefix string, v any)
+		walk = func(prefix string, v any) {
+			if mm, ok := v.(map[string]any); ok && len(mm) > 0 {
+				for k, x := range mm {
+					p := k
+					if prefix != "" {
+						p = prefix + "." + k
+					}
+					walk(p, x)
+				}
+				return
+			}
+			b, _ := json.Marshal(v)
+			out[prefix] = string(b)
+		}
+		walk("", m)
+		return out
+	}
+	a, b := flat(oldV), flat(newV)
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if a[k] != b[k] {
+			ov, nv := a[k], b[k]
+			if ov == "" {
+				ov = "(unset)"
+			}
+			if nv == "" {
+				nv = "(unset)"
+			}
+			out = append(out, fmt.Sprintf("%s: %s → %s", k, ov, nv))
+		}
+	}
+	return out
+}

@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/policy"
+)
+
+func newRoleCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "role", Short: "Manage roles (who gets which AWS credentials)"}
+
+	var file string
+	write := &cobra.Command{
+		Use:   "write [NAME] -f FILE",
+		Short: "Create or update a role from a YAML/JSON file",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ro policy.Role
+			if err := readDoc(e, file, &ro); err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				if ro.Name != "" && ro.Name != args[0] {
+					return fmt.Errorf("the file names role %q but the argument says %q", ro.Name, args[0])
+				}
+				ro.Name = args[0]
+			}
+			if ro.Name == "" {
+				return errors.New("the role needs a name (in the file or as the argument)")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.PutRole(cmd.Context(), ro, false)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "role %s %s\n", ro.Name, res.Outcome)
+			return nil
+		},
+	}
+	write.Flags().StringVarP(&file, "file", "f", "", "role file (YAML or JSON; - for stdin)")
+
+	read := &cobra.Command{
+		Use:   "read NAME",
+		Short: "Show a role (as stored, defaults filled in)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ro, err := c.Role(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return e.printYAML(ro)
+		},
+	}
+
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			roles, err := c.Roles(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(roles)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tISSUER\tTYPE\tROLE ARN\tTTL")
+			for _, r := range roles {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Issuer, r.AWS.Type, r.AWS.RoleARN, r.AWS.TTL)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a role (issued leases stay until they expire or are revoked)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteRole(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "role %s deleted\n", args[0])
+			return nil
+		},
+	}
+
+	cmd.AddCommand(write, read, list, del, newRoleTestCmd(e))
+	return cmd
+}
+
+func newRoleTestCmd(e *env) *cobra.Command {
+	var (
+		role, token, claims string
+		tf                  tokenFlags
+		asJSON              bool
+	)
+	cmd := &cobra.Command{
+		Use:   "test --role R (--token T | --token-env VAR | --token-file F | --claims JSON)",
+		Short: "Explain whether a token (or a set of claims) matches a role; mints nothing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if role == "" {
+				return errors.New("--role is required")
+			}
+			var req api.RoleTestRequest
+			switch {
+			case claims != "":
+				if token != "" || tf.env != "" || tf.file != "" {
+					return errors.New("give either claims or a token, not both")
+				}
+				if err := json.Unmarshal([]byte(claims), &req.Claims); err != nil {
+					return fmt.Errorf("--claims is not a JSON object: %w", err)
+				}
+			case token != "":
+				req.Token = token
+			default:
+				t, err := tf.read(e)
+				if err != nil {
+					return err
+				}
+				req.Token = t
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.TestRole(cmd.Context(), role, req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(res)
+			}
+			printRoleTest(e, res)
+			if !res.Allowed {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&role, "role", "r", "", "role to test")
+	cmd.Flags().StringVar(&token, "token", "", "job token (JWT)")
+	cmd.Flags().StringVar(&claims, "claims", "", "claims as a JSON object instead of a token")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	tf.register(cmd)
+	return cmd
+}
+
+func printRoleTest(e *env, res *api.RoleTestResponse) {
+	w := e.stdout
+	if res.TokenError != nil {
+		fmt.Fprintf(w, "token rejected: %s: %s\n", res.TokenError.Code, res.TokenError.Message)
+		return
+	}
+	if res.Identity != nil {
+		fmt.Fprintf(w, "identity: %s (project %s, ref %s, pipeline %s, job %s)\n", res.Identity.Subject, res.Identity.Project, res.Identity.Ref, res.Identity.Pipeline, res.Identity.Job)
+	}
+	for _, c := range res.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %-24s %s\n", mark, c.Name, c.Detail)
+	}
+	if res.Allowed {
+		fmt.Fprintf(w, "role %s: ALLOWED\n  session name: %s\n", res.Role, res.SessionName)
+		if len(res.Tags) > 0 {
+			var tags []string
+			for k, v := range res.Tags {
+				tags = append(tags, k+"="+v)
+			}
+			fmt.Fprintf(w, "  tags: %s\n", strings.Join(slices.Sorted(slices.Values(tags)), ", "))
+		}
+		if res.SourceIdentity != "" {
+			fmt.Fprintf(w, "  source identity: %s\n", res.SourceIdentity)
+		}
+		return
+	}
+	fmt.Fprintf(w, "role %s: DENIED\n", res.Role)
+}

@@ -1,0 +1,502 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyferry/keyferry/internal/admintoken"
+	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/lease"
+	"github.com/keyferry/keyferry/internal/policy"
+	"github.com/keyferry/keyferry/internal/registry"
+	"github.com/keyferry/keyferry/internal/storage"
+)
+
+// creds serves POST /v1/creds: a job token in, credentials out.
+func (s *server) creds(w http.ResponseWriter, r *http.Request) {
+	var req api.CredsRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Role == "" {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "role is required"})
+		return
+	}
+	if !nameRE.MatchString(req.Role) {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("role must match %s", nameRE)})
+		return
+	}
+	if req.TTLSeconds < 0 {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must not be negative"})
+		return
+	}
+	out, err := s.Leases.Issue(r.Context(), lease.IssueRequest{
+		Role: req.Role, Token: req.Token, TTL: time.Duration(req.TTLSeconds) * time.Second,
+		RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("credentials issued", "request_id", RequestID(r.Context()), "role", req.Role, "lease_id", out.Lease.ID,
+		"access_key_id", out.Credentials.AccessKeyID, "project", out.Lease.Identity.Project, "job", out.Lease.Identity.Job)
+	s.writeJSON(w, http.StatusOK, api.CredsResponse{LeaseID: out.Lease.ID, Role: out.Lease.Role, Credentials: out.Credentials, Region: out.Region})
+}
+
+type actorKey struct{}
+
+// admin authenticates the bearer token and checks scope.
+func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry"`)
+			s.fail(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "an admin token is required (Authorization: Bearer kfa_…)"})
+			return
+		}
+		t, err := admintoken.Authenticate(r.Context(), s.Store, strings.TrimSpace(tok))
+		if errors.Is(err, admintoken.ErrInvalid) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry", error="invalid_token"`)
+			s.fail(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "the admin token is not valid"})
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !t.Allows(scope) {
+			s.fail(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: fmt.Sprintf("the admin token lacks scope %q", scope)})
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, "admin_token:"+t.ID+"("+t.Name+")")))
+	}
+}
+
+func actor(r *http.Request) string {
+	a, _ := r.Context().Value(actorKey{}).(string)
+	return a
+}
+
+func (s *server) change(r *http.Request) registry.Change {
+	return registry.Change{Actor: actor(r), RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)}
+}
+
+func dryRun(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("dry_run")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "dry_run must be true or false"}
+	}
+	return b, nil
+}
+
+func (s *server) listRoles(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]any{"roles": s.Registry.Roles()})
+}
+
+func (s *server) getRole(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, ok := s.Registry.Role(name)
+	if !ok {
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("role %q not found", name)})
+		return
+	}
+	s.writeJSON(w, http.StatusOK, c.Role())
+}
+
+func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var ro policy.Role
+	if err := decode(r, &ro); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ro.Name == "" {
+		ro.Name = name
+	}
+	if ro.Name != name {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("body names role %q but the path names %q", ro.Name, name)})
+		return
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if dry {
+		c, err := s.Registry.CompileRole(ro)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		outcome := registry.Created
+		if old, ok := s.Registry.Role(name); ok {
+			outcome = registry.Updated
+			if sameJSON(old.Role(), c.Role()) {
+				outcome = registry.Unchanged
+			}
+		}
+		s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(outcome), Object: c.Role()})
+		return
+	}
+	out, err := s.Registry.PutRole(r.Context(), ro, s.change(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, _ := s.Registry.Role(name)
+	s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(out), Object: c.Role()})
+}
+
+func (s *server) deleteRole(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.Registry.DeleteRole(r.Context(), name, s.change(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+}
+
+// testRole explains a decision; it verifies the token (when given) but
+// mints nothing and writes no lease.
+func (s *server) testRole(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req api.RoleTestRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if (req.Token == "") == (req.Claims == nil) {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "give exactly one of token and claims"})
+		return
+	}
+	c, ok := s.Registry.Role(name)
+	if !ok {
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("role %q not found", name)})
+		return
+	}
+	resp := api.RoleTestResponse{Role: name}
+	claims := req.Claims
+	if req.Token != "" {
+		id, err := s.Verifier.Verify(r.Context(), req.Token)
+		if err != nil {
+			resp.TokenError = identityError(err)
+			s.writeJSON(w, http.StatusOK, resp)
+			return
+		}
+		sum := id.Summary()
+		resp.Identity = &sum
+		claims = id.Claims
+		if id.Issuer != c.Role().Issuer {
+			resp.Checks = append(resp.Checks, api.RoleCheck{Name: "issuer", OK: false, Detail: fmt.Sprintf("token is from issuer %q, role wants %q", id.Issuer, c.Role().Issuer)})
+		}
+	} else {
+		claims = normalizeClaims(claims)
+	}
+	res := c.Evaluate(claims)
+	resp.Allowed = res.Allowed && len(resp.Checks) == 0
+	for _, ch := range res.Checks {
+		resp.Checks = append(resp.Checks, api.RoleCheck{Name: ch.Name, OK: ch.OK, Detail: ch.Detail})
+	}
+	if resp.Allowed {
+		if rd, err := c.Render(claims, map[string]string{"role": name, "lease_id": "LEASEIDWILLBEHERE"}); err == nil {
+			resp.SessionName, resp.SourceIdentity = rd.SessionName, rd.SourceIdentity
+			resp.Tags = map[string]string{}
+			for _, t := range rd.Tags {
+				resp.Tags[t.Key] = t.Value
+			}
+		} else {
+			resp.Allowed = false
+			resp.Checks = append(resp.Checks, api.RoleCheck{Name: "templates", OK: false, Detail: err.Error()})
+		}
+	}
+	s.writeJSON(w, http.StatusOK, resp)
+}
+
+// normalizeClaims turns JSON-decoded float64 integers into int64, as the
+// verifier does for real tokens.
+func normalizeClaims(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = normalizeValue(v)
+	}
+	return out
+}
+
+func normalizeValue(v any) any {
+	switch t := v.(type) {
+	case float64:
+		if t == float64(int64(t)) {
+			return int64(t)
+		}
+	case map[string]any:
+		return normalizeClaims(t)
+	case []any:
+		o := make([]any, len(t))
+		for i := range t {
+			o[i] = normalizeValue(t[i])
+		}
+		return o
+	}
+	return v
+}
+
+func (s *server) listIssuers(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]any{"issuers": s.Registry.Issuers()})
+}
+
+func (s *server) getIssuer(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	is, ok := s.Registry.Issuer(name)
+	if !ok {
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("issuer %q not found", name)})
+		return
+	}
+	s.writeJSON(w, http.StatusOK, is)
+}
+
+func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var is identity.Issuer
+	if err := decode(r, &is); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if is.Name == "" {
+		is.Name = name
+	}
+	if is.Name != name {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("body names issuer %q but the path names %q", is.Name, name)})
+		return
+	}
+	dry, err := dryRun(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if dry {
+		if err := identity.ValidateIssuer(is); err != nil {
+			s.fail(w, r, &registry.InvalidError{Object: fmt.Sprintf("issuer %q", name), Problems: strings.Split(err.Error(), "\n")})
+			return
+		}
+		outcome := registry.Created
+		if old, ok := s.Registry.Issuer(name); ok {
+			outcome = registry.Updated
+			if sameJSON(old, is) {
+				outcome = registry.Unchanged
+			}
+		}
+		s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(outcome), Object: is})
+		return
+	}
+	out, err := s.Registry.PutIssuer(r.Context(), is, s.change(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(out), Object: is})
+}
+
+func (s *server) deleteIssuer(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r, "name")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.Registry.DeleteIssuer(r.Context(), name, s.change(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+}
+
+// leaseView is a lease as the API shows it: state is the effective state.
+func (s *server) leaseView(l lease.Lease) lease.Lease {
+	l.State = l.EffectiveState(s.Now())
+	return l
+}
+
+func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "role", "project", "pipeline", "state", "after", "limit":
+		default:
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("unknown query parameter %q (known: role, project, pipeline, state, after, limit)", k)})
+			return
+		}
+	}
+	f := lease.Filter{Role: q.Get("role"), Project: q.Get("project"), Pipeline: q.Get("pipeline"), After: q.Get("after")}
+	if st := q.Get("state"); st != "" {
+		if !lease.ValidState(st) {
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "state must be one of pending, active, revoking, revoked, expired"})
+			return
+		}
+		f.State = lease.State(strings.ToLower(st))
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "limit must be 1-1000"})
+			return
+		}
+		f.Limit = n
+	}
+	ls, next, err := s.Leases.List(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]lease.Lease, len(ls))
+	for i := range ls {
+		out[i] = s.leaseView(ls[i])
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"leases": out, "next": next})
+}
+
+func (s *server) getLease(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !leaseIDRE.MatchString(id) {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
+		return
+	}
+	l, err := s.Leases.Get(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+}
+
+func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !leaseIDRE.MatchString(id) {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
+		return
+	}
+	if r.ContentLength != 0 {
+		var req api.RevokeRequest
+		if err := decode(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	l, err := s.Leases.Revoke(r.Context(), id, actor(r), RequestID(r.Context()), remoteHost(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+}
+
+func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := admintoken.List(r.Context(), s.Store)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+}
+
+func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
+	var req api.TokenCreateRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !nameRE.MatchString(req.Name) {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("name must match %s", nameRE)})
+		return
+	}
+	tok, t, err := admintoken.Create(r.Context(), s.Store, req.Name, req.Scopes, s.Now())
+	if err != nil {
+		if strings.Contains(err.Error(), "scope") {
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: strings.TrimPrefix(err.Error(), "admintoken: ")})
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusCreated, api.TokenCreateResponse{ID: t.ID, Token: tok, Scopes: t.Scopes})
+}
+
+func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := admintoken.Delete(r.Context(), s.Store, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("admin token %q not found", id)})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
+}
+
+// devToken mints a GitLab-shaped job token from the dev issuer.
+func (s *server) devToken(w http.ResponseWriter, r *http.Request) {
+	var req api.DevTokenRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.TTLSeconds < 0 || req.TTLSeconds > 86400 {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must be 0-86400"})
+		return
+	}
+	o := devissuer.GitLabOptions{
+		ProjectPath: req.ProjectPath, ProjectID: req.ProjectID, Ref: req.Ref, RefType: req.RefType,
+		PipelineSource: req.PipelineSource, Environment: req.Environment, EnvironmentProtected: req.EnvironmentProtected,
+		UserLogin: req.UserLogin, PipelineID: req.PipelineID, JobID: req.JobID, Audience: req.Audience,
+		TTL: time.Duration(req.TTLSeconds) * time.Second, Now: s.Now(), Protected: true,
+	}
+	if req.Protected != nil {
+		o.Protected = *req.Protected
+	}
+	if len(o.Audience) == 0 && s.DevAudience != "" {
+		o.Audience = []string{s.DevAudience}
+	}
+	tok, err := s.Dev.Sign(devissuer.GitLabClaims(s.Dev.URL(), o))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, api.DevTokenResponse{Token: tok, Issuer: s.Dev.URL()})
+}

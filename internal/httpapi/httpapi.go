@@ -1,0 +1,350 @@
+// Package httpapi serves keyferry's HTTP API: the credential endpoint jobs
+// call, the admin API operators call with scoped bearer tokens, health and
+// metrics, and (in dev mode) the dev OIDC issuer. Handlers read → validate
+// → authorize → act → render; every error leaves as an api.Error with a
+// status, a stable code and a safe message, while the cause goes to the log.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keyferry/keyferry/internal/admintoken"
+	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/lease"
+	"github.com/keyferry/keyferry/internal/metrics"
+	"github.com/keyferry/keyferry/internal/registry"
+	"github.com/keyferry/keyferry/internal/storage"
+)
+
+// Config wires the API.
+type Config struct {
+	Leases   *lease.Manager
+	Registry *registry.Registry
+	Verifier lease.Verifier
+	Store    storage.Store
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	// MaxBodyBytes caps every request body.
+	MaxBodyBytes int64
+	// Ready reports readiness for /readyz.
+	Ready func(ctx context.Context) error
+	// Dev, when set, serves the dev OIDC issuer under /dev/oidc and
+	// POST /v1/dev/token.
+	Dev *devissuer.Issuer
+	// DevAudience is the default audience of dev tokens.
+	DevAudience string
+	Now         func() time.Time
+}
+
+type server struct {
+	Config
+	log *slog.Logger
+}
+
+// New returns the API handler.
+func New(cfg Config) http.Handler {
+	s := &server{Config: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.MaxBodyBytes <= 0 {
+		s.MaxBodyBytes = 64 << 10
+	}
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		route := pattern
+		mux.Handle(pattern, s.instrument(route, h))
+	}
+	handle("GET /healthz", s.healthz)
+	handle("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+
+	handle("POST /v1/creds", s.creds)
+
+	handle("GET /v1/roles", s.admin(admintoken.ScopeRolesRead, s.listRoles))
+	handle("GET /v1/roles/{name}", s.admin(admintoken.ScopeRolesRead, s.getRole))
+	handle("PUT /v1/roles/{name}", s.admin(admintoken.ScopeRolesWrite, s.putRole))
+	handle("DELETE /v1/roles/{name}", s.admin(admintoken.ScopeRolesWrite, s.deleteRole))
+	handle("POST /v1/roles/{name}/test", s.admin(admintoken.ScopeRolesRead, s.testRole))
+
+	handle("GET /v1/issuers", s.admin(admintoken.ScopeIssuersRead, s.listIssuers))
+	handle("GET /v1/issuers/{name}", s.admin(admintoken.ScopeIssuersRead, s.getIssuer))
+	handle("PUT /v1/issuers/{name}", s.admin(admintoken.ScopeIssuersWrite, s.putIssuer))
+	handle("DELETE /v1/issuers/{name}", s.admin(admintoken.ScopeIssuersWrite, s.deleteIssuer))
+
+	handle("GET /v1/leases", s.admin(admintoken.ScopeLeasesRead, s.listLeases))
+	handle("GET /v1/leases/{id}", s.admin(admintoken.ScopeLeasesRead, s.getLease))
+	handle("POST /v1/leases/{id}/revoke", s.admin(admintoken.ScopeLeasesRevoke, s.revokeLease))
+
+	handle("GET /v1/admin-tokens", s.admin(admintoken.ScopeTokensWrite, s.listTokens))
+	handle("POST /v1/admin-tokens", s.admin(admintoken.ScopeTokensWrite, s.createToken))
+	handle("DELETE /v1/admin-tokens/{id}", s.admin(admintoken.ScopeTokensWrite, s.deleteToken))
+
+	if cfg.Dev != nil {
+		mux.Handle("/dev/oidc/", http.StripPrefix("/dev/oidc", cfg.Dev.Handler()))
+		handle("POST /v1/dev/token", s.admin(admintoken.ScopeDev, s.devToken))
+	}
+	mux.Handle("/", s.instrument("unmatched", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+	}))
+	return s.requestID(s.recoverPanics(mux))
+}
+
+// apiError is what handlers return; Err is logged, never sent.
+type apiError struct {
+	Status     int
+	Code       string
+	Message    string
+	Details    []string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// RequestID returns the request id of ctx ("" outside a request).
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+func (s *server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDRE.MatchString(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "request_id", RequestID(r.Context()), "path", r.URL.Path, "panic", fmt.Sprint(v))
+				s.fail(w, r, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *server) instrument(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.MaxBodyBytes)
+		h(sw, r)
+		took := s.Now().Sub(start)
+		s.Metrics.HTTP(route, strconv.Itoa(sw.status), took)
+		s.log.Debug("http", "request_id", RequestID(r.Context()), "method", r.Method, "route", route,
+			"status", sw.status, "took_ms", float64(took.Microseconds())/1000, "remote", remoteHost(r))
+	})
+}
+
+func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode response", "err", err)
+		http.Error(w, `{"error":{"code":"internal_error","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// fail renders err. Known error types keep their status, code and message;
+// anything else becomes a 500 whose cause is only logged.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := toAPIError(err)
+	rid := RequestID(r.Context())
+	if e.Status >= 500 || e.Err != nil {
+		s.log.Warn("request failed", "request_id", rid, "path", r.URL.Path, "status", e.Status, "code", e.Code, "err", errString(e.Err, err))
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	s.writeJSON(w, e.Status, api.ErrorResponse{Error: api.Error{Code: e.Code, Message: e.Message, RequestID: rid, Details: e.Details}})
+}
+
+func errString(cause, err error) string {
+	if cause != nil {
+		return cause.Error()
+	}
+	return err.Error()
+}
+
+func toAPIError(err error) *apiError {
+	var (
+		ae *apiError
+		le *lease.Error
+		ie *registry.InvalidError
+		me *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &le):
+		return &apiError{Status: le.Status, Code: le.Code, Message: le.Message, RetryAfter: le.RetryAfter, Err: le.Err}
+	case errors.As(err, &ie):
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_object", Message: ie.Object + " is invalid", Details: ie.Problems}
+	case errors.Is(err, registry.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: strings.TrimSuffix(err.Error(), ": "+registry.ErrNotFound.Error()) + " not found"}
+	case errors.Is(err, registry.ErrInUse):
+		return &apiError{Status: http.StatusConflict, Code: "in_use", Message: strings.TrimSuffix(err.Error(), ": "+registry.ErrInUse.Error())}
+	case errors.As(err, &me):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body exceeds %d bytes", me.Limit)}
+	case errors.Is(err, context.Canceled):
+		return &apiError{Status: 499, Code: "request_cancelled", Message: "request cancelled", Err: err}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error", Err: err}
+}
+
+// decode reads exactly one JSON object into v, refusing unknown fields,
+// trailing data and oversized bodies.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the body as application/json"}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var me *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &me):
+			return err
+		case errors.Is(err, io.EOF):
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body is empty: send a JSON object"}
+		case errors.As(err, &se):
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("request body is not valid JSON (at byte %d)", se.Offset)}
+		case errors.As(err, &te):
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("field %q must be %s", te.Field, te.Type)}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return &apiError{Status: http.StatusBadRequest, Code: "unknown_field", Message: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body is not a valid JSON object: " + sanitizeJSONErr(err)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var me *http.MaxBytesError
+		if errors.As(err, &me) {
+			return err
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body has data after the JSON object"}
+	}
+	return nil
+}
+
+// sanitizeJSONErr keeps decoder messages but never echoes input values.
+func sanitizeJSONErr(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
+func remoteHost(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return h
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(r.Context()); err != nil {
+			s.log.Warn("not ready", "err", err)
+			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+	}
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+func pathName(r *http.Request, key string) (string, error) {
+	n := r.PathValue(key)
+	if !nameRE.MatchString(n) {
+		return "", &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("%s must match %s", key, nameRE)}
+	}
+	return n, nil
+}
+
+// identityError converts a token verification failure for role tests.
+func identityError(err error) *api.Error {
+	var ie *identity.Error
+	if errors.As(err, &ie) {
+		return &api.Error{Code: ie.Code, Message: ie.Message}
+	}
+	return &api.Error{Code: "internal_error", Message: "token verification failed"}
+}
+
+var leaseIDRE = regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{26}$`)
+
+func sameJSON(a, b any) bool {
+	ab, err1 := json.Marshal(a)
+	bb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ab) == string(bb)
+}

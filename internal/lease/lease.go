@@ -1,0 +1,78 @@
+// Package lease issues credentials and tracks them as leases. One issuance
+// is: verify the job token → find and evaluate the role → mint with the
+// provider → persist the lease → write the audit event (fail closed) →
+// return the credentials. Every refusal is audited too.
+package lease
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"time"
+
+	"github.com/keyferry/keyferry/internal/api"
+)
+
+// State is a lease's lifecycle state.
+type State string
+
+// Lease states. Expired is derived on read from an active lease whose
+// expiry has passed; it is never stored.
+const (
+	StatePending  State = "pending"
+	StateActive   State = "active"
+	StateRevoking State = "revoking"
+	StateRevoked  State = "revoked"
+	StateExpired  State = "expired"
+)
+
+// Lease records one issuance. It never holds a secret.
+type Lease struct {
+	ID          string       `json:"id"`
+	Role        string       `json:"role"`
+	Type        string       `json:"type"`
+	Identity    api.Identity `json:"identity"`
+	RoleARN     string       `json:"role_arn"`
+	SessionName string       `json:"session_name,omitempty"`
+	AccessKeyID string       `json:"access_key_id"`
+	IssuedAt    time.Time    `json:"issued_at"`
+	ExpiresAt   time.Time    `json:"expires_at"`
+	State       State        `json:"state"`
+	RevokedAt   time.Time    `json:"revoked_at,omitzero"`
+	RevokedBy   string       `json:"revoked_by,omitempty"`
+	// RevokeNote explains a revocation; for STS sessions it says that the
+	// credentials stay usable upstream until they expire.
+	RevokeNote string `json:"revoke_note,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+	SourceAddr string `json:"source_addr,omitempty"`
+}
+
+// EffectiveState returns the state as of now: an active lease past its
+// expiry is expired.
+func (l *Lease) EffectiveState(now time.Time) State {
+	if l.State == StateActive && !now.Before(l.ExpiresAt) {
+		return StateExpired
+	}
+	return l.State
+}
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns a 26-character, time-ordered, random lease id (ULID layout:
+// 48-bit millisecond time, 80 random bits, Crockford base32).
+func NewID(now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("lease: crypto/rand failed: " + err.Error()) // unreachable on supported platforms
+	}
+	// 128 bits → 26 base32 characters (the first carries 3 bits).
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}

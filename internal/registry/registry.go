@@ -1,0 +1,442 @@
+// Package registry keeps keyferry's roles and issuers: it validates and
+// persists them in the store, audits every change, compiles roles once, and
+// serves the compiled set to the issuance path from an immutable snapshot
+// (an atomic pointer swap per change, no lock on the read path).
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/policy"
+	"github.com/keyferry/keyferry/internal/storage"
+)
+
+const (
+	rolePrefix   = "roles/"
+	issuerPrefix = "issuers/"
+)
+
+// Sentinel errors; the HTTP layer maps them to 404 and 409.
+var (
+	ErrNotFound = errors.New("registry: not found")
+	ErrInUse    = errors.New("registry: in use")
+)
+
+// InvalidError is a rejected role or issuer: every problem, user-facing.
+type InvalidError struct {
+	Object   string
+	Problems []string
+}
+
+func (e *InvalidError) Error() string {
+	s := e.Object + " is invalid:"
+	for _, p := range e.Problems {
+		s += "\n  - " + p
+	}
+	return s
+}
+
+// IssuerSink receives the issuer set whenever it changes (the verifier).
+type IssuerSink interface {
+	SetIssuers([]identity.Issuer) error
+}
+
+// Config wires a Registry.
+type Config struct {
+	Store   storage.Store
+	Audit   audit.Writer
+	Issuers IssuerSink
+}
+
+// Registry is safe for concurrent use.
+type Registry struct {
+	store storage.Store
+	audit audit.Writer
+	sink  IssuerSink
+
+	mu   sync.Mutex // serialises writers
+	snap atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	roles   map[string]*policy.Compiled
+	issuers map[string]identity.Issuer
+}
+
+// New returns an empty registry; call Load before serving.
+func New(cfg Config) *Registry {
+	r := &Registry{store: cfg.Store, audit: cfg.Audit, sink: cfg.Issuers}
+	r.snap.Store(&snapshot{roles: map[string]*policy.Compiled{}, issuers: map[string]identity.Issuer{}})
+	return r
+}
+
+// Load reads every role and issuer from the store and compiles them. A role
+// that no longer compiles (e.g. after an upgrade tightened validation) is
+// reported, and left out of service, but does not stop the server.
+func (r *Registry) Load(ctx context.Context) (problems []error, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var roles []policy.Role
+	issuers := map[string]identity.Issuer{}
+	err = r.store.View(ctx, func(tx storage.ReadTxn) error {
+		if err := tx.Scan(issuerPrefix, "", func(k string, v []byte) (bool, error) {
+			var is identity.Issuer
+			if err := json.Unmarshal(v, &is); err != nil {
+				return false, fmt.Errorf("registry: decode %s: %w", k, err)
+			}
+			issuers[is.Name] = is
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		return tx.Scan(rolePrefix, "", func(k string, v []byte) (bool, error) {
+			var ro policy.Role
+			if err := json.Unmarshal(v, &ro); err != nil {
+				return false, fmt.Errorf("registry: decode %s: %w", k, err)
+			}
+			roles = append(roles, ro)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	compiled := map[string]*policy.Compiled{}
+	for _, ro := range roles {
+		is, ok := issuers[ro.Issuer]
+		if !ok {
+			problems = append(problems, fmt.Errorf("role %s: issuer %q does not exist", ro.Name, ro.Issuer))
+			continue
+		}
+		c, err := policy.Compile(ro, is.Kind)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("role %s: %w", ro.Name, err))
+			continue
+		}
+		compiled[ro.Name] = c
+	}
+	if r.sink != nil {
+		if err := r.sink.SetIssuers(mapValues(issuers)); err != nil {
+			return problems, fmt.Errorf("registry: issuers: %w", err)
+		}
+	}
+	r.snap.Store(&snapshot{roles: compiled, issuers: issuers})
+	return problems, nil
+}
+
+// Role returns the compiled role called name.
+func (r *Registry) Role(name string) (*policy.Compiled, bool) {
+	c, ok := r.snap.Load().roles[name]
+	return c, ok
+}
+
+// Issuer returns the issuer called name.
+func (r *Registry) Issuer(name string) (identity.Issuer, bool) {
+	is, ok := r.snap.Load().issuers[name]
+	return is, ok
+}
+
+// Roles returns every role, sorted by name.
+func (r *Registry) Roles() []policy.Role {
+	s := r.snap.Load()
+	out := make([]policy.Role, 0, len(s.roles))
+	for _, c := range s.roles {
+		out = append(out, c.Role())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Issuers returns every issuer, sorted by name.
+func (r *Registry) Issuers() []identity.Issuer {
+	return mapValues(r.snap.Load().issuers)
+}
+
+func mapValues(m map[string]identity.Issuer) []identity.Issuer {
+	out := make([]identity.Issuer, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Change describes an admin write, for the audit log.
+type Change struct {
+	Actor      string
+	RequestID  string
+	SourceAddr string
+}
+
+// Outcome says what a write did.
+type Outcome string
+
+// Outcomes of a write.
+const (
+	Created   Outcome = "created"
+	Updated   Outcome = "updated"
+	Unchanged Outcome = "unchanged"
+)
+
+// CompileRole validates ro against the current issuers without storing it.
+func (r *Registry) CompileRole(ro policy.Role) (*policy.Compiled, error) {
+	return compileRole(ro, r.snap.Load().issuers)
+}
+
+func compileRole(ro policy.Role, issuers map[string]identity.Issuer) (*policy.Compiled, error) {
+	is, ok := issuers[ro.Issuer]
+	if !ok {
+		msg := fmt.Sprintf("issuer: %q does not exist (create it first with `keyferry issuer write`)", ro.Issuer)
+		if ro.Issuer == "" {
+			msg = "issuer: required"
+		}
+		// Compile anyway to report the role's other problems too.
+		_, err := policy.Compile(ro, identity.KindGeneric)
+		probs := []string{msg}
+		var ve *policy.ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				if !slices.Contains(probs, p) && !isIssuerProblem(p) {
+					probs = append(probs, p)
+				}
+			}
+		}
+		return nil, &InvalidError{Object: "role " + quoteName(ro.Name), Problems: probs}
+	}
+	c, err := policy.Compile(ro, is.Kind)
+	if err != nil {
+		var ve *policy.ValidationError
+		if errors.As(err, &ve) {
+			return nil, &InvalidError{Object: "role " + quoteName(ro.Name), Problems: ve.Problems}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func isIssuerProblem(p string) bool { return len(p) >= 7 && p[:7] == "issuer:" }
+
+func quoteName(n string) string {
+	if n == "" {
+		return "(unnamed)"
+	}
+	return fmt.Sprintf("%q", n)
+}
+
+// PutRole validates, stores and audits a role. Writing an identical role is
+// a no-op reported as Unchanged (so `keyferry apply` is idempotent).
+func (r *Registry) PutRole(ctx context.Context, ro policy.Role, ch Change) (Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.snap.Load()
+	c, err := compileRole(ro, cur.issuers)
+	if err != nil {
+		return "", err
+	}
+	norm := c.Role()
+	val, err := json.Marshal(norm)
+	if err != nil {
+		return "", fmt.Errorf("registry: encode role: %w", err)
+	}
+	out := Created
+	if old, ok := cur.roles[norm.Name]; ok {
+		out = Updated
+		if ob, _ := json.Marshal(old.Role()); string(ob) == string(val) {
+			return Unchanged, nil
+		}
+	}
+	if err := r.write(ctx, rolePrefix+norm.Name, val, &audit.Event{
+		Type: audit.TypeRoleWrite, Object: norm.Name, Role: norm.Name, Message: string(out),
+		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+	}); err != nil {
+		return "", err
+	}
+	next := cur.clone()
+	next.roles[norm.Name] = c
+	r.snap.Store(next)
+	return out, nil
+}
+
+// DeleteRole removes a role. Existing leases stay valid until they expire
+// or are revoked.
+func (r *Registry) DeleteRole(ctx context.Context, name string, ch Change) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.snap.Load()
+	if _, ok := cur.roles[name]; !ok {
+		return fmt.Errorf("role %q: %w", name, ErrNotFound)
+	}
+	if err := r.write(ctx, rolePrefix+name, nil, &audit.Event{
+		Type: audit.TypeRoleDelete, Object: name, Role: name,
+		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+	}); err != nil {
+		return err
+	}
+	next := cur.clone()
+	delete(next.roles, name)
+	r.snap.Store(next)
+	return nil
+}
+
+// PutIssuer validates, stores and audits an issuer. Roles that use it are
+// recompiled against the new kind; if one would no longer compile, the
+// write is refused.
+func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, ch Change) (Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := identity.ValidateIssuer(is); err != nil {
+		return "", &InvalidError{Object: "issuer " + quoteName(is.Name), Problems: splitJoined(err)}
+	}
+	cur := r.snap.Load()
+	val, err := json.Marshal(is)
+	if err != nil {
+		return "", fmt.Errorf("registry: encode issuer: %w", err)
+	}
+	out := Created
+	if old, ok := cur.issuers[is.Name]; ok {
+		out = Updated
+		if ob, _ := json.Marshal(old); string(ob) == string(val) {
+			return Unchanged, nil
+		}
+	}
+	next := cur.clone()
+	next.issuers[is.Name] = is
+	var probs []string
+	for name, c := range cur.roles {
+		if c.Role().Issuer != is.Name {
+			continue
+		}
+		nc, err := compileRole(c.Role(), next.issuers)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("role %s would become invalid: %v", name, err))
+			continue
+		}
+		next.roles[name] = nc
+	}
+	if len(probs) > 0 {
+		sort.Strings(probs)
+		return "", &InvalidError{Object: "issuer " + quoteName(is.Name), Problems: probs}
+	}
+	if r.sink != nil {
+		if err := r.sink.SetIssuers(mapValues(next.issuers)); err != nil {
+			return "", &InvalidError{Object: "issuer " + quoteName(is.Name), Problems: splitJoined(err)}
+		}
+	}
+	if err := r.write(ctx, issuerPrefix+is.Name, val, &audit.Event{
+		Type: audit.TypeIssuerWrite, Object: is.Name, Message: string(out),
+		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+	}); err != nil {
+		if r.sink != nil {
+			_ = r.sink.SetIssuers(mapValues(cur.issuers)) // restore the verifier's view
+		}
+		return "", err
+	}
+	r.snap.Store(next)
+	return out, nil
+}
+
+// DeleteIssuer removes an issuer that no role uses.
+func (r *Registry) DeleteIssuer(ctx context.Context, name string, ch Change) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.snap.Load()
+	if _, ok := cur.issuers[name]; !ok {
+		return fmt.Errorf("issuer %q: %w", name, ErrNotFound)
+	}
+	var users []string
+	for rn, c := range cur.roles {
+		if c.Role().Issuer == name {
+			users = append(users, rn)
+		}
+	}
+	if len(users) > 0 {
+		sort.Strings(users)
+		return fmt.Errorf("issuer %q is used by roles %v: delete or change them first: %w", name, users, ErrInUse)
+	}
+	next := cur.clone()
+	delete(next.issuers, name)
+	if r.sink != nil {
+		if err := r.sink.SetIssuers(mapValues(next.issuers)); err != nil {
+			return err
+		}
+	}
+	if err := r.write(ctx, issuerPrefix+name, nil, &audit.Event{
+		Type: audit.TypeIssuerDelete, Object: name,
+		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+	}); err != nil {
+		if r.sink != nil {
+			_ = r.sink.SetIssuers(mapValues(cur.issuers))
+		}
+		return err
+	}
+	r.snap.Store(next)
+	return nil
+}
+
+// write persists (val nil = delete) and then audits; if the audit record
+// cannot be written the store change is rolled back, so that no change is
+// ever in effect without its audit record.
+func (r *Registry) write(ctx context.Context, key string, val []byte, ev *audit.Event) error {
+	var old []byte
+	err := r.store.Update(ctx, func(tx storage.Txn) error {
+		o, err := tx.Get(key)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			old = nil
+		case err != nil:
+			return err
+		default:
+			old = o
+		}
+		if val == nil {
+			return tx.Delete(key)
+		}
+		return tx.Put(key, val)
+	})
+	if err != nil {
+		return fmt.Errorf("registry: store %s: %w", key, err)
+	}
+	if aerr := r.audit.Write(ctx, ev); aerr != nil {
+		rerr := r.store.Update(context.WithoutCancel(ctx), func(tx storage.Txn) error {
+			if old == nil {
+				return tx.Delete(key)
+			}
+			return tx.Put(key, old)
+		})
+		return fmt.Errorf("registry: audit failed, change rolled back: %w", errors.Join(aerr, rerr))
+	}
+	return nil
+}
+
+func (s *snapshot) clone() *snapshot {
+	n := &snapshot{roles: make(map[string]*policy.Compiled, len(s.roles)), issuers: make(map[string]identity.Issuer, len(s.issuers))}
+	for k, v := range s.roles {
+		n.roles[k] = v
+	}
+	for k, v := range s.issuers {
+		n.issuers[k] = v
+	}
+	return n
+}
+
+// splitJoined turns an errors.Join result into one string per error.
+func splitJoined(err error) []string {
+	var u interface{ Unwrap() []error }
+	if errors.As(err, &u) {
+		var out []string
+		for _, e := range u.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
