@@ -57,6 +57,11 @@ type ReadTxn interface {
 	// after `after` (all keys with the prefix when after is ""), in
 	// ascending byte order, until fn returns false or an error. Values
 	// passed to fn are only valid during the call.
+	//
+	// Inside Update, fn may write through the transaction (an expiry
+	// sweep deletes as it scans): deleting or replacing the current key
+	// is safe. Whether a key written ahead of the scan position is then
+	// visited is unspecified.
 	Scan(prefix, after string, fn func(key string, val []byte) (more bool, err error)) error
 }
 
@@ -83,23 +88,17 @@ func Get(ctx context.Context, s Store, key string) ([]byte, error) {
 	return out, err
 }
 
-// CheckKey reports whether key may be written: it must be non-empty and at
-// most MaxKeyLen bytes. Backends call it from Put and Create so every
-// backend rejects the same keys with the same message.
-func CheckKey(key string) error {
+// CheckPut reports whether key and val may be written: the key must be
+// non-empty and at most MaxKeyLen bytes, the value at most MaxValueLen
+// bytes (empty is fine). Backends call it from Put and Create so that every
+// backend rejects the same writes with the same message.
+func CheckPut(key string, val []byte) error {
 	switch {
 	case key == "":
 		return errors.New("storage: empty key")
 	case len(key) > MaxKeyLen:
 		return fmt.Errorf("storage: key of %d bytes exceeds the limit of %d", len(key), MaxKeyLen)
-	}
-	return nil
-}
-
-// CheckValue reports whether val may be written: at most MaxValueLen bytes.
-// An empty or nil value is allowed.
-func CheckValue(val []byte) error {
-	if len(val) > MaxValueLen {
+	case len(val) > MaxValueLen:
 		return fmt.Errorf("storage: value of %d bytes exceeds the limit of %d", len(val), MaxValueLen)
 	}
 	return nil

@@ -83,23 +83,25 @@ func FuzzParseURL(f *testing.F) {
 	})
 }
 
-func TestCheckKeyValue(t *testing.T) {
+func TestCheckPut(t *testing.T) {
 	tests := []struct {
 		name    string
-		err     error
+		key     string
+		val     []byte
 		wantErr bool
 	}{
-		{"empty key", CheckKey(""), true},
-		{"one byte key", CheckKey("k"), false},
-		{"max key", CheckKey(strings.Repeat("k", MaxKeyLen)), false},
-		{"key too long", CheckKey(strings.Repeat("k", MaxKeyLen+1)), true},
-		{"nil value", CheckValue(nil), false},
-		{"max value", CheckValue(make([]byte, MaxValueLen)), false},
-		{"value too large", CheckValue(make([]byte, MaxValueLen+1)), true},
+		{"empty key", "", nil, true},
+		{"one byte key", "k", nil, false},
+		{"max key", strings.Repeat("k", MaxKeyLen), nil, false},
+		{"key too long", strings.Repeat("k", MaxKeyLen+1), nil, true},
+		{"empty value", "k", []byte{}, false},
+		{"max value", "k", make([]byte, MaxValueLen), false},
+		{"value too large", "k", make([]byte, MaxValueLen+1), true},
 	}
 	for _, tt := range tests {
-		if got := tt.err != nil; got != tt.wantErr {
-			t.Errorf("%s: got error %v, want error %v", tt.name, tt.err, tt.wantErr)
+		err := CheckPut(tt.key, tt.val)
+		if got := err != nil; got != tt.wantErr {
+			t.Errorf("%s: CheckPut error = %v, want error: %v", tt.name, err, tt.wantErr)
 		}
 	}
 }

@@ -116,7 +116,7 @@ type txn struct {
 }
 
 func (t *txn) Put(key string, val []byte) error {
-	if err := check(key, val); err != nil {
+	if err := storage.CheckPut(key, val); err != nil {
 		return fmt.Errorf("memory: put: %w", err)
 	}
 	t.root = insert(t.root, key, clone(val), maphash.String(t.seed, key))
@@ -124,7 +124,7 @@ func (t *txn) Put(key string, val []byte) error {
 }
 
 func (t *txn) Create(key string, val []byte) error {
-	if err := check(key, val); err != nil {
+	if err := storage.CheckPut(key, val); err != nil {
 		return fmt.Errorf("memory: create: %w", err)
 	}
 	if get(t.root, key) != nil {
@@ -137,13 +137,6 @@ func (t *txn) Create(key string, val []byte) error {
 func (t *txn) Delete(key string) error {
 	t.root, _ = remove(t.root, key)
 	return nil
-}
-
-func check(key string, val []byte) error {
-	if err := storage.CheckKey(key); err != nil {
-		return err
-	}
-	return storage.CheckValue(val)
 }
 
 // clone copies v; unlike bytes.Clone it returns a non-nil slice for a nil

@@ -381,12 +381,18 @@ func testScanWhileWriting(t *testing.T, s storage.Store) {
 	var visited []string
 	err := s.Update(t.Context(), func(tx storage.Txn) error {
 		visited = nil
+		// A write next to the range before the scan starts: a B+tree
+		// backend now iterates its in-memory copy of the leaf, where a
+		// delete shifts the entries under a naive cursor.
+		if err := tx.Put("exo", nil); err != nil {
+			return err
+		}
 		return tx.Scan("exp/", "", func(k string, _ []byte) (bool, error) {
 			visited = append(visited, k)
 			if err := tx.Delete(k); err != nil {
 				return false, err
 			}
-			return true, tx.Put("done/"+k, []byte("x"))
+			return true, tx.Put("swept/"+k, []byte("x"))
 		})
 	})
 	if err != nil {
@@ -402,8 +408,8 @@ func testScanWhileWriting(t *testing.T, s storage.Store) {
 	if got := keys(t, s, "exp/"); len(got) != 0 {
 		t.Errorf("keys(exp/) = %q after deleting them all, want none", got)
 	}
-	if got := len(keys(t, s, "done/")); got != len(want) {
-		t.Errorf("len(keys(done/)) = %d, want %d", got, len(want))
+	if got := len(keys(t, s, "swept/")); got != len(want) {
+		t.Errorf("len(keys(swept/)) = %d, want %d", got, len(want))
 	}
 }
 
