@@ -1,7 +1,3 @@
-// Package audit records every decision keyferry makes as one JSON line per
-// event in a hash-chained, append-only file, and verifies such files.
-// Events are durable (fsync'd) before Write returns; callers fail closed
-// when Write fails. No event ever carries a secret or a session token.
 package audit
 
 import (
