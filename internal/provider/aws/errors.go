@@ -1,0 +1,174 @@
+package aws
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+)
+
+// Upstream error codes by what they mean for the caller.
+var (
+	throttleCodes = codeSet("Throttling", "ThrottlingException", "ThrottledException",
+		"RequestThrottled", "RequestThrottledException", "RequestLimitExceeded",
+		"TooManyRequestsException", "SlowDown")
+	accessDeniedCodes = codeSet("AccessDenied", "AccessDeniedException")
+	// The request itself is wrong; STS's message names only what the caller
+	// sent (policy, tags, duration, region), so it is safe to pass on.
+	invalidRequestCodes = codeSet("MalformedPolicyDocument", "PackedPolicyTooLarge",
+		"ValidationError", "RegionDisabledException", "InvalidParameterValue",
+		"InvalidParameterCombination", "MissingParameter")
+	// Web identity only: the job's token was refused. "ExpiredToken" is
+	// here because for an unsigned call it can only be about the job's
+	// token; on AssumeRole it means the broker's own session expired.
+	tokenRejectedCodes = codeSet("InvalidIdentityToken", "ExpiredTokenException",
+		"ExpiredToken", "IDPRejectedClaim", "JWTPayloadSizeExceededException")
+)
+
+func codeSet(codes ...string) map[string]struct{} {
+	m := make(map[string]struct{}, len(codes))
+	for _, c := range codes {
+		m[c] = struct{}{}
+	}
+	return m
+}
+
+// Bounds of the RetryAfter hint given with CodeThrottled.
+const (
+	minRetryAfter = time.Second
+	maxRetryAfter = 5 * time.Second
+)
+
+// classify maps an SDK error to an *Error. Message is safe for the caller:
+// it names the operation, the role and the upstream code, and carries the
+// upstream message only for codes where STS's text describes the request.
+// timedOut reports whether the call's own deadline (CallTimeout) ended it.
+func classify(op, role string, err error, timedOut bool, callTimeout, maxBackoff time.Duration) *Error {
+	on := ""
+	if role != "" {
+		on = " on " + role
+	}
+	if timedOut {
+		return &Error{Code: CodeTimeout, Message: fmt.Sprintf("AWS STS did not answer %s%s within %s", op, on, callTimeout), Err: err}
+	}
+
+	var invalidParams smithy.InvalidParamsError
+	if errors.As(err, &invalidParams) {
+		// The SDK refused to send it: a required field is missing.
+		return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid %s request: %s", op, safeText(invalidParams.Error())), Err: err}
+	}
+
+	status := httpStatus(err)
+	code, upstreamMsg := "", ""
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() != "UnknownError" {
+		code, upstreamMsg = apiErr.ErrorCode(), apiErr.ErrorMessage()
+	}
+	e := &Error{UpstreamCode: code, Err: err}
+	switch {
+	case in(throttleCodes, code) || (code == "" && status == http.StatusTooManyRequests):
+		e.Code = CodeThrottled
+		e.RetryAfter = retryAfterHint(err, maxBackoff)
+		e.Message = fmt.Sprintf("AWS STS is throttling %s calls (%s); retry later", op, codeOrStatus(code, status))
+	case in(accessDeniedCodes, code):
+		// The upstream text names the broker's own principal: logs only.
+		e.Code = CodeAccessDenied
+		e.Message = fmt.Sprintf("AWS STS denied %s%s (%s)", op, on, code)
+	case in(invalidRequestCodes, code):
+		e.Code = CodeInvalidRequest
+		e.Message = fmt.Sprintf("AWS STS rejected %s%s (%s): %s", op, on, code, safeText(upstreamMsg))
+	case op == opAssumeRoleWithWebIdentity && in(tokenRejectedCodes, code):
+		// The text is about the job's own token (audience, expiry, claims).
+		e.Code = CodeTokenRejected
+		e.Message = fmt.Sprintf("AWS STS rejected the web identity token for %s (%s): %s", role, code, safeText(upstreamMsg))
+	case code == "IDPCommunicationError":
+		e.Code = CodeUnavailable
+		e.Message = fmt.Sprintf("AWS STS could not reach the identity provider for %s%s (%s)", op, on, code)
+	case status >= 500:
+		e.Code = CodeUnavailable
+		e.Message = fmt.Sprintf("AWS STS is unavailable for %s (%s)", op, codeOrStatus(code, status))
+	case code != "":
+		// Any other refusal concerns the broker's own setup (invalid or
+		// expired broker credentials, signature, unknown action): nothing the
+		// caller can fix.
+		e.Code = CodeUnavailable
+		e.Message = fmt.Sprintf("AWS STS refused the broker's %s call%s (%s)", op, on, code)
+	case status != 0:
+		e.Code = CodeUnavailable
+		e.Message = fmt.Sprintf("AWS STS answered %s with HTTP %d", op, status)
+	default:
+		// Connection refused or reset, DNS, TLS, missing broker credentials.
+		e.Code = CodeUnavailable
+		e.Message = fmt.Sprintf("could not complete AWS STS %s", op)
+	}
+	return e
+}
+
+func in(set map[string]struct{}, code string) bool {
+	_, ok := set[code]
+	return ok
+}
+
+func codeOrStatus(code string, status int) string {
+	if code != "" {
+		return code
+	}
+	return "HTTP " + strconv.Itoa(status)
+}
+
+// httpStatus returns the status of the last HTTP response, 0 if none.
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func requestID(err error) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.ServiceRequestID()
+	}
+	return ""
+}
+
+// retryAfterHint is how long a throttled caller should wait: the upstream's
+// x-amz-retry-after (milliseconds) if it sent one, else the configured
+// MaxBackoff, kept within 1–5 s.
+func retryAfterHint(err error, maxBackoff time.Duration) time.Duration {
+	d := maxBackoff
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil && re.Response.Response != nil {
+		if ms, perr := strconv.ParseInt(re.Response.Header.Get("X-Amz-Retry-After"), 10, 64); perr == nil && ms >= 0 {
+			d = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return min(max(d, minRetryAfter), maxRetryAfter)
+}
+
+// safeText trims an upstream message for a caller: control characters
+// become spaces and it is cut to 300 bytes on a rune boundary.
+func safeText(s string) string {
+	const maxLen = 300
+	s = strings.TrimSpace(s)
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxLen {
+		cut := maxLen
+		for cut > 0 && (s[cut]&0xc0) == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}

@@ -1,0 +1,749 @@
+// Package testutil holds in-process fakes that speak real wire protocols, for
+// tests and benchmarks. FakeSTS speaks the AWS STS query API (form-encoded
+// POST in, XML out) closely enough that the real AWS SDKs cannot tell it
+// from STS for the operations keyferry uses.
+package testutil
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// STS actions served by the fake.
+const (
+	ActionAssumeRole                = "AssumeRole"
+	ActionAssumeRoleWithWebIdentity = "AssumeRoleWithWebIdentity"
+	ActionGetCallerIdentity         = "GetCallerIdentity"
+)
+
+const (
+	stsVersion = "2011-06-15"
+	// stsMaxBody bounds a request body: a 20,000-char token plus a 2,048-char
+	// policy, URL-encoded, fit comfortably.
+	stsMaxBody = 256 << 10
+	// DefaultSTSAccount is the account the fake uses when a role ARN names none.
+	DefaultSTSAccount = "123456789012"
+)
+
+// STSTag is one session tag as it arrived on the wire.
+type STSTag struct{ Key, Value string }
+
+// STSRequest is one request as the fake parsed it.
+type STSRequest struct {
+	Action string
+	// Params holds every form and query parameter, raw.
+	Params            url.Values
+	RoleARN           string
+	RoleSessionName   string
+	Policy            string
+	PolicyARNs        []string
+	Tags              []STSTag
+	TransitiveTagKeys []string
+	SourceIdentity    string
+	ExternalID        string
+	WebIdentityToken  string
+	// DurationSeconds is 0 when the parameter was absent.
+	DurationSeconds int
+
+	// Authorization is the raw header, empty for an unsigned request.
+	Authorization string
+	// AccessKeyID and Region come from the SigV4 credential scope.
+	AccessKeyID   string
+	Region        string
+	SecurityToken string
+	ContentType   string
+
+	// Status is the HTTP status the fake answered with; 0 while the request
+	// is in flight, or when a fault hung or dropped it.
+	Status int
+	// ErrorCode is the STS error code answered, if any.
+	ErrorCode string
+	// IssuedAccessKeyID is the AccessKeyId of the credentials answered, if any.
+	IssuedAccessKeyID string
+}
+
+// STSError is an STS error answer. Return one from a hook or token validator
+// to choose the exact code and status.
+type STSError struct {
+	// Status is the HTTP status; 0 means the status AWS uses for Code.
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *STSError) Error() string { return "sts " + e.Code + ": " + e.Message }
+
+// STSFault makes the fake misbehave for matching calls.
+type STSFault struct {
+	// Action limits the fault to one action; empty matches every action.
+	Action string
+	// Times is how many matching calls the fault applies to; 0 means every
+	// call until the faults are cleared.
+	Times int
+	// Code and Message make the fake answer an ErrorResponse. Status
+	// defaults to the one AWS uses for Code.
+	Code    string
+	Message string
+	// Status alone (no Code, no Body) answers an empty body with that status.
+	Status int
+	// Body answers this raw body (e.g. an HTML 502 page from a proxy) with
+	// Status (default 502).
+	Body string
+	// Latency delays the answer (or the fault's error).
+	Latency time.Duration
+	// Hang holds the request until the client goes away or the fake closes.
+	Hang bool
+	// Drop closes the connection without an answer.
+	Drop bool
+}
+
+type stsFaultState struct {
+	STSFault
+	left int
+}
+
+// STSOption configures a fake STS.
+type STSOption func(*stsConfig)
+
+type stsConfig struct {
+	account        string
+	callerARN      string
+	keys           map[string]string
+	now            func() time.Time
+	validateToken  func(token string) error
+	hook           func(*STSRequest) error
+	omitAccount    bool
+	noRecording    bool
+	maxChainedSecs int
+}
+
+// WithSTSAccount sets the account used when a role ARN names none, and the
+// default caller's account (default DefaultSTSAccount).
+func WithSTSAccount(id string) STSOption { return func(c *stsConfig) { c.account = id } }
+
+// WithSTSCallerARN sets the ARN GetCallerIdentity answers for the
+// configured (non-session) keys.
+func WithSTSCallerARN(arn string) STSOption { return func(c *stsConfig) { c.callerARN = arn } }
+
+// WithSTSKey makes the fake verify the SigV4 signature of signed requests
+// made with this access key; with at least one key configured, requests
+// signed with an unknown key are refused (InvalidClientTokenId). Without
+// any key, signed requests are accepted unverified unless they use
+// credentials the fake issued.
+func WithSTSKey(accessKeyID, secretAccessKey string) STSOption {
+	return func(c *stsConfig) {
+		if c.keys == nil {
+			c.keys = make(map[string]string)
+		}
+		c.keys[accessKeyID] = secretAccessKey
+	}
+}
+
+// WithSTSClock injects the clock used for Expiration and token exp checks.
+func WithSTSClock(now func() time.Time) STSOption { return func(c *stsConfig) { c.now = now } }
+
+// WithSTSTokenValidator adds a check of AssumeRoleWithWebIdentity tokens,
+// after the fake's own (JWT shape, exp). An *STSError is answered as is;
+// any other error as InvalidIdentityToken with the error text.
+func WithSTSTokenValidator(fn func(token string) error) STSOption {
+	return func(c *stsConfig) { c.validateToken = fn }
+}
+
+// WithSTSHook runs fn on every well-formed, authenticated request before
+// credentials are issued. An *STSError is answered as is; any other error
+// as AccessDenied with the error text.
+func WithSTSHook(fn func(*STSRequest) error) STSOption { return func(c *stsConfig) { c.hook = fn } }
+
+// WithSTSOmitAccount answers ARNs without an account, as some AWS-compatible
+// servers do (arn:aws:sts::assumed-role/role/session).
+func WithSTSOmitAccount() STSOption { return func(c *stsConfig) { c.omitAccount = true } }
+
+// WithoutSTSRecording keeps no per-request state (requests, issued
+// sessions) so memory stays flat under load; counters still work.
+func WithoutSTSRecording() STSOption { return func(c *stsConfig) { c.noRecording = true } }
+
+// stsSession is a set of credentials the fake issued, so that later calls
+// signed with them can be verified and answered (GetCallerIdentity, role
+// chaining).
+type stsSession struct {
+	secret, token   string
+	arn, userID     string
+	account         string
+	expires         time.Time
+	fromWebIdentity bool
+}
+
+// FakeSTSHandler is the fake STS as an http.Handler, usable without a
+// testing.T (a benchmark harness can mount it). Close it to release hung
+// requests.
+type FakeSTSHandler struct {
+	cfg stsConfig
+
+	calls     atomic.Int64
+	perAction [4]atomic.Int64 // AssumeRole, WebIdentity, GetCallerIdentity, other
+	hasFaults atomic.Bool
+
+	mu       sync.Mutex
+	faults   []*stsFaultState
+	requests []STSRequest
+	sessions map[string]*stsSession
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// NewFakeSTSHandler returns a fake STS handler.
+func NewFakeSTSHandler(opts ...STSOption) *FakeSTSHandler {
+	cfg := stsConfig{account: DefaultSTSAccount, now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.callerARN == "" {
+		cfg.callerARN = "arn:aws:iam::" + cfg.account + ":user/keyferry-broker"
+		if cfg.omitAccount {
+			cfg.callerARN = "arn:aws:iam::user/keyferry-broker"
+		}
+	}
+	return &FakeSTSHandler{cfg: cfg, sessions: make(map[string]*stsSession), closed: make(chan struct{})}
+}
+
+// Close releases requests held by a Hang fault. It is idempotent.
+func (h *FakeSTSHandler) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
+
+// Calls returns how many requests arrived, faulted and refused ones included.
+func (h *FakeSTSHandler) Calls() int { return int(h.calls.Load()) }
+
+// CallsFor returns how many requests for action arrived.
+func (h *FakeSTSHandler) CallsFor(action string) int {
+	return int(h.perAction[actionIndex(action)].Load())
+}
+
+// Requests returns a copy of every recorded request, in arrival order.
+func (h *FakeSTSHandler) Requests() []STSRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]STSRequest, len(h.requests))
+	copy(out, h.requests)
+	return out
+}
+
+// LastRequest returns the most recent recorded request.
+func (h *FakeSTSHandler) LastRequest() (STSRequest, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.requests) == 0 {
+		return STSRequest{}, false
+	}
+	return h.requests[len(h.requests)-1], true
+}
+
+// Reset forgets recorded requests, counters and faults (not issued sessions).
+func (h *FakeSTSHandler) Reset() {
+	h.mu.Lock()
+	h.requests = nil
+	h.faults = nil
+	h.hasFaults.Store(false)
+	h.mu.Unlock()
+	h.calls.Store(0)
+	for i := range h.perAction {
+		h.perAction[i].Store(0)
+	}
+}
+
+// SetFault replaces every pending fault with f.
+func (h *FakeSTSHandler) SetFault(f STSFault) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults = []*stsFaultState{{STSFault: f, left: f.Times}}
+	h.hasFaults.Store(true)
+}
+
+// AddFault queues f after the pending faults; the first pending fault that
+// matches a call applies to it.
+func (h *FakeSTSHandler) AddFault(f STSFault) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults = append(h.faults, &stsFaultState{STSFault: f, left: f.Times})
+	h.hasFaults.Store(true)
+}
+
+// ClearFaults removes every pending fault.
+func (h *FakeSTSHandler) ClearFaults() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults = nil
+	h.hasFaults.Store(false)
+}
+
+// Throttle answers the next n calls with Throttling (HTTP 400), as STS does.
+func (h *FakeSTSHandler) Throttle(n int) {
+	h.AddFault(STSFault{Times: n, Code: "Throttling", Message: "Rate exceeded"})
+}
+
+func actionIndex(action string) int {
+	switch action {
+	case ActionAssumeRole:
+		return 0
+	case ActionAssumeRoleWithWebIdentity:
+		return 1
+	case ActionGetCallerIdentity:
+		return 2
+	}
+	return 3
+}
+
+func (h *FakeSTSHandler) nextFault(action string) *STSFault {
+	if !h.hasFaults.Load() {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, f := range h.faults {
+		if f.Action != "" && f.Action != action {
+			continue
+		}
+		out := f.STSFault
+		if f.Times > 0 {
+			f.left--
+			if f.left <= 0 {
+				h.faults = append(h.faults[:i:i], h.faults[i+1:]...)
+				h.hasFaults.Store(len(h.faults) > 0)
+			}
+		}
+		return &out
+	}
+	return nil
+}
+
+// record stores req and returns its index, or -1 when recording is off.
+func (h *FakeSTSHandler) record(req *STSRequest) int {
+	if h.cfg.noRecording {
+		return -1
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.requests = append(h.requests, *req)
+	return len(h.requests) - 1
+}
+
+func (h *FakeSTSHandler) finish(idx, status int, code, issued string) {
+	if idx < 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if idx < len(h.requests) { // Reset may have run meanwhile
+		r := &h.requests[idx]
+		r.Status, r.ErrorCode, r.IssuedAccessKeyID = status, code, issued
+	}
+}
+
+// ServeHTTP answers one STS query-API request.
+func (h *FakeSTSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.calls.Add(1)
+	reqID := newRequestID()
+
+	body, err := io.ReadAll(io.LimitReader(r.Body, stsMaxBody+1))
+	if err != nil {
+		return // the client went away
+	}
+	if len(body) > stsMaxBody {
+		h.perAction[3].Add(1)
+		writeSTSError(w, reqID, &STSError{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "Request body is too large"})
+		return
+	}
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		params = url.Values{}
+	}
+	if len(body) > 0 {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			h.perAction[3].Add(1)
+			writeSTSError(w, reqID, &STSError{Code: "MalformedQueryString", Message: "The query string is malformed"})
+			return
+		}
+		for k, v := range form {
+			params[k] = append(params[k], v...)
+		}
+	}
+
+	req := parseSTSRequest(params, r)
+	h.perAction[actionIndex(req.Action)].Add(1)
+	idx := h.record(&req)
+
+	if f := h.nextFault(req.Action); f != nil {
+		if handled := h.applyFault(w, r, reqID, f, &req, idx); handled {
+			return
+		}
+	}
+
+	out, issued, serr := h.dispatch(r, body, &req, reqID)
+	if serr != nil {
+		status := writeSTSError(w, reqID, serr)
+		h.finish(idx, status, serr.Code, "")
+		return
+	}
+	writeSTSOK(w, reqID, out)
+	putBuf(out)
+	h.finish(idx, http.StatusOK, "", issued)
+}
+
+// applyFault applies f and reports whether it answered the request.
+func (h *FakeSTSHandler) applyFault(w http.ResponseWriter, r *http.Request, reqID string, f *STSFault, req *STSRequest, idx int) bool {
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		case <-h.closed:
+			t.Stop()
+			return true
+		}
+	}
+	switch {
+	case f.Hang:
+		select {
+		case <-r.Context().Done():
+		case <-h.closed:
+		}
+		return true
+	case f.Drop:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler) // aborts the response without writing it
+	case f.Body != "":
+		status := f.Status
+		if status == 0 {
+			status = http.StatusBadGateway
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		io.WriteString(w, f.Body)
+		h.finish(idx, status, "", "")
+		return true
+	case f.Code != "":
+		msg := f.Message
+		if msg == "" {
+			msg = defaultSTSMessage(f.Code, req, h.cfg.callerARN)
+		}
+		status := writeSTSError(w, reqID, &STSError{Status: f.Status, Code: f.Code, Message: msg})
+		h.finish(idx, status, f.Code, "")
+		return true
+	case f.Status != 0:
+		w.Header().Set("x-amzn-RequestId", reqID)
+		w.WriteHeader(f.Status)
+		h.finish(idx, f.Status, "", "")
+		return true
+	}
+	return false // latency only: answer normally
+}
+
+func (h *FakeSTSHandler) dispatch(r *http.Request, body []byte, req *STSRequest, reqID string) (out []byte, issued string, serr *STSError) {
+	switch req.Action {
+	case "":
+		return nil, "", &STSError{Code: "MissingAction", Message: "Missing Action"}
+	case ActionAssumeRole, ActionAssumeRoleWithWebIdentity, ActionGetCallerIdentity:
+	default:
+		return nil, "", &STSError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + req.Params.Get("Version")}
+	}
+	if v := req.Params.Get("Version"); v != stsVersion {
+		return nil, "", &STSError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + v}
+	}
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		return nil, "", &STSError{Status: http.StatusMethodNotAllowed, Code: "InvalidAction", Message: "Unsupported method " + r.Method}
+	}
+	switch req.Action {
+	case ActionAssumeRole:
+		return h.assumeRole(r, body, req, reqID)
+	case ActionAssumeRoleWithWebIdentity:
+		return h.assumeRoleWithWebIdentity(req, reqID)
+	default:
+		return h.getCallerIdentity(r, body, req, reqID)
+	}
+}
+
+func (h *FakeSTSHandler) runHook(req *STSRequest) *STSError {
+	if h.cfg.hook == nil {
+		return nil
+	}
+	if err := h.cfg.hook(req); err != nil {
+		return asSTSError(err, "AccessDenied")
+	}
+	return nil
+}
+
+func asSTSError(err error, code string) *STSError {
+	if se, ok := err.(*STSError); ok {
+		return se
+	}
+	return &STSError{Code: code, Message: err.Error()}
+}
+
+func (h *FakeSTSHandler) assumeRole(r *http.Request, body []byte, req *STSRequest, reqID string) ([]byte, string, *STSError) {
+	caller, serr := h.authenticate(r, body, req)
+	if serr != nil {
+		return nil, "", serr
+	}
+	if serr := validateAssumeRole(req); serr != nil {
+		return nil, "", serr
+	}
+	role, serr := parseRoleARN(req.RoleARN)
+	if serr != nil {
+		return nil, "", serr
+	}
+	if caller != nil && req.DurationSeconds > 3600 {
+		return nil, "", &STSError{Code: "ValidationError", Message: "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."}
+	}
+	if serr := h.runHook(req); serr != nil {
+		return nil, "", serr
+	}
+	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds, false)
+	buf := getBuf()
+	buf = append(buf, tmplAssumeRoleOpen...)
+	if req.SourceIdentity != "" {
+		buf = append(buf, "    <SourceIdentity>"...)
+		buf = appendXMLEscaped(buf, req.SourceIdentity)
+		buf = append(buf, "</SourceIdentity>\n"...)
+	}
+	buf = appendRoleUserAndCreds(buf, sess, akid)
+	if n := packedPolicyPercent(req); n > 0 {
+		buf = append(buf, "    <PackedPolicySize>"...)
+		buf = strconv.AppendInt(buf, int64(n), 10)
+		buf = append(buf, "</PackedPolicySize>\n"...)
+	}
+	buf = appendClose(buf, "AssumeRole", reqID)
+	return buf, akid, nil
+}
+
+func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string) ([]byte, string, *STSError) {
+	if req.Authorization != "" {
+		// Real STS would accept it; the fake refuses so that a client that
+		// signs this call (leaking that it holds credentials) fails a test.
+		return nil, "", &STSError{Code: "UnexpectedSignature", Message: "fake STS: AssumeRoleWithWebIdentity must be unsigned"}
+	}
+	if serr := validateWebIdentity(req); serr != nil {
+		return nil, "", serr
+	}
+	role, serr := parseRoleARN(req.RoleARN)
+	if serr != nil {
+		return nil, "", serr
+	}
+	claims, serr := parseJWTClaims(req.WebIdentityToken)
+	if serr != nil {
+		return nil, "", serr
+	}
+	now := h.cfg.now()
+	if claims.Exp != 0 && now.Unix() >= int64(claims.Exp) {
+		return nil, "", &STSError{Code: "ExpiredTokenException", Message: "Token expired: current date/time " + now.UTC().Format(time.RFC3339) + " must be before the expiration date/time " + time.Unix(int64(claims.Exp), 0).UTC().Format(time.RFC3339)}
+	}
+	if h.cfg.validateToken != nil {
+		if err := h.cfg.validateToken(req.WebIdentityToken); err != nil {
+			return nil, "", asSTSError(err, "InvalidIdentityToken")
+		}
+	}
+	if serr := h.runHook(req); serr != nil {
+		return nil, "", serr
+	}
+	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds, true)
+	buf := getBuf()
+	buf = append(buf, tmplWebIdentityOpen...)
+	buf = append(buf, "    <SubjectFromWebIdentityToken>"...)
+	buf = appendXMLEscaped(buf, claims.Sub)
+	buf = append(buf, "</SubjectFromWebIdentityToken>\n    <Audience>"...)
+	buf = appendXMLEscaped(buf, claims.audience())
+	buf = append(buf, "</Audience>\n"...)
+	buf = appendRoleUserAndCreds(buf, sess, akid)
+	buf = append(buf, "    <Provider>"...)
+	buf = appendXMLEscaped(buf, strings.TrimPrefix(claims.Iss, "https://"))
+	buf = append(buf, "</Provider>\n"...)
+	buf = appendClose(buf, "AssumeRoleWithWebIdentity", reqID)
+	return buf, akid, nil
+}
+
+func (h *FakeSTSHandler) getCallerIdentity(r *http.Request, body []byte, req *STSRequest, reqID string) ([]byte, string, *STSError) {
+	caller, serr := h.authenticate(r, body, req)
+	if serr != nil {
+		return nil, "", serr
+	}
+	if serr := h.runHook(req); serr != nil {
+		return nil, "", serr
+	}
+	arn, userID, account := h.cfg.callerARN, "AIDA"+stableID(h.cfg.callerARN), h.cfg.account
+	if caller != nil {
+		arn, userID, account = caller.arn, caller.userID, caller.account
+	}
+	buf := getBuf()
+	buf = append(buf, tmplCallerOpen...)
+	buf = append(buf, "    <Arn>"...)
+	buf = appendXMLEscaped(buf, arn)
+	buf = append(buf, "</Arn>\n    <UserId>"...)
+	buf = appendXMLEscaped(buf, userID)
+	buf = append(buf, "</UserId>\n    <Account>"...)
+	buf = appendXMLEscaped(buf, account)
+	buf = append(buf, "</Account>\n"...)
+	buf = appendClose(buf, "GetCallerIdentity", reqID)
+	return buf, "", nil
+}
+
+// issue mints credentials for role and remembers them unless recording is off.
+func (h *FakeSTSHandler) issue(role roleARN, session string, durationSecs int, web bool) (*stsSession, string) {
+	if durationSecs == 0 {
+		durationSecs = 3600
+	}
+	account := role.account
+	if account == "" {
+		account = h.cfg.account
+	}
+	arn := "arn:" + role.partition + ":sts::" + account + ":assumed-role/" + role.name + "/" + session
+	if h.cfg.omitAccount {
+		arn = "arn:" + role.partition + ":sts::assumed-role/" + role.name + "/" + session
+	}
+	akid := newAccessKeyID()
+	s := &stsSession{
+		secret:          newSecretKey(),
+		token:           newSessionToken(),
+		arn:             arn,
+		userID:          "AROA" + stableID(role.raw) + ":" + session,
+		account:         account,
+		expires:         h.cfg.now().Add(time.Duration(durationSecs) * time.Second).UTC().Truncate(time.Second),
+		fromWebIdentity: web,
+	}
+	if !h.cfg.noRecording {
+		h.mu.Lock()
+		h.sessions[akid] = s
+		h.mu.Unlock()
+	}
+	return s, akid
+}
+
+func (h *FakeSTSHandler) session(akid string) *stsSession {
+	if h.cfg.noRecording {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[akid]
+}
+
+// Session returns the secret and session token the fake issued with
+// accessKeyID, for tests that sign requests with issued credentials.
+func (h *FakeSTSHandler) Session(accessKeyID string) (secret, token string, ok bool) {
+	s := h.session(accessKeyID)
+	if s == nil {
+		return "", "", false
+	}
+	return s.secret, s.token, true
+}
+
+func parseSTSRequest(p url.Values, r *http.Request) STSRequest {
+	req := STSRequest{
+		Action:           p.Get("Action"),
+		Params:           p,
+		RoleARN:          p.Get("RoleArn"),
+		RoleSessionName:  p.Get("RoleSessionName"),
+		Policy:           p.Get("Policy"),
+		SourceIdentity:   p.Get("SourceIdentity"),
+		ExternalID:       p.Get("ExternalId"),
+		WebIdentityToken: p.Get("WebIdentityToken"),
+		Authorization:    r.Header.Get("Authorization"),
+		SecurityToken:    r.Header.Get("X-Amz-Security-Token"),
+		ContentType:      r.Header.Get("Content-Type"),
+	}
+	if d := p.Get("DurationSeconds"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			n = -1 // rejected by validation
+		}
+		req.DurationSeconds = n
+	}
+	req.PolicyARNs = members(p, "PolicyArns.member.", ".arn")
+	req.TransitiveTagKeys = members(p, "TransitiveTagKeys.member.", "")
+	for i := 1; ; i++ {
+		n := strconv.Itoa(i)
+		k, ok := p["Tags.member."+n+".Key"]
+		if !ok {
+			break
+		}
+		req.Tags = append(req.Tags, STSTag{Key: first(k), Value: p.Get("Tags.member." + n + ".Value")})
+	}
+	if a, ok := parseSigV4Header(req.Authorization); ok {
+		req.AccessKeyID, req.Region = a.accessKeyID, a.region
+	}
+	return req
+}
+
+// members reads a query-protocol list: prefix1suffix, prefix2suffix, … up to
+// the first missing index.
+func members(p url.Values, prefix, suffix string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		v, ok := p[prefix+strconv.Itoa(i)+suffix]
+		if !ok {
+			return out
+		}
+		out = append(out, first(v))
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// FakeSTS is a FakeSTSHandler served by an httptest.Server on loopback.
+type FakeSTS struct {
+	*FakeSTSHandler
+	Server *httptest.Server
+}
+
+// NewFakeSTS starts a fake STS for the test; it is closed by t.Cleanup.
+func NewFakeSTS(t testing.TB, opts ...STSOption) *FakeSTS {
+	t.Helper()
+	h := NewFakeSTSHandler(opts...)
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		h.Close() // first, so hung handlers return and srv.Close does not wait
+		srv.Close()
+	})
+	return &FakeSTS{FakeSTSHandler: h, Server: srv}
+}
+
+// URL returns the fake's base URL, e.g. http://127.0.0.1:40123.
+func (f *FakeSTS) URL() string { return f.Server.URL }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	bufPool.Put(&b)
+}
+
+func writeSTSOK(w http.ResponseWriter, reqID string, out []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{"text/xml"}
+	hdr["X-Amzn-Requestid"] = []string{reqID}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
+	w.WriteHeader(http.StatusOK)
+	w.Write(out)
+}
