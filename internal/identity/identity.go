@@ -157,6 +157,10 @@ const (
 	CodeNotACIToken          = "not_a_ci_token"
 	CodeTokenReplayed        = "token_replayed"
 	CodeIssuerUnavailable    = "issuer_unavailable"
+	// CodeReplayCacheFull: replay protection is on for the issuer and the
+	// bounded jti cache is full of live entries; the token is refused
+	// (fail closed) and may be retried later.
+	CodeReplayCacheFull = "replay_cache_full"
 )
 
 // MaxTokenLen is the largest token accepted, in bytes (STS's own limit).

@@ -1,0 +1,221 @@
+package identity_test
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/dur"
+	"github.com/keyferry/keyferry/internal/identity"
+)
+
+// t0 is the fixed "now" of most tests.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const testAudience = "https://keyferry.example.com"
+
+// clock is an injectable, manually advanced clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{t: t} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// loadKey reads a PKCS #8 RSA test key from testdata (generating 2048-bit
+// keys in every test would be slow).
+func loadKey(t testing.TB, name string) *rsa.PrivateKey {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", name)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return k.(*rsa.PrivateKey)
+}
+
+// fakeIdP is an in-process OIDC issuer on a TLS server: devissuer's
+// discovery document, and a JWKS endpoint whose content, availability and
+// hit count the test controls.
+type fakeIdP struct {
+	srv   *httptest.Server
+	iss   *devissuer.Issuer
+	caPEM string
+
+	handler   atomic.Pointer[http.Handler] // serves everything but /jwks
+	jwks      atomic.Pointer[[]byte]
+	maxAge    atomic.Int64 // Cache-Control max-age of /jwks, seconds
+	down      atomic.Bool
+	jwksHits  atomic.Int64 // every /jwks request, failed ones included
+	discoHits atomic.Int64
+}
+
+func newIdP(t testing.TB, keyFile string) *fakeIdP {
+	t.Helper()
+	f := &fakeIdP{}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS failures are expected in some tests
+	f.srv.StartTLS()
+	t.Cleanup(f.srv.Close)
+	iss, err := devissuer.NewFromKey(f.srv.URL, loadKey(t, keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.iss = iss
+	f.setHandler(iss.Handler())
+	jwks := iss.JWKS()
+	f.jwks.Store(&jwks)
+	f.maxAge.Store(300)
+	f.caPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw}))
+	return f
+}
+
+func (f *fakeIdP) setHandler(h http.Handler) { f.handler.Store(&h) }
+
+func (f *fakeIdP) setJWKS(b []byte) { f.jwks.Store(&b) }
+
+func (f *fakeIdP) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/jwks" {
+		f.jwksHits.Add(1)
+	} else {
+		f.discoHits.Add(1)
+	}
+	if f.down.Load() {
+		http.Error(w, "identity provider is down", http.StatusServiceUnavailable)
+		return
+	}
+	if r.URL.Path == "/jwks" {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age="+itoa(f.maxAge.Load()))
+		_, _ = w.Write(*f.jwks.Load())
+		return
+	}
+	(*f.handler.Load()).ServeHTTP(w, r)
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// issuer returns a GitLab issuer config for the IdP (discovery, the IdP's
+// CA trusted through ca_cert).
+func (f *fakeIdP) issuer() identity.Issuer {
+	return identity.Issuer{
+		Name:      "gitlab",
+		Kind:      identity.KindGitLab,
+		URL:       f.srv.URL,
+		CACert:    f.caPEM,
+		Audiences: []string{testAudience},
+		Leeway:    dur.Duration(30 * time.Second),
+	}
+}
+
+// gitlabClaims returns valid GitLab claims issued at t0.
+func (f *fakeIdP) gitlabClaims() map[string]any {
+	return devissuer.GitLabClaims(f.srv.URL, devissuer.GitLabOptions{
+		Now:      t0,
+		Audience: []string{testAudience},
+	})
+}
+
+func (f *fakeIdP) sign(t testing.TB, claims map[string]any) string {
+	t.Helper()
+	tok, err := f.iss.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *fakeIdP) signWith(t testing.TB, claims map[string]any, opts devissuer.SignOptions) string {
+	t.Helper()
+	tok, err := f.iss.SignWith(claims, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// fetchLog records OnJWKSFetch calls and lets tests wait for them.
+type fetchLog struct {
+	ch chan error
+}
+
+func newFetchLog() *fetchLog { return &fetchLog{ch: make(chan error, 100)} }
+
+func (l *fetchLog) hook(issuer string, err error) { l.ch <- err }
+
+// next waits for the next fetch report.
+func (l *fetchLog) next(t testing.TB) error {
+	t.Helper()
+	select {
+	case err := <-l.ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no JWKS fetch was reported")
+		return nil
+	}
+}
+
+// newVerifier returns a verifier on clk trusting issuers.
+func newVerifier(t testing.TB, clk *clock, log *fetchLog, issuers ...identity.Issuer) *identity.Verifier {
+	t.Helper()
+	cfg := identity.Config{Now: clk.Now}
+	if log != nil {
+		cfg.OnJWKSFetch = log.hook
+	}
+	v := identity.NewVerifier(cfg)
+	if err := v.SetIssuers(issuers); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// wantCode checks that err is an *identity.Error with code want.
+func wantCode(t testing.TB, err error, want string) *identity.Error {
+	t.Helper()
+	var e *identity.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got error %v (%T), want *identity.Error with code %s", err, err, want)
+	}
+	if e.Code != want {
+		t.Fatalf("got code %s (%v), want %s", e.Code, err, want)
+	}
+	if e.Message == "" {
+		t.Errorf("got empty message for code %s", e.Code)
+	}
+	return e
+}
