@@ -40,7 +40,6 @@ const (
 	maxRoleNameInARN  = 64
 	minExternalID     = 2
 	maxExternalID     = 1224
-	conditionCheckKey = "condition"
 )
 
 var (

@@ -24,8 +24,12 @@ type Check struct {
 	Detail string
 }
 
-// Check details that callers may branch on.
+// Check names and details that callers may branch on.
 const (
+	// CheckCondition is the Name of the condition's check.
+	CheckCondition = "condition"
+	// DetailClaimMissing is the Detail of a match check whose claim is
+	// absent from the token.
 	DetailClaimMissing = "claim missing"
 )
 
@@ -45,7 +49,7 @@ func (c *Compiled) Evaluate(claims map[string]any) Result {
 	if c.cond != nil {
 		ok, detail := c.cond.eval(claims)
 		allowed = allowed && ok
-		checks = append(checks, Check{Name: conditionCheckKey, OK: ok, Detail: detail})
+		checks = append(checks, Check{Name: CheckCondition, OK: ok, Detail: detail})
 	}
 	return Result{Allowed: allowed, Checks: checks}
 }
@@ -97,7 +101,7 @@ func (m *matcher) find(s string) *glob {
 }
 
 func (m *matcher) ok(s string, g *glob) Check {
-	return Check{Name: m.key, OK: true, Detail: strconv.Quote(s) + " matches " + strconv.Quote(g.src)}
+	return Check{Name: m.key, OK: true, Detail: strconv.Quote(s) + " matches " + g.quoted}
 }
 
 func listText[T any](items []T) string {
@@ -127,7 +131,7 @@ func (r Result) Denial() string {
 	for _, ch := range r.Checks {
 		switch {
 		case ch.OK:
-		case ch.Name == conditionCheckKey:
+		case ch.Name == CheckCondition:
 			return "the token does not satisfy the role's condition"
 		case ch.Detail == DetailClaimMissing:
 			return "the token has no " + strconv.Quote(ch.Name) + " claim, which the role requires"

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -11,7 +12,8 @@ import (
 // next character literal. A value without any of the three is compared
 // exactly. Globs are immutable and safe for concurrent use.
 type glob struct {
-	src string
+	src    string
+	quoted string // strconv.Quote(src), for check details
 	// exact is set when the pattern has no wildcard; lit then holds the
 	// (unescaped) value.
 	exact bool
@@ -54,7 +56,7 @@ func escapeGlob(s string) string {
 }
 
 func compileGlob(p string) (glob, error) {
-	g := glob{src: p}
+	g := glob{src: p, quoted: strconv.Quote(p)}
 	if !hasGlobMeta(p) {
 		g.exact, g.lit, g.prefix = true, p, p
 		return g, nil
