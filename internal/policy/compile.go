@@ -35,11 +35,11 @@ const (
 	// MaxMaxTTL bounds how long a lease may be renewed or refreshed.
 	MaxMaxTTL = 168 * time.Hour
 
-	maxPolicyARNs     = 10
-	maxSessionPolicy  = 2048
-	maxRoleNameInARN  = 64
-	minExternalID     = 2
-	maxExternalID     = 1224
+	maxPolicyARNs    = 10
+	maxSessionPolicy = 2048
+	maxRoleNameInARN = 64
+	minExternalID    = 2
+	maxExternalID    = 1224
 )
 
 var (
