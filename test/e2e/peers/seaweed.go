@@ -1,0 +1,440 @@
+package peers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// SeaweedVersion is the SeaweedFS release the tests pin.
+const SeaweedVersion = "4.53"
+
+// seaweedDirPrefix names the temp dirs of LaunchSeaweedFS.
+const seaweedDirPrefix = "keyferry-seaweedfs-"
+
+// SeaweedFS timings.
+const (
+	seaweedReadyTimeout = 60 * time.Second // starts in ~5 s on 2 CPUs
+	seaweedStopGrace    = time.Second      // its filer can take 15 s to stop; the data is disposable
+	seaweedStartTries   = 3                // fresh ports after a lost bind race
+)
+
+// SeaweedBinary locates the SeaweedFS binary: $KEYFERRY_WEED, else
+// CacheDir()/weed-4.53 as built by `scripts/peers.sh seaweedfs`.
+func SeaweedBinary() (string, error) {
+	if p := os.Getenv("KEYFERRY_WEED"); p != "" {
+		if !executable(p) {
+			return "", missingPeer("KEYFERRY_WEED="+p+" is not an executable file", "unset it or point it at a SeaweedFS "+SeaweedVersion+" binary")
+		}
+		return p, nil
+	}
+	p := filepath.Join(CacheDir(), "weed-"+SeaweedVersion)
+	if !executable(p) {
+		return "", missingPeer("SeaweedFS "+SeaweedVersion+" not found at "+p,
+			"build it with `scripts/peers.sh seaweedfs` from the repository root (first time only, ~4-6 min), or set KEYFERRY_WEED")
+	}
+	return p, nil
+}
+
+// SeaweedFS is a running `weed mini`: S3, IAM and STS on one endpoint.
+type SeaweedFS struct {
+	Endpoint       string // http://127.0.0.1:PORT, serving S3, IAM and STS
+	Region         string // us-east-1
+	AdminAccessKey string
+	AdminSecretKey string
+	Dir            string // data, config and log
+	LogPath        string
+
+	ports     seaweedPorts
+	extraArgs []string
+	ownsDir   bool
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed once the process has been reaped
+	waitErr   error         // valid after exited is closed
+	log       *os.File
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// seaweedPorts are the ten listeners of `weed mini`. Every one is set
+// explicitly: the defaults (and the admin ports 12535/22535/23646/33646 it
+// opens even with -admin.ui=false) would collide between instances.
+type seaweedPorts struct {
+	master, masterGRPC, volume, volumeGRPC, filer, filerGRPC, s3, s3GRPC, admin, adminGRPC int
+}
+
+// StartSeaweedFS starts SeaweedFS for one test, with its data in
+// t.TempDir(), and stops it in t.Cleanup. A missing binary fails the test
+// (see AllowSkipEnv). On failure the end of its log is written to t.
+func StartSeaweedFS(t testing.TB, cfg SeaweedConfig) *SeaweedFS {
+	t.Helper()
+	sweepStale(seaweedDirPrefix)
+	sw, err := launchSeaweedFS(cfg, t.TempDir())
+	if err != nil {
+		failOrSkip(t, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("SeaweedFS log (%s), last lines:\n%s", sw.LogPath, sw.LogTail(60))
+		}
+		if err := sw.Close(); err != nil {
+			t.Errorf("stop SeaweedFS: %v", err)
+		}
+	})
+	return sw
+}
+
+// LaunchSeaweedFS starts SeaweedFS in a new temp dir that Close removes.
+// The caller must call Close; if the calling process dies first, the kernel
+// kills SeaweedFS (parent-death signal).
+func LaunchSeaweedFS(cfg SeaweedConfig) (*SeaweedFS, error) {
+	dir, err := makeOwnedTempDir(seaweedDirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sw, err := launchSeaweedFS(cfg, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	sw.ownsDir = true
+	return sw, nil
+}
+
+func launchSeaweedFS(cfg SeaweedConfig, dir string) (*SeaweedFS, error) {
+	bin, err := SeaweedBinary()
+	if err != nil {
+		return nil, err
+	}
+	sw := &SeaweedFS{
+		Region:         "us-east-1",
+		AdminAccessKey: "kfadmin" + randomHex(6),
+		AdminSecretKey: randomHex(20),
+		Dir:            dir,
+		LogPath:        filepath.Join(dir, "weed.log"),
+		extraArgs:      cfg.ExtraArgs,
+	}
+	conf, err := cfg.render(sw.AdminAccessKey, sw.AdminSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("peers: seaweedfs config: %w", err)
+	}
+	confPath := filepath.Join(dir, "iam.json")
+	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
+		return nil, err
+	}
+
+	for try := 1; ; try++ {
+		err = sw.start(bin, confPath, try)
+		if err == nil {
+			break
+		}
+		retry := errors.Is(err, errBindRace) && try < seaweedStartTries
+		sw.Close()
+		if !retry {
+			return nil, fmt.Errorf("peers: start seaweedfs (log %s): %w\n%s", sw.LogPath, err, sw.LogTail(40))
+		}
+		sw.closeOnce = sync.Once{}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := sw.S3Client(sw.AdminCredentials())
+	for _, b := range cfg.Buckets {
+		if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			sw.Close()
+			return nil, fmt.Errorf("peers: seaweedfs: create bucket %q: %w", b, err)
+		}
+	}
+	return sw, nil
+}
+
+// errBindRace means a port we picked was taken before SeaweedFS bound it.
+var errBindRace = errors.New("a port was taken before seaweedfs bound it")
+
+// start runs one attempt: fresh ports, start, wait until S3 answers an
+// authenticated request.
+func (sw *SeaweedFS) start(bin, confPath string, try int) error {
+	ps, err := freePorts(10)
+	if err != nil {
+		return err
+	}
+	sw.ports = seaweedPorts{ps[0], ps[1], ps[2], ps[3], ps[4], ps[5], ps[6], ps[7], ps[8], ps[9]}
+	sw.Endpoint = "http://" + Loopback + ":" + strconv.Itoa(sw.ports.s3)
+
+	dataDir := filepath.Join(sw.Dir, "data-"+strconv.Itoa(try))
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	p := sw.ports
+	// Recorded so that sweepStale can remove the sockets of a SeaweedFS that
+	// died with its test binary.
+	socks := strings.Join(p.sockets(), "\n")
+	if err := os.WriteFile(filepath.Join(sw.Dir, socketsFile), []byte(socks), 0o600); err != nil {
+		return err
+	}
+	args := []string{
+		"mini",
+		"-dir=" + dataDir,
+		"-ip=" + Loopback, "-ip.bind=" + Loopback,
+		"-master.port=" + strconv.Itoa(p.master), "-master.port.grpc=" + strconv.Itoa(p.masterGRPC),
+		"-volume.port=" + strconv.Itoa(p.volume), "-volume.port.grpc=" + strconv.Itoa(p.volumeGRPC),
+		"-filer.port=" + strconv.Itoa(p.filer), "-filer.port.grpc=" + strconv.Itoa(p.filerGRPC),
+		"-s3.port=" + strconv.Itoa(p.s3), "-s3.port.grpc=" + strconv.Itoa(p.s3GRPC),
+		// The admin server runs even with -admin.ui=false; its legacy port
+		// (default 23646, plus 33646 for gRPC) is disabled with 0.
+		"-admin.port=" + strconv.Itoa(p.admin), "-admin.port.grpc=" + strconv.Itoa(p.adminGRPC), "-admin.port.legacy=0",
+		"-s3.port.iceberg=0", "-s3.port.lance=0",
+		"-webdav=false", "-admin.ui=false", "-master.telemetry=false",
+		"-s3.config=" + confPath, "-s3.iam.config=" + confPath, "-s3.iam.readOnly=false",
+	}
+	args = append(args, sw.extraArgs...)
+
+	logf, err := os.OpenFile(sw.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== attempt %d: %s %s\n", try, bin, strings.Join(args, " "))
+	sw.log = logf
+
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = sw.Dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(), "TMPDIR="+sw.Dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Kill SeaweedFS when the test binary dies (panic, -timeout, ^C).
+		// The signal is tied to the OS thread that forked the child, so the
+		// goroutine below starts and reaps the child on a locked thread
+		// that lives exactly as long as the child.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	sw.cmd = cmd
+	sw.exited = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the runtime retires this thread when the
+		// goroutine ends, after the child has been reaped.
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(sw.exited)
+			return
+		}
+		started <- nil
+		sw.waitErr = cmd.Wait()
+		close(sw.exited)
+	}()
+	if err := <-started; err != nil {
+		return err
+	}
+	return sw.waitReady()
+}
+
+// waitReady polls S3 with the admin credentials until it answers, the
+// process exits or the deadline passes.
+func (sw *SeaweedFS) waitReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), seaweedReadyTimeout)
+	defer cancel()
+	client := sw.S3Client(sw.AdminCredentials(), func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	var last error
+	for {
+		select {
+		case <-sw.exited:
+			if bytes.Contains(sw.logBytes(), []byte("address already in use")) {
+				return errBindRace
+			}
+			return fmt.Errorf("seaweedfs exited during start-up: %v", sw.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("seaweedfs not ready after %s: last error: %v", seaweedReadyTimeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		_, last = client.ListBuckets(actx, &s3.ListBucketsInput{})
+		acancel()
+		if last == nil {
+			return nil
+		}
+	}
+}
+
+// Close stops SeaweedFS: SIGTERM, then SIGKILL after a short grace. It also
+// removes the gRPC sockets SeaweedFS leaves in /tmp and, for LaunchSeaweedFS,
+// the temp dir. Close is idempotent.
+func (sw *SeaweedFS) Close() error {
+	sw.closeOnce.Do(func() {
+		if sw.cmd != nil && sw.cmd.Process != nil {
+			select {
+			case <-sw.exited:
+			default:
+				sw.cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-sw.exited:
+				case <-time.After(seaweedStopGrace):
+					sw.cmd.Process.Kill()
+					<-sw.exited
+				}
+			}
+		}
+		if sw.log != nil {
+			sw.log.Close()
+		}
+		for _, sock := range sw.ports.sockets() {
+			os.Remove(sock)
+		}
+		if sw.ownsDir {
+			sw.closeErr = os.RemoveAll(sw.Dir)
+		}
+	})
+	return sw.closeErr
+}
+
+// Running reports whether the SeaweedFS process is still alive.
+func (sw *SeaweedFS) Running() bool {
+	select {
+	case <-sw.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (sw *SeaweedFS) logBytes() []byte {
+	b, _ := os.ReadFile(sw.LogPath)
+	return b
+}
+
+// LogTail returns the last n lines of the SeaweedFS log.
+func (sw *SeaweedFS) LogTail(n int) string {
+	lines := strings.Split(strings.TrimRight(string(sw.logBytes()), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// RoleARN is the ARN of one of this instance's roles (see RoleARN).
+func (sw *SeaweedFS) RoleARN(name string) string { return RoleARN(name) }
+
+// AdminCredentials returns the admin identity's static credentials.
+func (sw *SeaweedFS) AdminCredentials() aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(sw.AdminAccessKey, sw.AdminSecretKey, "")
+}
+
+// Config returns an aws.Config for this instance signing with creds: the
+// endpoint, region and a retryer that does not retry, so that errors reach
+// the test at once.
+func (sw *SeaweedFS) Config(creds aws.CredentialsProvider) aws.Config {
+	return aws.Config{
+		Region:           sw.Region,
+		Credentials:      creds,
+		BaseEndpoint:     aws.String(sw.Endpoint),
+		HTTPClient:       &http.Client{Timeout: 30 * time.Second},
+		RetryMaxAttempts: 1,
+	}
+}
+
+// S3Client returns a path-style S3 client for this instance.
+func (sw *SeaweedFS) S3Client(creds aws.CredentialsProvider, opts ...func(*s3.Options)) *s3.Client {
+	opts = append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }}, opts...)
+	return s3.NewFromConfig(sw.Config(creds), opts...)
+}
+
+// STSClient returns an STS client for this instance.
+func (sw *SeaweedFS) STSClient(creds aws.CredentialsProvider, opts ...func(*sts.Options)) *sts.Client {
+	return sts.NewFromConfig(sw.Config(creds), opts...)
+}
+
+// IAMClient returns an IAM client for this instance.
+func (sw *SeaweedFS) IAMClient(creds aws.CredentialsProvider, opts ...func(*iam.Options)) *iam.Client {
+	return iam.NewFromConfig(sw.Config(creds), opts...)
+}
+
+// AssumeRole assumes role name as the admin identity and returns the
+// temporary credentials.
+func (sw *SeaweedFS) AssumeRole(ctx context.Context, role, session string) (aws.Credentials, error) {
+	out, err := sw.STSClient(sw.AdminCredentials()).AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn:         aws.String(RoleARN(role)),
+		RoleSessionName: aws.String(session),
+	})
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	return stsCredentials(out.Credentials.AccessKeyId, out.Credentials.SecretAccessKey, out.Credentials.SessionToken, out.Credentials.Expiration), nil
+}
+
+// AssumeRoleWithWebIdentity exchanges token for role's credentials (an
+// unsigned STS call, as the SDKs make it).
+func (sw *SeaweedFS) AssumeRoleWithWebIdentity(ctx context.Context, role, session, token string) (aws.Credentials, error) {
+	out, err := sw.STSClient(aws.AnonymousCredentials{}).AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+		RoleArn:          aws.String(RoleARN(role)),
+		RoleSessionName:  aws.String(session),
+		WebIdentityToken: aws.String(token),
+	})
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	return stsCredentials(out.Credentials.AccessKeyId, out.Credentials.SecretAccessKey, out.Credentials.SessionToken, out.Credentials.Expiration), nil
+}
+
+func stsCredentials(id, secret, token *string, exp *time.Time) aws.Credentials {
+	c := aws.Credentials{
+		AccessKeyID:     aws.ToString(id),
+		SecretAccessKey: aws.ToString(secret),
+		SessionToken:    aws.ToString(token),
+		Source:          "peers",
+	}
+	if exp != nil {
+		c.CanExpire, c.Expires = true, *exp
+	}
+	return c
+}
+
+// LogOnFailure writes the end of the SeaweedFS log to t if t fails. Use it
+// with a shared instance, whose lifetime is not tied to t.
+func (sw *SeaweedFS) LogOnFailure(t testing.TB) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("SeaweedFS log (%s), last lines:\n%s", sw.LogPath, sw.LogTail(60))
+		}
+	})
+}
+
+// socketsFile lists the Unix sockets of the last SeaweedFS started in a dir.
+const socketsFile = "sockets"
+
+// sockets are the Unix sockets SeaweedFS derives from its ports. They live
+// in /tmp whatever TMPDIR says, and SeaweedFS does not always remove them
+// (never after SIGKILL).
+func (p seaweedPorts) sockets() []string {
+	if p.s3 == 0 {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("/tmp/seaweedfs-master-grpc-%d.sock", p.masterGRPC),
+		fmt.Sprintf("/tmp/seaweedfs-volume-grpc-%d.sock", p.volumeGRPC),
+		fmt.Sprintf("/tmp/seaweedfs-filer-%d.sock", p.filer),
+		fmt.Sprintf("/tmp/seaweedfs-filer-grpc-%d.sock", p.filerGRPC),
+		fmt.Sprintf("/tmp/seaweedfs-s3-%d.sock", p.s3),
+		fmt.Sprintf("/tmp/seaweedfs-s3-grpc-%d.sock", p.s3GRPC),
+		fmt.Sprintf("/tmp/seaweedfs-admin-grpc-%d.sock", p.adminGRPC),
+	}
+}
