@@ -23,7 +23,10 @@ const maxBatchBytes = 4 << 20
 // Options configure a FileSink. The zero value is ready for production.
 type Options struct {
 	// Now gives the time of events written with a zero Time. Default
-	// time.Now.
+	// time.Now. It is called in Write's goroutine, so it must be safe for
+	// concurrent use. An event's time is when Write was called; its seq is
+	// when it was committed, so times of neighbouring lines may be slightly
+	// out of order.
 	Now func() time.Time
 	// NoSync skips fsync: Write no longer means durable. For tests and
 	// benchmarks only; production MUST NOT set it.

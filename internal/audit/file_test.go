@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -236,6 +237,40 @@ func TestReopenCutsPartialLine(t *testing.T) {
 				t.Errorf("got %d events, want %d", got.Events, tc.wantSeq)
 			}
 		})
+	}
+}
+
+// TestReopenLongestLines puts the recovery window's edge exactly on the
+// newline before a longest last line followed by a longest partial line.
+func TestReopenLongestLines(t *testing.T) {
+	first := lineOfSize(t, 200, 1, "")
+	l, err := parseLine(bytes.TrimSuffix(first, []byte("\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := lineOfSize(t, MaxLineBytes, 2, l.Hash)
+	content := slices.Concat(first, second, bytes.Repeat([]byte("x"), MaxLineBytes))
+	if got, want := len(content)-2*(MaxLineBytes+1), len(first)-1; got != want {
+		t.Fatalf("window starts at %d, want at %d (the first newline)", got, want)
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpen(t, path, Options{NoSync: true})
+	if got := s.Recovered(); !strings.Contains(got, "removed a 1048576-byte partial line") {
+		t.Errorf("got Recovered() %q, want the 1048576-byte partial line removed", got)
+	}
+	ev := testEvent(1)
+	if err := s.Write(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	if ev.Seq != 3 {
+		t.Errorf("got seq %d, want 3", ev.Seq)
+	}
+	if got := verifyFile(t, path); got.Events != 3 {
+		t.Errorf("got %d events, want 3", got.Events)
 	}
 }
 

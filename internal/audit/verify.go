@@ -44,12 +44,12 @@ func (e *VerifyError) Error() string {
 // line, or with the reader's error. An empty input verifies with a zero
 // Report. See Report for what an operator must still check.
 func Verify(r io.Reader) (Report, error) {
-	br := bufio.NewReaderSize(r, MaxLineBytes+1)
+	lr := lineReader{br: bufio.NewReaderSize(r, 64<<10)}
 	var rep Report
 	for n := 1; ; n++ {
-		line, err := br.ReadSlice('\n')
+		line, err := lr.next()
 		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, errLineTooLong):
 			return Report{}, &VerifyError{Line: n, Problem: fmt.Sprintf("longer than %d bytes", MaxLineBytes)}
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
@@ -80,5 +80,35 @@ func Verify(r io.Reader) (Report, error) {
 		}
 		rep.Events++
 		rep.Last, rep.LastHash = l.Seq, l.Hash
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// lineReader reads lines of up to MaxLineBytes (newline excluded) with a
+// buffer that grows past bufio's only for long lines.
+type lineReader struct {
+	br   *bufio.Reader
+	long []byte
+}
+
+// next returns the next line with its newline, valid until the next call.
+// At the end of the input it returns what is left (possibly a line without
+// a newline) with io.EOF.
+func (lr *lineReader) next() ([]byte, error) {
+	line, err := lr.br.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return line, err
+	}
+	lr.long = append(lr.long[:0], line...)
+	for {
+		line, err = lr.br.ReadSlice('\n')
+		if len(lr.long)+len(line) > MaxLineBytes+1 {
+			return nil, errLineTooLong
+		}
+		lr.long = append(lr.long, line...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return lr.long, err
+		}
 	}
 }

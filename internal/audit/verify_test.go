@@ -264,3 +264,56 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// lineOfSize returns a valid line (newline included) at seq after prev, of
+// exactly size bytes before its newline. It bypasses the sink's own,
+// stricter limit.
+func lineOfSize(t *testing.T, size int, seq uint64, prev string) []byte {
+	t.Helper()
+	encode := func(msg string) []byte {
+		b, err := json.Marshal(Event{Type: TypeDeny, Time: testTime, Message: msg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _ := appendLine(nil, seq, prev, b[len(bodyPrefix):len(b)-len(bodySuffix)])
+		return line
+	}
+	short := encode("m")
+	line := encode(strings.Repeat("m", 1+size-(len(short)-1)))
+	if len(line)-1 != size {
+		t.Fatalf("built a %d-byte line, want %d", len(line)-1, size)
+	}
+	return line
+}
+
+func TestVerifyLineLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		size    int
+		wantErr string
+	}{
+		{"short", 200, ""},
+		{"spans bufio's buffer", 200 << 10, ""},
+		{"longest allowed", MaxLineBytes, ""},
+		{"one byte too long", MaxLineBytes + 1, "line 1: longer than 1048576 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := lineOfSize(t, tc.size, 1, "")
+			in = append(in, in...) // a second copy: "seq 1 follows 1" if read
+			_, err := Verify(bytes.NewReader(in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("got error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			want := "line 2: seq 1 follows 1"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got error %v, want %q (line 1 read whole, line 2 found)", err, want)
+			}
+			if _, err := Verify(bytes.NewReader(in[:len(in)/2])); err != nil {
+				t.Errorf("one line: got error %v, want none", err)
+			}
+		})
+	}
+}
