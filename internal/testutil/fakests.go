@@ -114,15 +114,14 @@ type stsFaultState struct {
 type STSOption func(*stsConfig)
 
 type stsConfig struct {
-	account        string
-	callerARN      string
-	keys           map[string]string
-	now            func() time.Time
-	validateToken  func(token string) error
-	hook           func(*STSRequest) error
-	omitAccount    bool
-	noRecording    bool
-	maxChainedSecs int
+	account       string
+	callerARN     string
+	keys          map[string]string
+	now           func() time.Time
+	validateToken func(token string) error
+	hook          func(*STSRequest) error
+	omitAccount   bool
+	noRecording   bool
 }
 
 // WithSTSAccount sets the account used when a role ARN names none, and the
@@ -151,14 +150,14 @@ func WithSTSKey(accessKeyID, secretAccessKey string) STSOption {
 func WithSTSClock(now func() time.Time) STSOption { return func(c *stsConfig) { c.now = now } }
 
 // WithSTSTokenValidator adds a check of AssumeRoleWithWebIdentity tokens,
-// after the fake's own (JWT shape, exp). An *STSError is answered as is;
+// after the fake's own (JWT shape, exp); fn may run concurrently. An *STSError is answered as is;
 // any other error as InvalidIdentityToken with the error text.
 func WithSTSTokenValidator(fn func(token string) error) STSOption {
 	return func(c *stsConfig) { c.validateToken = fn }
 }
 
 // WithSTSHook runs fn on every well-formed, authenticated request before
-// credentials are issued. An *STSError is answered as is; any other error
+// credentials are issued; fn may run concurrently. An *STSError is answered as is; any other error
 // as AccessDenied with the error text.
 func WithSTSHook(fn func(*STSRequest) error) STSOption { return func(c *stsConfig) { c.hook = fn } }
 
@@ -174,11 +173,10 @@ func WithoutSTSRecording() STSOption { return func(c *stsConfig) { c.noRecording
 // signed with them can be verified and answered (GetCallerIdentity, role
 // chaining).
 type stsSession struct {
-	secret, token   string
-	arn, userID     string
-	account         string
-	expires         time.Time
-	fromWebIdentity bool
+	secret, token string
+	arn, userID   string
+	account       string
+	expires       time.Time
 }
 
 // FakeSTSHandler is the fake STS as an http.Handler, usable without a
@@ -512,7 +510,7 @@ func (h *FakeSTSHandler) assumeRole(r *http.Request, body []byte, req *STSReques
 	if serr := h.runHook(req); serr != nil {
 		return nil, "", serr
 	}
-	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds, false)
+	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds)
 	buf := getBuf()
 	buf = append(buf, tmplAssumeRoleOpen...)
 	if req.SourceIdentity != "" {
@@ -559,7 +557,7 @@ func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string
 	if serr := h.runHook(req); serr != nil {
 		return nil, "", serr
 	}
-	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds, true)
+	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds)
 	buf := getBuf()
 	buf = append(buf, tmplWebIdentityOpen...)
 	buf = append(buf, "    <SubjectFromWebIdentityToken>"...)
@@ -601,7 +599,7 @@ func (h *FakeSTSHandler) getCallerIdentity(r *http.Request, body []byte, req *ST
 }
 
 // issue mints credentials for role and remembers them unless recording is off.
-func (h *FakeSTSHandler) issue(role roleARN, session string, durationSecs int, web bool) (*stsSession, string) {
+func (h *FakeSTSHandler) issue(role roleARN, session string, durationSecs int) (*stsSession, string) {
 	if durationSecs == 0 {
 		durationSecs = 3600
 	}
@@ -615,13 +613,12 @@ func (h *FakeSTSHandler) issue(role roleARN, session string, durationSecs int, w
 	}
 	akid := newAccessKeyID()
 	s := &stsSession{
-		secret:          newSecretKey(),
-		token:           newSessionToken(),
-		arn:             arn,
-		userID:          "AROA" + stableID(role.raw) + ":" + session,
-		account:         account,
-		expires:         h.cfg.now().Add(time.Duration(durationSecs) * time.Second).UTC().Truncate(time.Second),
-		fromWebIdentity: web,
+		secret:  newSecretKey(),
+		token:   newSessionToken(),
+		arn:     arn,
+		userID:  "AROA" + stableID(role.raw) + ":" + session,
+		account: account,
+		expires: h.cfg.now().Add(time.Duration(durationSecs) * time.Second).UTC().Truncate(time.Second),
 	}
 	if !h.cfg.noRecording {
 		h.mu.Lock()

@@ -370,6 +370,30 @@ func TestThrottling(t *testing.T) {
 	}
 }
 
+// TestSustainedThrottlingFailsFast checks the SDK's retry quota: once a
+// client's retry budget (500 tokens, 5 per throttled retry) is spent, calls
+// stop retrying and fail at once with CodeThrottled instead of multiplying
+// the load on a throttling STS.
+func TestSustainedThrottlingFailsFast(t *testing.T) {
+	fake := newFake(t)
+	p := newProvider(t, fake)
+	fake.SetFault(testutil.STSFault{Code: "Throttling"})
+	const calls = 60
+	for i := range calls {
+		_, err := p.AssumeRole(t.Context(), baseRequest())
+		if e := asError(t, err); e.Code != CodeThrottled || e.RetryAfter <= 0 {
+			t.Fatalf("call %d: got code %q RetryAfter %v, want %q with a hint", i, e.Code, e.RetryAfter, CodeThrottled)
+		}
+	}
+	// 100 retries fit the budget; 60 calls × 4 attempts would be 240.
+	if got, limit := fake.Calls(), calls+100; got > limit {
+		t.Errorf("got %d STS calls, want at most %d once the retry quota is spent", got, limit)
+	}
+	if got := fake.Calls(); got <= calls {
+		t.Errorf("got %d STS calls, want some retries before the quota ran out", got)
+	}
+}
+
 func TestUpstreamErrorMapping(t *testing.T) {
 	const brokerARN = "arn:aws:iam::123456789012:user/keyferry-broker"
 	tests := []struct {
