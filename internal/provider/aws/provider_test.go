@@ -769,8 +769,21 @@ func TestWebIdentityWorksWithoutBrokerCredentials(t *testing.T) {
 		t.Errorf("got Authorization %q, want none", r.Authorization)
 	}
 
+	// AWS_MAX_ATTEMPTS=1 from the environment does not override MaxAttempts.
+	fake.SetFault(testutil.STSFault{Code: "IDPCommunicationError"})
+	_, err = p.AssumeRoleWithWebIdentity(t.Context(), Request{
+		RoleARN: testRoleARN, SessionName: "gl-42", WebIdentityToken: jobToken("project_path:g/p"),
+	})
+	if got := asError(t, err).Code; got != CodeUnavailable {
+		t.Errorf("got code %q, want %q", got, CodeUnavailable)
+	}
+	if got := fake.CallsFor(testutil.ActionAssumeRoleWithWebIdentity); got != 1+4 {
+		t.Errorf("got %d web identity calls, want 1 + 4 attempts", got)
+	}
+	fake.ClearFaults()
+
 	// The same provider cannot sign AssumeRole: it fails locally, without
-	// reaching STS, and AWS_MAX_ATTEMPTS=1 did not override MaxAttempts.
+	// reaching STS.
 	_, err = p.AssumeRole(t.Context(), baseRequest())
 	if got := asError(t, err).Code; got != CodeUnavailable {
 		t.Errorf("AssumeRole without credentials: got code %q, want %q", got, CodeUnavailable)
