@@ -223,7 +223,16 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, *Error) {
 		}
 	}
 	hdrPart, rest, _ := strings.Cut(raw, ".")
-	payloadPart, _, _ := strings.Cut(rest, ".")
+	payloadPart, sigPart, _ := strings.Cut(rest, ".")
+	// go-jose decodes the signature leniently; checking it strictly here
+	// keeps every accepted token to a single spelling.
+	var sigBuf [1024]byte
+	if b64.DecodedLen(len(sigPart)) > len(sigBuf) {
+		return nil, reject(CodeTokenMalformed, "the token signature is too long", nil)
+	}
+	if _, err := b64.Decode(sigBuf[:], []byte(sigPart)); err != nil {
+		return nil, reject(CodeTokenMalformed, "the token signature is not valid base64url", err)
+	}
 	hdrJSON, err := b64.DecodeString(hdrPart)
 	if err != nil {
 		return nil, reject(CodeTokenMalformed, "the token header is not valid base64url", err)

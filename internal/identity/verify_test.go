@@ -174,7 +174,21 @@ func TestVerifyRejections(t *testing.T) {
 			return segment(valid, 1, b64json(c))
 		}},
 		{name: "truncated signature", want: identity.CodeSignatureInvalid, token: func() string {
-			return valid[:len(valid)-8]
+			sig, _ := base64.RawURLEncoding.DecodeString(strings.Split(valid, ".")[2])
+			return segment(valid, 2, base64.RawURLEncoding.EncodeToString(sig[:len(sig)-1]))
+		}},
+		{name: "zero signature", want: identity.CodeSignatureInvalid, token: func() string {
+			return segment(valid, 2, base64.RawURLEncoding.EncodeToString(make([]byte, 256)))
+		}},
+		{name: "signature re-spelled with non-zero padding bits", want: identity.CodeTokenMalformed, token: func() string {
+			// 256 bytes encode to 342 characters whose last one carries 4
+			// unused bits; lenient decoders accept any value there.
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			last := strings.IndexByte(alphabet, valid[len(valid)-1])
+			return valid[:len(valid)-1] + string(alphabet[last|1])
+		}},
+		{name: "signature not base64url", want: identity.CodeTokenMalformed, token: func() string {
+			return segment(valid, 2, "A")
 		}},
 		{name: "expired", now: t0.Add(time.Hour + 31*time.Second), token: func() string { return valid }, want: identity.CodeTokenExpired},
 		{name: "expired but within leeway", now: t0.Add(time.Hour + 29*time.Second), token: func() string { return valid }},
