@@ -320,14 +320,14 @@ func (s *keySource) get(ctx context.Context, url string) ([]byte, http.Header, e
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, nil, fmt.Errorf("GET %s: status %s", url, resp.Status)
+		return nil, nil, fmt.Errorf("%s: status %s", url, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFetchBody+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: read body: %w", url, err)
+		return nil, nil, fmt.Errorf("%s: read body: %w", url, err)
 	}
 	if len(body) > maxFetchBody {
-		return nil, nil, fmt.Errorf("GET %s: body larger than %d bytes", url, maxFetchBody)
+		return nil, nil, fmt.Errorf("%s: body larger than %d bytes", url, maxFetchBody)
 	}
 	return body, resp.Header, nil
 }
