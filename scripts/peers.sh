@@ -69,7 +69,9 @@ build_seaweedfs() {
 	local pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 15
-		kill -0 "$pid" 2>/dev/null && log "… still compiling ($((SECONDS - start)) s)"
+		if kill -0 "$pid" 2>/dev/null; then
+			log "… still compiling ($((SECONDS - start)) s)"
+		fi
 	done
 	wait "$pid" || die "go build failed"
 

@@ -4,6 +4,7 @@
 // peers and clients work together before any keyferry code is involved, and
 // they pin the quirks of SeaweedFS 4.53 that keyferry's e2e tests must
 // tolerate. Run with: go test -tags e2e ./test/e2e/ -run Peers
+
 package e2e
 
 import (
@@ -38,21 +39,12 @@ const (
 	smokeProvider     = "local-oidc"
 )
 
-// smokePeers is one IdP and one SeaweedFS trusting it, shared by the smoke
-// tests of this binary.
-type smokePeers struct {
-	idp *peers.IdP
-	sw  *peers.SeaweedFS
-}
-
-var smokeStack = peers.NewShared(func() (*smokePeers, error) {
-	idp, err := peers.NewTLSIdP()
-	if err != nil {
-		return nil, err
-	}
+// smokeStack is one IdP and one SeaweedFS trusting it, shared by the smoke
+// tests of this binary (SeaweedFS takes ~4 s to start).
+var smokeStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
 	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
-	sw, err := peers.LaunchSeaweedFS(peers.SeaweedConfig{
+	return peers.SeaweedConfig{
 		Policies:  map[string]json.RawMessage{"PutCiBucket": putCI},
 		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(smokeProvider, smokeClientID)},
 		Roles: []peers.SeaweedRole{
@@ -62,26 +54,23 @@ var smokeStack = peers.NewShared(func() (*smokePeers, error) {
 			{Name: smokeAnyAudRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true},
 		},
 		Buckets: []string{smokeCIBucket, smokeOtherBucket},
-	})
-	if err != nil {
-		idp.Close()
-		return nil, err
 	}
-	return &smokePeers{idp: idp, sw: sw}, nil
-}, func(p *smokePeers) {
-	p.sw.Close()
-	p.idp.Close()
 })
 
-func getSmokePeers(t *testing.T) *smokePeers {
+// smokePeers gives the smoke tests short names for the shared stack.
+type smokePeers struct {
+	idp *peers.IdP
+	sw  *peers.SeaweedFS
+}
+
+func getSmokePeers(t *testing.T) smokePeers {
 	t.Helper()
 	start := time.Now()
-	p := smokeStack.Get(t)
+	s := smokeStack.Get(t)
 	if d := time.Since(start); d > time.Second {
 		t.Logf("started the shared IdP + SeaweedFS in %s", d.Round(10*time.Millisecond))
 	}
-	p.sw.LogOnFailure(t)
-	return p
+	return smokePeers{idp: s.IdP, sw: s.SeaweedFS}
 }
 
 func testContext(t *testing.T) context.Context {

@@ -21,15 +21,18 @@ type Result struct {
 	Stdout   string
 	Stderr   string
 	ExitCode int // -1 if the client could not be run or was killed
+
+	secrets []string // values String must not print
 }
 
 // OK reports whether the client exited 0.
 func (r Result) OK() bool { return r.ExitCode == 0 }
 
-// String summarises the run for test failure messages. Stdout is left out:
-// it may carry credentials.
+// String summarises the run for test failure messages, with the secrets
+// of the client's environment redacted. Stdout is left out: it may carry
+// credentials.
 func (r Result) String() string {
-	return fmt.Sprintf("exit %d, stderr: %s", r.ExitCode, strings.TrimSpace(r.Stderr))
+	return fmt.Sprintf("exit %d, stderr: %s", r.ExitCode, Redact(strings.TrimSpace(r.Stderr), r.secrets))
 }
 
 // ClientTimeout bounds every client run.
@@ -165,6 +168,7 @@ func Run(t testing.TB, name string, env []string, stdin []byte, prog string, arg
 		res.Stderr += "\npeers: " + err.Error()
 	}
 	secrets := secretValues(cmd.Env)
+	res.secrets = secrets
 	t.Logf("%s: %s %s [env %s] → exit %d in %s", name, prog, Redact(strings.Join(args, " "), secrets),
 		strings.Join(RedactEnv(env), " "), res.ExitCode, time.Since(start).Round(time.Millisecond))
 	if res.ExitCode != 0 {

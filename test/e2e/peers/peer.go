@@ -3,7 +3,6 @@ package peers
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,13 +54,3 @@ func executable(path string) bool {
 
 // Loopback is the only address peers bind.
 const Loopback = "127.0.0.1"
-
-// listening reports whether something accepts TCP connections on port.
-func listening(port int) bool {
-	c, err := net.Dial("tcp", net.JoinHostPort(Loopback, fmt.Sprint(port)))
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}

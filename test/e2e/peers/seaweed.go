@@ -70,6 +70,8 @@ type SeaweedFS struct {
 	exited    chan struct{} // closed once the process has been reaped
 	waitErr   error         // valid after exited is closed
 	log       *os.File
+	// attemptLogStart is the log's size when the current start attempt began.
+	attemptLogStart int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -88,7 +90,7 @@ type seaweedPorts struct {
 func StartSeaweedFS(t testing.TB, cfg SeaweedConfig) *SeaweedFS {
 	t.Helper()
 	sweepStale(seaweedDirPrefix)
-	sw, err := launchSeaweedFS(cfg, t.TempDir())
+	sw, err := launchSeaweedFS(cfg, t.TempDir(), freePorts)
 	if err != nil {
 		failOrSkip(t, err)
 	}
@@ -111,7 +113,7 @@ func LaunchSeaweedFS(cfg SeaweedConfig) (*SeaweedFS, error) {
 	if err != nil {
 		return nil, err
 	}
-	sw, err := launchSeaweedFS(cfg, dir)
+	sw, err := launchSeaweedFS(cfg, dir, freePorts)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -120,7 +122,9 @@ func LaunchSeaweedFS(cfg SeaweedConfig) (*SeaweedFS, error) {
 	return sw, nil
 }
 
-func launchSeaweedFS(cfg SeaweedConfig, dir string) (*SeaweedFS, error) {
+// launchSeaweedFS starts SeaweedFS with its files in dir and ports from
+// pickPorts (a parameter so that a test can lose the bind race on purpose).
+func launchSeaweedFS(cfg SeaweedConfig, dir string, pickPorts func(n int) ([]int, error)) (*SeaweedFS, error) {
 	bin, err := SeaweedBinary()
 	if err != nil {
 		return nil, err
@@ -143,7 +147,7 @@ func launchSeaweedFS(cfg SeaweedConfig, dir string) (*SeaweedFS, error) {
 	}
 
 	for try := 1; ; try++ {
-		err = sw.start(bin, confPath, try)
+		err = sw.start(bin, confPath, try, pickPorts)
 		if err == nil {
 			break
 		}
@@ -172,8 +176,8 @@ var errBindRace = errors.New("a port was taken before seaweedfs bound it")
 
 // start runs one attempt: fresh ports, start, wait until S3 answers an
 // authenticated request.
-func (sw *SeaweedFS) start(bin, confPath string, try int) error {
-	ps, err := freePorts(10)
+func (sw *SeaweedFS) start(bin, confPath string, try int, pickPorts func(n int) ([]int, error)) error {
+	ps, err := pickPorts(10)
 	if err != nil {
 		return err
 	}
@@ -211,6 +215,9 @@ func (sw *SeaweedFS) start(bin, confPath string, try int) error {
 	logf, err := os.OpenFile(sw.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
+	}
+	if fi, err := logf.Stat(); err == nil {
+		sw.attemptLogStart = fi.Size()
 	}
 	fmt.Fprintf(logf, "=== attempt %d: %s %s\n", try, bin, strings.Join(args, " "))
 	sw.log = logf
@@ -259,7 +266,7 @@ func (sw *SeaweedFS) waitReady() error {
 	for {
 		select {
 		case <-sw.exited:
-			if bytes.Contains(sw.logBytes(), []byte("address already in use")) {
+			if sw.lostBindRace() {
 				return errBindRace
 			}
 			return fmt.Errorf("seaweedfs exited during start-up: %v", sw.waitErr)
@@ -273,7 +280,23 @@ func (sw *SeaweedFS) waitReady() error {
 		if last == nil {
 			return nil
 		}
+		if sw.lostBindRace() {
+			return errBindRace
+		}
 	}
+}
+
+// lostBindRace reports whether the log says a port we picked was taken.
+// SeaweedFS exits when an HTTP port is taken ("Port allocation failed: port
+// N for S3 (specified by flag s3.port) is not available on 127.0.0.1 and
+// cannot be used"); for a taken gRPC port it picks another one itself ("gRPC
+// port N for Filer is not available, finding alternative...").
+func (sw *SeaweedFS) lostBindRace() bool {
+	log := sw.logBytes()
+	if sw.attemptLogStart <= int64(len(log)) {
+		log = log[sw.attemptLogStart:] // earlier attempts do not count
+	}
+	return bytes.Contains(log, []byte("Port allocation failed")) || bytes.Contains(log, []byte("address already in use"))
 }
 
 // Close stops SeaweedFS: SIGTERM, then SIGKILL after a short grace. It also

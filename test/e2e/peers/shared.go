@@ -33,14 +33,18 @@ func NewShared[T any](start func() (T, error), stop func(T)) *Shared[T] {
 	return &Shared[T]{start: start, close: stop}
 }
 
-// Get returns the shared value, starting it on first use. If starting
-// failed, every Get fails its test with the same error (or skips it when the
+// Get returns the shared value, starting it on first use. If the value has
+// a LogOnFailure(testing.TB) method (SeaweedFS, Stack), Get calls it for t.
+// If starting failed, every Get fails its test with the same error (or skips it when the
 // error is ErrPeerMissing and KEYFERRY_E2E_ALLOW_SKIP=1).
 func (s *Shared[T]) Get(t testing.TB) T {
 	t.Helper()
 	s.once.Do(func() { s.v, s.err = s.start(); s.started = true })
 	if s.err != nil {
 		failOrSkip(t, s.err)
+	}
+	if l, ok := any(s.v).(interface{ LogOnFailure(testing.TB) }); ok {
+		l.LogOnFailure(t) // a shared SeaweedFS's log goes to the test that failed
 	}
 	return s.v
 }
