@@ -4,8 +4,10 @@
 #
 #   scripts/peers.sh seaweedfs   build SeaweedFS 4.53 into the peer cache (once per machine);
 #                                the last line on stdout is the binary's path
+#   scripts/peers.sh versitygw   build versitygw 1.8.0 into the peer cache (once per machine);
+#                                the last line on stdout is the binary's path
 #   scripts/peers.sh clients     install aws-cli v2 (/usr/bin/aws) and check python3 + botocore/boto3
-#   scripts/peers.sh all         both
+#   scripts/peers.sh all         all of the above
 #
 # The cache is ${KEYFERRY_PEERS_CACHE:-$HOME/.cache/keyferry/peers}, outside the checkout, keyed by
 # version. Nothing third-party is ever written into the repository. Progress goes to stderr so that
@@ -18,11 +20,14 @@ SEAWEED_MODULE=github.com/seaweedfs/seaweedfs
 SEAWEED_VERSION=v0.0.0-20261109003541-7506e5f91cd6 # reports "4.53"
 SEAWEED_NAME=4.53
 
+VERSITY_PACKAGE=github.com/versity/versitygw/cmd/versitygw
+VERSITY_VERSION=1.8.0
+
 log() { printf 'peers.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -78,7 +83,34 @@ build_seaweedfs() {
 	"$scratch/weed" version >&2 || die "the built binary does not run"
 	mv "$scratch/weed" "$out.tmp.$$"
 	mv "$out.tmp.$$" "$out"
+	rm -rf "$scratch"
+	trap - EXIT
 	log "built SeaweedFS $SEAWEED_NAME in $((SECONDS - start)) s"
+	printf '%s\n' "$out"
+}
+
+build_versitygw() {
+	local out="$CACHE/versitygw-$VERSITY_VERSION"
+	if [ -x "$out" ]; then
+		log "versitygw $VERSITY_VERSION already built"
+		printf '%s\n' "$out"
+		return
+	fi
+	command -v go >/dev/null 2>&1 || die "go is not on PATH"
+	mkdir -p "$CACHE"
+	log "building versitygw $VERSITY_VERSION (first time only, ~1-3 min)…"
+	local scratch start=$SECONDS
+	scratch="$(mktemp -d)"
+	# shellcheck disable=SC2064 # expand now: scratch is local
+	trap "rm -rf '$scratch'" EXIT
+	# From outside any module, so nothing touches keyferry's go.mod/go.sum.
+	(cd "$scratch" && GOWORK=off GOFLAGS=-mod=mod GOBIN="$scratch/bin" go install "$VERSITY_PACKAGE@v$VERSITY_VERSION") >&2 ||
+		die "go install failed"
+	mv "$scratch/bin/versitygw" "$out.tmp.$$"
+	mv "$out.tmp.$$" "$out"
+	rm -rf "$scratch"
+	trap - EXIT
+	log "built versitygw $VERSITY_VERSION in $((SECONDS - start)) s"
 	printf '%s\n' "$out"
 }
 
@@ -117,9 +149,11 @@ install_clients() {
 case "$1" in
 seaweedfs) build_seaweedfs ;;
 clients) install_clients ;;
+versitygw) build_versitygw ;;
 all)
 	install_clients
-	build_seaweedfs
+	build_versitygw
+	build_seaweedfs # last: its path is the last line on stdout
 	;;
 -h | --help | help) usage ;;
 *) usage ;;

@@ -535,3 +535,57 @@ func TestPeersTwoInstances(t *testing.T) {
 		t.Errorf("instance A's admin key on instance B: got %q (%v), want InvalidAccessKeyId", got, err)
 	}
 }
+
+// TestPeersVersityGWIAMUser: versitygw, the second and independent IAM + S3
+// peer, serves keyferry's IAM-user path: CreateUser, PutUserPolicy,
+// CreateAccessKey, then S3 with that key, and the key's deletion.
+func TestPeersVersityGWIAMUser(t *testing.T) {
+	t.Parallel()
+	v := peers.StartVersityGW(t, peers.VersityGWConfig{Buckets: []string{smokeCIBucket, smokeOtherBucket}})
+	ctx := testContext(t)
+	iamc := v.IAMClient(v.RootCredentials())
+	const user = "kf-smoke"
+
+	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
+		UserName:       aws.String(user),
+		PolicyName:     aws.String("put-ci"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`),
+	}); err != nil {
+		t.Fatalf("PutUserPolicy: %v", err)
+	}
+	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+	if err != nil {
+		t.Fatalf("CreateAccessKey: %v", err)
+	}
+	id := aws.ToString(key.AccessKey.AccessKeyId)
+	t.Logf("versitygw access key id %q (%d chars)", id, len(id))
+	env := peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, v.Region)
+
+	if res := peers.GoSDKPutObject(t, env, v.S3Endpoint, smokeCIBucket, "k1", "x"); !res.OK() {
+		t.Errorf("put with a fresh IAM key: %s", res)
+	}
+	if res := peers.GoSDKPutObject(t, env, v.S3Endpoint, smokeOtherBucket, "k1", "x"); !peers.IsAccessDenied(res.Stderr) {
+		t.Errorf("put outside the user's policy: got %s, want AccessDenied", res)
+	}
+	if _, err := iamc.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(id)}); err != nil {
+		t.Fatalf("DeleteAccessKey: %v", err)
+	}
+	if res := peers.GoSDKPutObject(t, env, v.S3Endpoint, smokeCIBucket, "k2", "x"); !peers.IsInvalidAccessKey(res.Stderr) {
+		t.Errorf("put right after DeleteAccessKey: got %s, want InvalidAccessKeyId", res)
+	}
+	// Unlike SeaweedFS, versitygw refuses DeleteUser while an inline policy
+	// is left, as AWS does.
+	_, err = iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)})
+	if got := apiErrorCode(err); got != "DeleteConflict" {
+		t.Errorf("DeleteUser with a policy left: got %q (%v), want DeleteConflict", got, err)
+	}
+	if _, err := iamc.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String("put-ci")}); err != nil {
+		t.Fatalf("DeleteUserPolicy: %v", err)
+	}
+	if _, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)}); err != nil {
+		t.Errorf("DeleteUser: %v", err)
+	}
+}

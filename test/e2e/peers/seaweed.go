@@ -1,19 +1,15 @@
 package peers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,12 +62,7 @@ type SeaweedFS struct {
 	ports     seaweedPorts
 	extraArgs []string
 	ownsDir   bool
-	cmd       *exec.Cmd
-	exited    chan struct{} // closed once the process has been reaped
-	waitErr   error         // valid after exited is closed
-	log       *os.File
-	// attemptLogStart is the log's size when the current start attempt began.
-	attemptLogStart int64
+	proc      *proc // the current start attempt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -177,6 +168,7 @@ var errBindRace = errors.New("a port was taken before seaweedfs bound it")
 // start runs one attempt: fresh ports, start, wait until S3 answers an
 // authenticated request.
 func (sw *SeaweedFS) start(bin, confPath string, try int, pickPorts func(n int) ([]int, error)) error {
+	sw.proc = nil
 	ps, err := pickPorts(10)
 	if err != nil {
 		return err
@@ -212,47 +204,12 @@ func (sw *SeaweedFS) start(bin, confPath string, try int, pickPorts func(n int) 
 	}
 	args = append(args, sw.extraArgs...)
 
-	logf, err := os.OpenFile(sw.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// TMPDIR keeps SeaweedFS's own temp files in the instance's dir.
+	pr, err := startProc(bin, args, sw.Dir, sw.LogPath, []string{"TMPDIR=" + sw.Dir})
 	if err != nil {
 		return err
 	}
-	if fi, err := logf.Stat(); err == nil {
-		sw.attemptLogStart = fi.Size()
-	}
-	fmt.Fprintf(logf, "=== attempt %d: %s %s\n", try, bin, strings.Join(args, " "))
-	sw.log = logf
-
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = sw.Dir
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.Env = append(os.Environ(), "TMPDIR="+sw.Dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Kill SeaweedFS when the test binary dies (panic, -timeout, ^C).
-		// The signal is tied to the OS thread that forked the child, so the
-		// goroutine below starts and reaps the child on a locked thread
-		// that lives exactly as long as the child.
-		Pdeathsig: syscall.SIGKILL,
-	}
-	sw.cmd = cmd
-	sw.exited = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the runtime retires this thread when the
-		// goroutine ends, after the child has been reaped.
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(sw.exited)
-			return
-		}
-		started <- nil
-		sw.waitErr = cmd.Wait()
-		close(sw.exited)
-	}()
-	if err := <-started; err != nil {
-		return err
-	}
+	sw.proc = pr
 	return sw.waitReady()
 }
 
@@ -265,11 +222,11 @@ func (sw *SeaweedFS) waitReady() error {
 	var last error
 	for {
 		select {
-		case <-sw.exited:
+		case <-sw.proc.exited:
 			if sw.lostBindRace() {
 				return errBindRace
 			}
-			return fmt.Errorf("seaweedfs exited during start-up: %v", sw.waitErr)
+			return fmt.Errorf("seaweedfs exited during start-up: %v", sw.proc.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("seaweedfs not ready after %s: last error: %v", seaweedReadyTimeout, last)
 		case <-time.After(200 * time.Millisecond):
@@ -292,11 +249,7 @@ func (sw *SeaweedFS) waitReady() error {
 // cannot be used"); for a taken gRPC port it picks another one itself ("gRPC
 // port N for Filer is not available, finding alternative...").
 func (sw *SeaweedFS) lostBindRace() bool {
-	log := sw.logBytes()
-	if sw.attemptLogStart <= int64(len(log)) {
-		log = log[sw.attemptLogStart:] // earlier attempts do not count
-	}
-	return bytes.Contains(log, []byte("Port allocation failed")) || bytes.Contains(log, []byte("address already in use"))
+	return sw.proc.logContains("Port allocation failed", "address already in use")
 }
 
 // Close stops SeaweedFS: SIGTERM, then SIGKILL after a short grace. It also
@@ -304,21 +257,8 @@ func (sw *SeaweedFS) lostBindRace() bool {
 // the temp dir. Close is idempotent.
 func (sw *SeaweedFS) Close() error {
 	sw.closeOnce.Do(func() {
-		if sw.cmd != nil && sw.cmd.Process != nil {
-			select {
-			case <-sw.exited:
-			default:
-				sw.cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-sw.exited:
-				case <-time.After(seaweedStopGrace):
-					sw.cmd.Process.Kill()
-					<-sw.exited
-				}
-			}
-		}
-		if sw.log != nil {
-			sw.log.Close()
+		if sw.proc != nil {
+			sw.proc.stop(seaweedStopGrace)
 		}
 		for _, sock := range sw.ports.sockets() {
 			os.Remove(sock)
@@ -331,28 +271,10 @@ func (sw *SeaweedFS) Close() error {
 }
 
 // Running reports whether the SeaweedFS process is still alive.
-func (sw *SeaweedFS) Running() bool {
-	select {
-	case <-sw.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (sw *SeaweedFS) logBytes() []byte {
-	b, _ := os.ReadFile(sw.LogPath)
-	return b
-}
+func (sw *SeaweedFS) Running() bool { return sw.proc != nil && sw.proc.running() }
 
 // LogTail returns the last n lines of the SeaweedFS log.
-func (sw *SeaweedFS) LogTail(n int) string {
-	lines := strings.Split(strings.TrimRight(string(sw.logBytes()), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (sw *SeaweedFS) LogTail(n int) string { return logTail(sw.LogPath, n) }
 
 // RoleARN is the ARN of one of this instance's roles (see RoleARN).
 func (sw *SeaweedFS) RoleARN(name string) string { return RoleARN(name) }

@@ -39,7 +39,7 @@ func TestSeaweedFSRetriesALostBindRace(t *testing.T) {
 	if strings.HasSuffix(sw.Endpoint, ":"+strconv.Itoa(taken)) {
 		t.Errorf("endpoint %s uses the taken port", sw.Endpoint)
 	}
-	if !strings.Contains(string(sw.logBytes()), "Port allocation failed") {
+	if !strings.Contains(sw.LogTail(1000), "Port allocation failed") {
 		t.Errorf("the log does not show the lost race:\n%s", sw.LogTail(20))
 	}
 }

@@ -1,0 +1,124 @@
+package peers
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a peer process: output appended to a log file, killed by the
+// kernel if the test binary dies, stopped by PID.
+type proc struct {
+	cmd      *exec.Cmd
+	log      *os.File
+	logPath  string
+	logStart int64         // the log's size when this process started
+	exited   chan struct{} // closed once the process has been reaped
+	waitErr  error         // valid after exited is closed
+}
+
+// startProc starts bin with args in dir, appending its output to logPath
+// after a header line. env is added to the test process's environment.
+func startProc(bin string, args []string, dir, logPath string, env []string) (*proc, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{log: logf, logPath: logPath, exited: make(chan struct{})}
+	if fi, err := logf.Stat(); err == nil {
+		p.logStart = fi.Size()
+	}
+	fmt.Fprintf(logf, "=== %s %s\n", bin, strings.Join(args, " "))
+
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Kill the peer when the test binary dies (panic, -timeout, ^C).
+		// The signal is tied to the OS thread that forked the child, so the
+		// goroutine below starts and reaps the child on a locked thread
+		// that lives exactly as long as the child.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	p.cmd = cmd
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the runtime retires this thread when the
+		// goroutine ends, after the child has been reaped.
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(p.exited)
+			return
+		}
+		started <- nil
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	if err := <-started; err != nil {
+		logf.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// running reports whether the process is still alive.
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
+func (p *proc) stop(grace time.Duration) {
+	if p.running() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(grace):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	}
+	p.log.Close()
+}
+
+// output returns what the process logged (without earlier runs sharing
+// the log file).
+func (p *proc) output() []byte {
+	b, _ := os.ReadFile(p.logPath)
+	if p.logStart <= int64(len(b)) {
+		b = b[p.logStart:]
+	}
+	return b
+}
+
+// logContains reports whether the process logged any of the markers.
+func (p *proc) logContains(markers ...string) bool {
+	out := p.output()
+	for _, m := range markers {
+		if bytes.Contains(out, []byte(m)) {
+			return true
+		}
+	}
+	return false
+}
+
+// logTail returns the last n lines of a log file.
+func logTail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
