@@ -21,8 +21,8 @@ const gosdkclientPackage = "github.com/keyferry/keyferry/test/e2e/peers/gosdkcli
 
 // GoSDKClientBinary builds the gosdkclient program (once per machine and
 // source version, into CacheDir) and returns its path. The binary is keyed
-// by a hash of its source, the module's go.sum and the Go version, so a
-// change to any of them rebuilds it.
+// by a hash of its source, the module's go.mod and go.sum and the Go
+// version, so a change to any of them rebuilds it.
 func GoSDKClientBinary() (string, error) { return buildGoSDKClient() }
 
 var buildGoSDKClient = sync.OnceValues(func() (string, error) {
@@ -39,13 +39,15 @@ var buildGoSDKClient = sync.OnceValues(func() (string, error) {
 		return "", fmt.Errorf("peers: build gosdkclient: not inside the keyferry module")
 	}
 	root := filepath.Dir(gomod)
-	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		return "", err
-	}
 	h := sha256.New()
 	h.Write(gosdkclientSource)
-	h.Write(gosum)
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
 	h.Write([]byte(runtime.Version()))
 	bin := filepath.Join(CacheDir(), "gosdkclient-"+hex.EncodeToString(h.Sum(nil))[:16])
 	if executable(bin) {
