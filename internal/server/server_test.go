@@ -1,0 +1,550 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/client"
+	"github.com/keyferry/keyferry/internal/config"
+	"github.com/keyferry/keyferry/internal/policy"
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
+	"github.com/keyferry/keyferry/internal/server"
+	"github.com/keyferry/keyferry/internal/testutil"
+
+	"log/slog"
+)
+
+const adminToken = "kfa_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	t         *testing.T
+	addr      string
+	admin     *client.Client
+	anon      *client.Client
+	sts       *testutil.FakeSTS
+	auditPath string
+	logs      *syncBuffer
+}
+
+// start runs a whole dev-mode server in-process against a fake STS.
+func start(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	sts := testutil.NewFakeSTS(t, testutil.WithSTSKey("AKIABROKER0000000001", "brokersecret"))
+	minter, err := awsprov.New(context.Background(), awsprov.Config{
+		Region: "us-east-1", Endpoint: sts.URL(), MaxAttempts: 2, MaxBackoff: time.Millisecond, CallTimeout: 2 * time.Second,
+		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("AKIABROKER0000000001", "brokersecret", "")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "http://" + ln.Addr().String()
+	cfg := &config.Config{
+		Listen: ln.Addr().String(), Storage: "bolt://" + filepath.Join(dir, "kf.db"),
+		Audit: config.Audit{Path: filepath.Join(dir, "audit.log")}, Dev: true,
+		Limits: config.Limits{MaxBodyBytes: 32 << 10},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, cfg, server.Options{
+			Out: io.Discard, DevAdminToken: adminToken, Minter: minter, Listener: ln,
+			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop within 10s")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	admin, err := client.New(addr, client.Options{Token: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, _ := client.New(addr, client.Options{})
+	return &harness{t: t, addr: addr, admin: admin, anon: anon, sts: sts, auditPath: cfg.Audit.Path, logs: logs}
+}
+
+func (h *harness) writeRole(r policy.Role) {
+	h.t.Helper()
+	if _, err := h.admin.PutRole(context.Background(), r, false); err != nil {
+		h.t.Fatalf("put role: %v", err)
+	}
+}
+
+func (h *harness) token(req api.DevTokenRequest) string {
+	h.t.Helper()
+	out, err := h.admin.DevToken(context.Background(), req)
+	if err != nil {
+		h.t.Fatalf("dev token: %v", err)
+	}
+	return out.Token
+}
+
+func (h *harness) auditEvents() []audit.Event {
+	h.t.Helper()
+	f, err := os.Open(h.auditPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := audit.Verify(f); err != nil {
+		h.t.Fatalf("audit log does not verify: %v", err)
+	}
+	_, _ = f.Seek(0, 0)
+	var out []audit.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev audit.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func deployRole() policy.Role {
+	return policy.Role{
+		Name: "deploy", Issuer: "dev",
+		Match:     map[string]policy.Values{"project_path": {"group/app"}, "ref_protected": {"true"}},
+		Condition: `claims.pipeline_source != "merge_request_event"`,
+		AWS: policy.AWS{
+			Type: policy.TypeAssumeRole, RoleARN: "arn:aws:iam::123456789012:role/deploy",
+			SessionName:    "gl-{project_path}-{job_id}",
+			SessionPolicy:  json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::ci-bucket/*"}]}`),
+			Tags:           map[string]string{"project": "{project_path}", "pipeline": "{pipeline_id}"},
+			SourceIdentity: "{user_login}",
+		},
+	}
+}
+
+func apiCode(t *testing.T, err error) (int, string) {
+	t.Helper()
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("got %v (%T), want an API error", err, err)
+	}
+	return ae.Status, ae.Code
+}
+
+func TestIssueAndDeny(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.writeRole(deployRole())
+
+	tok := h.token(api.DevTokenRequest{ProjectPath: "group/app", JobID: "4242", PipelineID: "77", UserLogin: "alice"})
+	resp, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
+	if err != nil {
+		t.Fatalf("creds: %v", err)
+	}
+	c := resp.Credentials
+	if !strings.HasPrefix(c.AccessKeyID, "ASIA") || c.SecretAccessKey == "" || c.SessionToken == "" {
+		t.Fatalf("got credentials %+v, want a full STS session", c.AccessKeyID)
+	}
+	if d := time.Until(c.Expiration); d < 55*time.Minute || d > 61*time.Minute {
+		t.Errorf("expiration in %v, want the role's default ttl of 1h", d)
+	}
+	req, ok := h.sts.LastRequest()
+	if !ok {
+		t.Fatal("STS saw no request")
+	}
+	if req.RoleSessionName != "gl-group-app-4242" || req.SourceIdentity != "alice" || req.DurationSeconds != 3600 {
+		t.Errorf("STS got session %q source %q duration %d", req.RoleSessionName, req.SourceIdentity, req.DurationSeconds)
+	}
+	if !strings.Contains(req.Policy, "ci-bucket") {
+		t.Errorf("STS got policy %q, want the session policy", req.Policy)
+	}
+	tags := map[string]string{}
+	for _, tg := range req.Tags {
+		tags[tg.Key] = tg.Value
+	}
+	if tags["project"] != "group/app" || tags["pipeline"] != "77" {
+		t.Errorf("STS got tags %v", tags)
+	}
+
+	// The lease is recorded with the identity summary.
+	l, err := h.admin.Lease(ctx, resp.LeaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.State != "active" || l.AccessKeyID != c.AccessKeyID || l.Identity.Project != "group/app" || l.Identity.Job != "4242" || l.Identity.User != "alice" {
+		t.Errorf("lease %+v", l)
+	}
+
+	// Another project: 403 no_matching_role, no lease, an audited denial.
+	other := h.token(api.DevTokenRequest{ProjectPath: "evil/app"})
+	_, err = h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: other})
+	if st, code := apiCode(t, err); st != 403 || code != "no_matching_role" {
+		t.Fatalf("got %d %s, want 403 no_matching_role", st, code)
+	}
+	if !strings.Contains(err.Error(), "project_path") || strings.Contains(err.Error(), "group/app") {
+		t.Errorf("denial message %q should name the claim but not the expected value", err)
+	}
+	leases, _, err := h.admin.Leases(ctx, client.LeaseFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 1 {
+		t.Errorf("got %d leases, want 1 (the denial must not create one)", len(leases))
+	}
+
+	// Audit: issue then deny, with the AccessKeyId and never a secret.
+	evs := h.auditEvents()
+	var issue, deny *audit.Event
+	for i := range evs {
+		switch evs[i].Type {
+		case audit.TypeIssue:
+			issue = &evs[i]
+		case audit.TypeDeny:
+			deny = &evs[i]
+		}
+	}
+	if issue == nil || issue.AccessKeyID != c.AccessKeyID || issue.LeaseID != resp.LeaseID || issue.Identity == nil || issue.Identity.Job != "4242" || issue.RequestID == "" {
+		t.Errorf("issue event %+v", issue)
+	}
+	if deny == nil || deny.Reason != "no_matching_role" || deny.Identity == nil || deny.Identity.Project != "evil/app" {
+		t.Errorf("deny event %+v", deny)
+	}
+	raw, _ := os.ReadFile(h.auditPath)
+	for name, secret := range map[string]string{"secret": c.SecretAccessKey, "session token": c.SessionToken, "job token": tok} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("audit log contains the %s", name)
+		}
+		if strings.Contains(h.logs.String(), secret) {
+			t.Errorf("server log contains the %s", name)
+		}
+	}
+	if !strings.Contains(h.logs.String(), c.AccessKeyID) {
+		t.Errorf("server log should name the AccessKeyId for CloudTrail correlation")
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.writeRole(deployRole())
+	tok := h.token(api.DevTokenRequest{ProjectPath: "group/app"})
+
+	h.sts.SetFault(testutil.STSFault{Code: "Throttling", Message: "Rate exceeded"})
+	_, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
+	if st, code := apiCode(t, err); st != 503 || code != "upstream_throttled" {
+		t.Errorf("throttled: got %d %s, want 503 upstream_throttled", st, code)
+	}
+	// Retry-After is set on the raw response.
+	h.sts.SetFault(testutil.STSFault{Code: "Throttling", Message: "Rate exceeded"})
+	body, _ := json.Marshal(api.CredsRequest{Role: "deploy", Token: tok})
+	r, err := http.Post(h.addr+"/v1/creds", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
+		t.Errorf("got %d Retry-After %q, want 503 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+
+	h.sts.SetFault(testutil.STSFault{Code: "AccessDenied", Message: "User: arn:aws:iam::123456789012:user/broker is not authorized"})
+	_, err = h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
+	if st, code := apiCode(t, err); st != 403 || code != "upstream_access_denied" {
+		t.Errorf("denied: got %d %s, want 403 upstream_access_denied", st, code)
+	}
+	if !strings.Contains(err.Error(), "AccessDenied") || strings.Contains(err.Error(), "user/broker") {
+		t.Errorf("message %q should name the upstream code but not the broker's principal", err)
+	}
+	h.sts.ClearFaults()
+	if _, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok}); err != nil {
+		t.Errorf("after the faults clear: %v", err)
+	}
+	leases, _, _ := h.admin.Leases(ctx, client.LeaseFilter{})
+	if len(leases) != 1 {
+		t.Errorf("got %d leases, want 1 (failed mints leave none)", len(leases))
+	}
+}
+
+// TestBadInput sends malformed requests of every kind: each gets a specific
+// 4xx code and message, and nothing is written but audit events.
+func TestBadInput(t *testing.T) {
+	h := start(t)
+	h.writeRole(deployRole())
+	good := h.token(api.DevTokenRequest{ProjectPath: "group/app"})
+	tests := []struct {
+		name       string
+		body       string
+		ctype      string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "empty body", body: "", wantStatus: 400, wantCode: "invalid_json"},
+		{name: "not json", body: "role=deploy", wantStatus: 400, wantCode: "invalid_json"},
+		{name: "array", body: `[1,2]`, wantStatus: 400, wantCode: "invalid_json"},
+		{name: "trailing data", body: `{"role":"deploy","token":"x"} {}`, wantStatus: 400, wantCode: "invalid_json"},
+		{name: "unknown field", body: `{"role":"deploy","token":"x","admin":true}`, wantStatus: 400, wantCode: "unknown_field"},
+		{name: "wrong type", body: `{"role":42,"token":"x"}`, wantStatus: 400, wantCode: "invalid_json"},
+		{name: "wrong content type", body: `{"role":"deploy"}`, ctype: "text/plain", wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "oversized body", body: `{"role":"deploy","token":"` + strings.Repeat("a", 40<<10) + `"}`, wantStatus: 413, wantCode: "body_too_large"},
+		{name: "missing role", body: `{"token":"x"}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "bad role name", body: `{"role":"../etc","token":"x"}`, wantStatus: 400, wantCode: "invalid_name"},
+		{name: "negative ttl", body: `{"role":"deploy","token":"` + good + `","ttl_seconds":-5}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "ttl too long", body: `{"role":"deploy","token":"` + good + `","ttl_seconds":7200}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "missing token", body: `{"role":"deploy"}`, wantStatus: 401, wantCode: "token_missing"},
+		{name: "garbage token", body: `{"role":"deploy","token":"not-a-jwt"}`, wantStatus: 401, wantCode: "token_malformed"},
+		{name: "JWE token", body: `{"role":"deploy","token":"a.b.c.d.e"}`, wantStatus: 401, wantCode: "token_encrypted"},
+		{name: "oversized token", body: `{"role":"deploy","token":"` + strings.Repeat("a", 20001) + `"}`, wantStatus: 413, wantCode: "token_too_large"},
+		{name: "tampered token", body: `{"role":"deploy","token":"` + tamper(good) + `"}`, wantStatus: 401, wantCode: "signature_invalid"},
+		{name: "unknown role", body: `{"role":"nope","token":"` + good + `"}`, wantStatus: 403, wantCode: "no_matching_role"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", h.addr+"/v1/creds", strings.NewReader(tt.body))
+			ct := tt.ctype
+			if ct == "" {
+				ct = "application/json"
+			}
+			req.Header.Set("Content-Type", ct)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var er api.ErrorResponse
+			if err := json.NewDecoder(resp.Body).Decode(&er); err != nil {
+				t.Fatalf("error body is not JSON: %v", err)
+			}
+			if resp.StatusCode != tt.wantStatus || er.Error.Code != tt.wantCode {
+				t.Fatalf("got %d %s (%s), want %d %s", resp.StatusCode, er.Error.Code, er.Error.Message, tt.wantStatus, tt.wantCode)
+			}
+			if er.Error.Message == "" || er.Error.RequestID == "" {
+				t.Errorf("error %+v lacks a message or request id", er.Error)
+			}
+			if strings.Contains(er.Error.Message, "aaaaaaaaaa") || (len(good) > 0 && strings.Contains(er.Error.Message, good)) {
+				t.Errorf("message echoes the input: %q", er.Error.Message)
+			}
+		})
+	}
+	leases, _, err := h.admin.Leases(context.Background(), client.LeaseFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 0 {
+		t.Errorf("got %d leases after bad requests, want 0", len(leases))
+	}
+	if n := h.sts.Calls(); n != 0 {
+		t.Errorf("STS was called %d times by bad requests, want 0", n)
+	}
+	denies := 0
+	for _, ev := range h.auditEvents() {
+		if ev.Type == audit.TypeDeny {
+			denies++
+		}
+	}
+	// Requests refused before the broker reads a token (malformed bodies)
+	// are not identity decisions; every token or role decision is audited.
+	if denies < 7 {
+		t.Errorf("got %d deny events, want one per token/role refusal (≥ 7)", denies)
+	}
+}
+
+// tamper rewrites the payload's project_path and keeps the signature.
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		panic(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		panic(err)
+	}
+	claims["project_path"] = "group/other"
+	nb, _ := json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(nb)
+	return strings.Join(parts, ".")
+}
+
+func TestAdminAuth(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	_, err := h.anon.Roles(ctx)
+	if st, code := apiCode(t, err); st != 401 || code != "unauthenticated" {
+		t.Errorf("no token: got %d %s", st, code)
+	}
+	bad, _ := client.New(h.addr, client.Options{Token: "kfa_0123456789abcdef_BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	_, err = bad.Roles(ctx)
+	if st, code := apiCode(t, err); st != 401 || code != "unauthenticated" {
+		t.Errorf("wrong secret: got %d %s", st, code)
+	}
+	ro, err := h.admin.CreateAdminToken(ctx, api.TokenCreateRequest{Name: "reader", Scopes: []string{"leases:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, _ := client.New(h.addr, client.Options{Token: ro.Token})
+	if _, _, err := reader.Leases(ctx, client.LeaseFilter{}); err != nil {
+		t.Errorf("reader listing leases: %v", err)
+	}
+	_, err = reader.PutRole(ctx, deployRole(), false)
+	if st, code := apiCode(t, err); st != 403 || code != "forbidden" {
+		t.Errorf("reader writing a role: got %d %s, want 403 forbidden", st, code)
+	}
+	if _, err := reader.DevToken(ctx, api.DevTokenRequest{}); err == nil {
+		t.Error("reader minted a dev token")
+	}
+}
+
+func TestRoleValidationAndApply(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	bad := deployRole()
+	bad.Match = nil
+	bad.AWS.RoleARN = "arn:aws:iam::role/deploy"
+	bad.Condition = "claims.no_such_claim == 1"
+	_, err := h.admin.PutRole(ctx, bad, false)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 422 || ae.Code != "invalid_object" || len(ae.Details) < 3 {
+		t.Fatalf("got %v, want 422 invalid_object listing every problem", err)
+	}
+	res, err := h.admin.PutRole(ctx, deployRole(), false)
+	if err != nil || res.Outcome != "created" {
+		t.Fatalf("got %v %v, want created", res, err)
+	}
+	res, err = h.admin.PutRole(ctx, deployRole(), false)
+	if err != nil || res.Outcome != "unchanged" {
+		t.Fatalf("second write: got %v %v, want unchanged", res, err)
+	}
+	if res.Object.AWS.TTL.D() != time.Hour {
+		t.Errorf("stored role ttl %v, want the 1h default filled in", res.Object.AWS.TTL)
+	}
+	// role test explains without minting.
+	tok := h.token(api.DevTokenRequest{ProjectPath: "group/app", Ref: "feature", Protected: new(false)})
+	tr, err := h.admin.TestRole(ctx, "deploy", api.RoleTestRequest{Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Allowed {
+		t.Error("unprotected ref allowed")
+	}
+	failed := ""
+	for _, c := range tr.Checks {
+		if !c.OK {
+			failed += c.Name + " "
+		}
+	}
+	if !strings.Contains(failed, "ref_protected") {
+		t.Errorf("failed checks %q, want ref_protected", failed)
+	}
+	if h.sts.Calls() != 0 {
+		t.Error("role test called STS")
+	}
+	// Deleting the issuer a role uses is refused.
+	err = h.admin.DeleteIssuer(ctx, "dev")
+	if st, code := apiCode(t, err); st != 409 || code != "in_use" {
+		t.Errorf("delete used issuer: got %d %s, want 409 in_use", st, code)
+	}
+}
+
+func TestRevokeIsIdempotentAndAudited(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.writeRole(deployRole())
+	resp, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: h.token(api.DevTokenRequest{ProjectPath: "group/app"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		l, err := h.admin.RevokeLease(ctx, resp.LeaseID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.State != "revoked" || l.RevokeNote == "" {
+			t.Errorf("revoke #%d: got %+v", i+1, l)
+		}
+	}
+	revokes := 0
+	for _, ev := range h.auditEvents() {
+		if ev.Type == audit.TypeRevoke && ev.LeaseID == resp.LeaseID {
+			revokes++
+			if !strings.HasPrefix(ev.Actor, "admin_token:") {
+				t.Errorf("revoke actor %q", ev.Actor)
+			}
+		}
+	}
+	if revokes != 1 {
+		t.Errorf("got %d revoke events, want exactly 1", revokes)
+	}
+	_, err = h.admin.RevokeLease(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+	if st, code := apiCode(t, err); st != 404 || code != "not_found" {
+		t.Errorf("unknown lease: got %d %s", st, code)
+	}
+	ls, _, err := h.admin.Leases(ctx, client.LeaseFilter{State: "revoked"})
+	if err != nil || len(ls) != 1 {
+		t.Errorf("filter by state: got %d leases, %v", len(ls), err)
+	}
+	ls, _, err = h.admin.Leases(ctx, client.LeaseFilter{Project: "other/x"})
+	if err != nil || len(ls) != 0 {
+		t.Errorf("filter by project: got %d leases, %v", len(ls), err)
+	}
+}
