@@ -88,7 +88,7 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	s := fmt.Sprintf("keyferry: %d %s: %s", e.Status, e.Code, e.Message)
+	s := fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
 	for _, d := range e.Details {
 		s += "\n  - " + d
 	}
