@@ -185,10 +185,10 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		var ie *identity.Error
 		if errors.As(err, &ie) {
 			status := http.StatusUnauthorized
-			if ie.Code == identity.CodeIssuerUnavailable {
+			switch ie.Code {
+			case identity.CodeIssuerUnavailable, identity.CodeReplayCacheFull:
 				status = http.StatusServiceUnavailable
-			}
-			if ie.Code == identity.CodeTokenTooLarge {
+			case identity.CodeTokenTooLarge:
 				status = http.StatusRequestEntityTooLarge
 			}
 			return nil, deny(nil, &Error{Status: status, Code: ie.Code, Message: ie.Message, Err: ie.Err})
