@@ -1,8 +1,8 @@
 package identity_test
 
 import (
+	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -10,8 +10,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,23 +46,28 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// loadKey reads a PKCS #8 RSA test key from testdata (generating 2048-bit
-// keys in every test would be slow).
+// testKeys caches the RSA keys tests use, generated once per test binary:
+// no private key is committed, and generating 2048-bit keys per test would
+// be slow.
+var testKeys sync.Map // name → *rsa.PrivateKey
+
+// loadKey returns the test key called name ("rsa1024.pem" is 1024 bits,
+// every other name 2048), the same key for the same name within a run.
 func loadKey(t testing.TB, name string) *rsa.PrivateKey {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if k, ok := testKeys.Load(name); ok {
+		return k.(*rsa.PrivateKey)
+	}
+	bits := 2048
+	if strings.Contains(name, "1024") {
+		bits = 1024
+	}
+	k, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		t.Fatalf("%s: no PEM block", name)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return k.(*rsa.PrivateKey)
+	actual, _ := testKeys.LoadOrStore(name, k)
+	return actual.(*rsa.PrivateKey)
 }
 
 // fakeIdP is an in-process OIDC issuer on a TLS server: devissuer's
