@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/keyferry/keyferry/internal/dur"
+	"github.com/keyferry/keyferry/internal/storage"
 )
 
 // Defaults.
@@ -274,8 +275,8 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage == "" {
 		bad("storage", "required")
-	} else if !strings.HasPrefix(c.Storage, "bolt:") && c.Storage != "memory:" && !strings.HasPrefix(c.Storage, "/") {
-		bad("storage", "%q: want bolt:///path/keyferry.db or memory:", c.Storage)
+	} else if _, err := storage.ParseURL(c.Storage); err != nil {
+		bad("storage", "%s", strings.TrimPrefix(err.Error(), "storage: "))
 	}
 	if c.Audit.Path == "" {
 		bad("audit.path", "required: keyferry does not issue credentials without an audit log")
