@@ -32,8 +32,7 @@ import (
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/registry"
 	"github.com/keyferry/keyferry/internal/storage"
-	"github.com/keyferry/keyferry/internal/storage/bolt"
-	"github.com/keyferry/keyferry/internal/storage/memory"
+	"github.com/keyferry/keyferry/internal/storage/backend"
 )
 
 // DevIssuerName is the issuer dev mode creates.
@@ -50,20 +49,6 @@ type Options struct {
 	Minter lease.Minter
 	// Listener, if set, is used instead of listening on cfg.Listen.
 	Listener net.Listener
-}
-
-// OpenStore opens the storage backend named by a storage URL.
-func OpenStore(raw string) (storage.Store, error) {
-	loc, err := storage.ParseURL(raw)
-	if err != nil {
-		return nil, err
-	}
-	switch loc.Scheme {
-	case storage.SchemeMemory:
-		return memory.New(), nil
-	default:
-		return bolt.Open(loc.Path, bolt.Options{})
-	}
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -94,7 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 	}
 
-	store, err := OpenStore(cfg.Storage)
+	store, err := backend.Open(cfg.Storage)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -264,7 +249,7 @@ func DevDefaults(cfg *config.Config) (cleanup func(), err error) {
 // twice: a lost root token is replaced with `keyferry admin-token create`
 // from another token, never by re-initialising.
 func Init(ctx context.Context, cfg *config.Config, out io.Writer) error {
-	store, err := OpenStore(cfg.Storage)
+	store, err := backend.Open(cfg.Storage)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
