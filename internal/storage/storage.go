@@ -1,7 +1,8 @@
 // Package storage defines keyferry's storage port: a small transactional
 // key-value interface that every backend (bolt, etcd, memory) implements,
 // the sentinel errors callers branch on, and the URL scheme that picks a
-// backend. The contract below is enforced by the conformance suite in
+// backend (ParseURL; package storage/backend opens what it names). The
+// contract below is enforced by the conformance suite in
 // storage/storagetest, which every backend runs.
 //
 // Keys are slash-separated strings ("roles/deploy", "leases/01J…"); values
