@@ -49,6 +49,17 @@ type CredsResponse struct {
 	Role        string      `json:"role"`
 	Credentials Credentials `json:"credentials"`
 	Region      string      `json:"region,omitempty"`
+	// RefreshHandle trades for fresh credentials at POST /v1/creds/refresh
+	// until MaxExpiration, without the job token. Each use returns a new
+	// handle and spends the old one; a spent handle presented again
+	// revokes the lease. Secret: store it like the credentials.
+	RefreshHandle string    `json:"refresh_handle,omitempty"`
+	MaxExpiration time.Time `json:"max_expiration,omitzero"`
+}
+
+// RefreshRequest is the body of POST /v1/creds/refresh.
+type RefreshRequest struct {
+	RefreshHandle string `json:"refresh_handle"`
 }
 
 // Identity summarises the CI identity behind a lease or an audit event.

@@ -159,6 +159,12 @@ func (c *Client) Creds(ctx context.Context, req api.CredsRequest) (*api.CredsRes
 	return &out, c.do(ctx, http.MethodPost, "/v1/creds", nil, req, &out)
 }
 
+// Refresh trades a refresh handle for fresh credentials and a new handle.
+func (c *Client) Refresh(ctx context.Context, handle string) (*api.CredsResponse, error) {
+	var out api.CredsResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/creds/refresh", nil, api.RefreshRequest{RefreshHandle: handle}, &out)
+}
+
 // Roles lists roles.
 func (c *Client) Roles(ctx context.Context) ([]policy.Role, error) {
 	var out struct {

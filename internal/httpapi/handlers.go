@@ -48,7 +48,34 @@ func (s *server) creds(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("credentials issued", "request_id", RequestID(r.Context()), "role", req.Role, "lease_id", out.Lease.ID,
 		"access_key_id", out.Credentials.AccessKeyID, "project", out.Lease.Identity.Project, "job", out.Lease.Identity.Job)
-	s.writeJSON(w, http.StatusOK, api.CredsResponse{LeaseID: out.Lease.ID, Role: out.Lease.Role, Credentials: out.Credentials, Region: out.Region})
+	s.writeJSON(w, http.StatusOK, credsResponse(out, out.RefreshHandle))
+}
+
+// credsResponse renders an issuance or a refresh.
+func credsResponse(out *lease.Issued, handle string) api.CredsResponse {
+	r := api.CredsResponse{LeaseID: out.Lease.ID, Role: out.Lease.Role, Credentials: out.Credentials, Region: out.Region, RefreshHandle: handle}
+	if handle != "" {
+		r.MaxExpiration = out.Lease.MaxExpiresAt
+	}
+	return r
+}
+
+// refresh serves POST /v1/creds/refresh: a refresh handle in, fresh
+// credentials and a new handle out.
+func (s *server) refresh(w http.ResponseWriter, r *http.Request) {
+	var req api.RefreshRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, err := s.Leases.Refresh(r.Context(), lease.RefreshRequest{Handle: req.RefreshHandle, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("credentials refreshed", "request_id", RequestID(r.Context()), "role", out.Lease.Role, "lease_id", out.Lease.ID,
+		"access_key_id", out.Credentials.AccessKeyID, "refreshes", out.Lease.Refreshes)
+	s.writeJSON(w, http.StatusOK, credsResponse(&out.Issued, out.Handle))
 }
 
 type actorKey struct{}
@@ -349,7 +376,7 @@ func (s *server) deleteIssuer(w http.ResponseWriter, r *http.Request) {
 // leaseView is a lease as the API shows it: state is the effective state.
 func (s *server) leaseView(l lease.Lease) lease.Lease {
 	l.State = l.EffectiveState(s.Now())
-	return l
+	return l.Redacted()
 }
 
 func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {

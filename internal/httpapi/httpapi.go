@@ -80,6 +80,7 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 
 	handle("POST /v1/creds", s.creds)
+	handle("POST /v1/creds/refresh", s.refresh)
 
 	handle("GET /v1/roles", s.admin(admintoken.ScopeRolesRead, s.listRoles))
 	handle("GET /v1/roles/{name}", s.admin(admintoken.ScopeRolesRead, s.getRole))

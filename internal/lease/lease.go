@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/policy"
 )
 
 // State is a lease's lifecycle state.
@@ -44,6 +45,26 @@ type Lease struct {
 	RevokeNote string `json:"revoke_note,omitempty"`
 	RequestID  string `json:"request_id,omitempty"`
 	SourceAddr string `json:"source_addr,omitempty"`
+
+	// MaxExpiresAt bounds refreshes: the role's max_ttl after issuance.
+	MaxExpiresAt time.Time `json:"max_expires_at,omitzero"`
+	// Refreshes counts the credentials minted after the first.
+	Refreshes int `json:"refreshes,omitempty"`
+	// Session parameters, kept so that a refresh mints the same session
+	// without the job token.
+	Region         string       `json:"region,omitempty"`
+	Tags           []policy.Tag `json:"tags,omitempty"`
+	SourceIdentity string       `json:"source_identity,omitempty"`
+	// RefreshHash is the hex SHA-256 of the current refresh handle's
+	// secret; PrevRefreshHashes holds those it replaced, to detect reuse.
+	RefreshHash       string   `json:"refresh_hash,omitempty"`
+	PrevRefreshHashes []string `json:"prev_refresh_hashes,omitempty"`
+}
+
+// Redacted returns the lease as the API shows it: without refresh hashes.
+func (l Lease) Redacted() Lease {
+	l.RefreshHash, l.PrevRefreshHashes = "", nil
+	return l
 }
 
 // EffectiveState returns the state as of now: an active lease past its

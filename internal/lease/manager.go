@@ -134,11 +134,15 @@ type IssueRequest struct {
 	SourceAddr string
 }
 
-// Issued is a successful issuance. Credentials hold secrets: never log them.
+// Issued is a successful issuance. Credentials and RefreshHandle are
+// secrets: never log them.
 type Issued struct {
 	Lease       *Lease
 	Credentials api.Credentials
 	Region      string
+	// RefreshHandle trades for fresh credentials until MaxExpiresAt
+	// (assume_role leases only).
+	RefreshHandle string
 }
 
 // Issue runs the whole issuance. Every outcome, allow or deny, is audited;
@@ -197,7 +201,11 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 	}
 
 	role, ok := m.roles.Role(req.Role)
-	if !ok || role.Role().Issuer != id.Issuer {
+	var r policy.Role
+	if ok {
+		r = role.Role() // a deep copy: take it once per issuance
+	}
+	if !ok || r.Issuer != id.Issuer {
 		return nil, deny(id, &Error{Status: http.StatusForbidden, Code: CodeNoMatchingRole,
 			Message: fmt.Sprintf("role %q does not exist or does not accept tokens from this issuer", req.Role)})
 	}
@@ -205,7 +213,6 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		return nil, deny(id, &Error{Status: http.StatusForbidden, Code: CodeNoMatchingRole,
 			Message: fmt.Sprintf("role %q does not accept this token: %s", req.Role, res.Denial())})
 	}
-	r := role.Role()
 
 	ttl := r.AWS.TTL.D()
 	if req.TTL != 0 {
@@ -252,6 +259,11 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		ID: leaseID, Role: r.Name, Type: r.AWS.Type, Identity: id.Summary(), RoleARN: r.AWS.RoleARN,
 		SessionName: rendered.SessionName, AccessKeyID: creds.AccessKeyID, IssuedAt: now.UTC(),
 		ExpiresAt: creds.Expiration.UTC(), State: StateActive, RequestID: req.RequestID, SourceAddr: req.SourceAddr,
+		MaxExpiresAt: now.Add(r.AWS.MaxTTL.D()).UTC(), Region: r.AWS.Region, Tags: rendered.Tags, SourceIdentity: rendered.SourceIdentity,
+	}
+	var handle string
+	if refreshable(l.Type) {
+		handle, l.RefreshHash = newRefreshHandle(l.ID)
 	}
 	if err := m.put(ctx, l); err != nil {
 		m.log.Error("lease write failed", "request_id", req.RequestID, "access_key_id", creds.AccessKeyID, "err", err)
@@ -274,7 +286,7 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err}
 	}
 	return &Issued{
-		Lease: l, Region: region,
+		Lease: l, Region: region, RefreshHandle: handle,
 		Credentials: api.Credentials{
 			AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
 			Expiration: creds.Expiration.UTC(), AccountID: creds.AccountID, AssumedRoleARN: creds.AssumedRoleARN,
@@ -341,26 +353,38 @@ func (m *Manager) put(ctx context.Context, l *Lease) error {
 	})
 }
 
+func getLease(tx storage.ReadTxn, id string) (*Lease, error) {
+	b, err := tx.Get(leasePrefix + id)
+	if err != nil {
+		return nil, err
+	}
+	var l Lease
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("lease: decode %s: %w", id, err)
+	}
+	return &l, nil
+}
+
+func putLease(tx storage.Txn, l *Lease) error {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return tx.Put(leasePrefix+l.ID, b)
+}
+
 func (m *Manager) update(ctx context.Context, id string, fn func(*Lease) error) (*Lease, error) {
 	var out *Lease
 	err := m.store.Update(ctx, func(tx storage.Txn) error {
-		b, err := tx.Get(leasePrefix + id)
+		l, err := getLease(tx, id)
 		if err != nil {
 			return err
 		}
-		var l Lease
-		if err := json.Unmarshal(b, &l); err != nil {
-			return fmt.Errorf("lease: decode %s: %w", id, err)
-		}
-		if err := fn(&l); err != nil {
+		if err := fn(l); err != nil {
 			return err
 		}
-		nb, err := json.Marshal(&l)
-		if err != nil {
-			return err
-		}
-		out = &l
-		return tx.Put(leasePrefix+id, nb)
+		out = l
+		return putLease(tx, l)
 	})
 	return out, err
 }

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -32,15 +33,20 @@ type fakeMinter struct {
 	calls atomic.Int32
 	err   error
 	last  awsprov.Request
+	now   func() time.Time
 }
 
 func (f *fakeMinter) AssumeRole(_ context.Context, r awsprov.Request) (*awsprov.Credentials, error) {
-	f.calls.Add(1)
+	n := f.calls.Add(1)
 	f.last = r
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &awsprov.Credentials{AccessKeyID: "ASIATESTTESTTESTTEST", SecretAccessKey: "secret", SessionToken: "session", Expiration: time.Now().Add(r.Duration)}, nil
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
+	return &awsprov.Credentials{AccessKeyID: fmt.Sprintf("ASIATEST%012d", n), SecretAccessKey: "secret", SessionToken: "session", Expiration: now().Add(r.Duration)}, nil
 }
 
 func (f *fakeMinter) AssumeRoleWithWebIdentity(ctx context.Context, r awsprov.Request) (*awsprov.Credentials, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/client"
 	"github.com/keyferry/keyferry/internal/config"
+	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/server"
@@ -546,5 +547,56 @@ func TestRevokeIsIdempotentAndAudited(t *testing.T) {
 	ls, _, err = h.admin.Leases(ctx, client.LeaseFilter{Project: "other/x"})
 	if err != nil || len(ls) != 0 {
 		t.Errorf("filter by project: got %d leases, %v", len(ls), err)
+	}
+}
+
+func TestRefreshOverHTTP(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	r := deployRole()
+	r.AWS.MaxTTL = dur.Duration(4 * time.Hour)
+	h.writeRole(r)
+	first, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: h.token(api.DevTokenRequest{ProjectPath: "group/app"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.RefreshHandle == "" || first.MaxExpiration.Sub(time.Now()) < 3*time.Hour {
+		t.Fatalf("got handle %v max %v, want a handle valid ~4h", first.RefreshHandle != "", first.MaxExpiration)
+	}
+	second, err := h.anon.Refresh(ctx, first.RefreshHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.LeaseID != first.LeaseID || second.Credentials.AccessKeyID == first.Credentials.AccessKeyID || second.RefreshHandle == first.RefreshHandle {
+		t.Fatalf("refresh: same lease %v, new key %v, new handle %v", second.LeaseID == first.LeaseID,
+			second.Credentials.AccessKeyID != first.Credentials.AccessKeyID, second.RefreshHandle != first.RefreshHandle)
+	}
+	// The admin view never shows refresh hashes.
+	resp, err := http.NewRequest("GET", h.addr+"/v1/leases/"+first.LeaseID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if strings.Contains(string(body), "refresh_hash") {
+		t.Errorf("lease view exposes refresh hashes: %s", body)
+	}
+	// Replaying the spent handle revokes the lease.
+	_, err = h.anon.Refresh(ctx, first.RefreshHandle)
+	if st, code := apiCode(t, err); st != 401 || code != "refresh_handle_reused" {
+		t.Fatalf("replayed handle: got %d %s, want 401 refresh_handle_reused", st, code)
+	}
+	_, err = h.anon.Refresh(ctx, second.RefreshHandle)
+	if st, code := apiCode(t, err); st != 401 || code != "lease_revoked" {
+		t.Errorf("after the replay: got %d %s, want 401 lease_revoked", st, code)
+	}
+	raw, _ := os.ReadFile(h.auditPath)
+	if strings.Contains(string(raw), first.RefreshHandle[30:]) || strings.Contains(h.logs.String(), second.RefreshHandle[30:]) {
+		t.Error("a refresh handle reached the audit log or the server log")
 	}
 }

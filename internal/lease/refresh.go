@@ -1,0 +1,257 @@
+package lease
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/policy"
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
+	"github.com/keyferry/keyferry/internal/storage"
+)
+
+// Refresh reason codes.
+const (
+	CodeInvalidRefreshHandle = "invalid_refresh_handle"
+	CodeRefreshHandleReused  = "refresh_handle_reused"
+	CodeLeaseRevoked         = "lease_revoked"
+	CodeMaxTTLReached        = "max_ttl_reached"
+	CodeRoleGone             = "role_gone"
+	CodeRefreshConflict      = "refresh_conflict"
+)
+
+// keepPrevHashes bounds how many replaced handles a lease remembers.
+const keepPrevHashes = 16
+
+// minSession is STS's shortest session.
+const minSession = 15 * time.Minute
+
+var refreshRE = regexp.MustCompile(`^kfr_([0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9_-]{43})$`)
+
+// newRefreshHandle returns a handle for lease id and the hash to store.
+func newRefreshHandle(id string) (handle, hash string) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("lease: crypto/rand failed: " + err.Error())
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	return "kfr_" + id + "_" + secret, hashSecret(secret)
+}
+
+func hashSecret(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// refreshable reports whether leases of this type get a refresh handle:
+// assume_role sessions are minted with the broker's own credentials, so a
+// refresh needs no job token. web_identity sessions need the job's token
+// for every call to STS.
+func refreshable(typ string) bool { return typ == policy.TypeAssumeRole }
+
+// RefreshRequest trades a refresh handle for new credentials.
+type RefreshRequest struct {
+	Handle     string
+	RequestID  string
+	SourceAddr string
+}
+
+// Refreshed is the result of a refresh. Handle replaces the one presented,
+// which is now spent: presenting it again revokes the lease.
+type Refreshed struct {
+	Issued
+	Handle string
+}
+
+// Refresh mints new credentials for the lease a refresh handle belongs to,
+// until the lease's max_ttl, without the job token. Each use rotates the
+// handle. A handle that was already used is treated as stolen: the lease
+// is revoked (which stops its refresh chain) and the event audited.
+//
+// Order: verify the handle → mint → audit → commit the rotation. If
+// minting or auditing fails, the presented handle stays valid, so the
+// client can retry without tripping the reuse detector.
+func (m *Manager) Refresh(ctx context.Context, req RefreshRequest) (*Refreshed, error) {
+	start := m.now()
+	out, l, err := m.refresh(ctx, req)
+	role, result := "(unknown)", "refreshed"
+	if l != nil {
+		if _, ok := m.roles.Role(l.Role); ok {
+			role = l.Role
+		}
+	}
+	if err != nil {
+		result = "denied"
+		var e *Error
+		if errors.As(err, &e) {
+			result = e.Code
+		}
+	}
+	m.obs.Issued(role, "refresh:"+result, m.now().Sub(start))
+	return out, err
+}
+
+func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, *Lease, error) {
+	invalid := &Error{Status: http.StatusUnauthorized, Code: CodeInvalidRefreshHandle, Message: "the refresh handle is not valid: request new credentials with the job token"}
+	mm := refreshRE.FindStringSubmatch(req.Handle)
+	if mm == nil {
+		return nil, nil, m.denyRefresh(ctx, req, nil, invalid)
+	}
+	id, presented := mm[1], hashSecret(mm[2])
+	l, err := m.Get(ctx, id)
+	if err != nil {
+		var le *Error
+		if errors.As(err, &le) && le.Code == CodeNotFound {
+			return nil, nil, m.denyRefresh(ctx, req, nil, invalid)
+		}
+		return nil, nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err}
+	}
+	switch {
+	case l.RefreshHash != "" && subtle.ConstantTimeCompare([]byte(presented), []byte(l.RefreshHash)) == 1:
+		// the current handle: go on
+	case slices.Contains(l.PrevRefreshHashes, presented):
+		return nil, l, m.handleReuse(ctx, req, l)
+	default:
+		return nil, l, m.denyRefresh(ctx, req, l, invalid)
+	}
+	if l.State == StateRevoked || l.State == StateRevoking {
+		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusUnauthorized, Code: CodeLeaseRevoked, Message: "the lease was revoked: its credentials can no longer be refreshed"})
+	}
+	now := m.now()
+	left := l.MaxExpiresAt.Sub(now)
+	if left < minSession {
+		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeMaxTTLReached,
+			Message: fmt.Sprintf("the lease reached its max_ttl (%s): request new credentials with a fresh job token", l.MaxExpiresAt.Format(time.RFC3339))})
+	}
+	role, ok := m.roles.Role(l.Role)
+	if !ok || role.Role().AWS.Type != l.Type {
+		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeRoleGone, Message: fmt.Sprintf("role %q no longer exists or changed type: request new credentials with the job token", l.Role)})
+	}
+	r := role.Role()
+	ttl := min(r.AWS.TTL.D(), left)
+	preq := awsprov.Request{
+		Region: l.Region, RoleARN: r.AWS.RoleARN, SessionName: l.SessionName,
+		Policy: compactPolicy(r.AWS.SessionPolicy), PolicyARNs: r.AWS.PolicyARNs,
+		TransitiveTagKeys: r.AWS.TransitiveTagKeys, SourceIdentity: l.SourceIdentity,
+		ExternalID: r.AWS.ExternalID, Duration: ttl,
+	}
+	if preq.Region == "" {
+		preq.Region = m.region
+	}
+	for _, t := range l.Tags {
+		preq.Tags = append(preq.Tags, awsprov.Tag{Key: t.Key, Value: t.Value})
+	}
+	creds, err := m.minter.AssumeRole(ctx, preq)
+	if err != nil {
+		return nil, l, m.denyRefresh(ctx, req, l, m.upstreamError(err))
+	}
+	summary := l.Identity
+	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
+		Type: audit.TypeRefresh, Decision: audit.DecisionAllow, Role: l.Role, Identity: &summary,
+		LeaseID: l.ID, AccessKeyID: creds.AccessKeyID, Expiration: creds.Expiration.UTC(), SessionName: l.SessionName,
+		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
+	}); err != nil {
+		m.log.Error("audit write failed: refreshed credentials withheld", "request_id", req.RequestID, "lease_id", l.ID, "access_key_id", creds.AccessKeyID, "err", err)
+		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err}
+	}
+	handle, hash := newRefreshHandle(l.ID)
+	var (
+		conflict bool
+		updated  Lease
+	)
+	err = m.store.Update(ctx, func(tx storage.Txn) error {
+		conflict = false
+		cur, err := getLease(tx, l.ID)
+		if err != nil {
+			return err
+		}
+		if cur.RefreshHash != l.RefreshHash || cur.State != l.State {
+			conflict = true // another refresh or a revoke won the race
+			return nil
+		}
+		oldExp := cur.ExpiresAt
+		cur.PrevRefreshHashes = append(cur.PrevRefreshHashes, cur.RefreshHash)
+		if n := len(cur.PrevRefreshHashes); n > keepPrevHashes {
+			cur.PrevRefreshHashes = cur.PrevRefreshHashes[n-keepPrevHashes:]
+		}
+		cur.RefreshHash = hash
+		cur.AccessKeyID, cur.ExpiresAt = creds.AccessKeyID, creds.Expiration.UTC()
+		cur.Refreshes++
+		if err := putLease(tx, cur); err != nil {
+			return err
+		}
+		if err := tx.Delete(expiryKey(oldExp, cur.ID)); err != nil {
+			return err
+		}
+		updated = *cur
+		return tx.Put(expiryKey(cur.ExpiresAt, cur.ID), nil)
+	})
+	if err != nil {
+		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err}
+	}
+	if conflict {
+		return nil, l, &Error{Status: http.StatusConflict, Code: CodeRefreshConflict, Message: "the lease changed during the refresh (a concurrent refresh or a revocation): retry with the handle you hold"}
+	}
+	return &Refreshed{
+		Handle: handle,
+		Issued: Issued{
+			Lease: &updated, Region: preq.Region,
+			Credentials: api.Credentials{
+				AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
+				Expiration: creds.Expiration.UTC(), AccountID: creds.AccountID, AssumedRoleARN: creds.AssumedRoleARN,
+			},
+		},
+	}, &updated, nil
+}
+
+// handleReuse revokes a lease whose spent refresh handle came back: either
+// the handle was copied, or the client lost track of it; in both cases the
+// chain can no longer be trusted.
+func (m *Manager) handleReuse(ctx context.Context, req RefreshRequest, l *Lease) error {
+	note := "refresh handle reused: treated as stolen, lease and refresh chain revoked"
+	_, err := m.update(context.WithoutCancel(ctx), l.ID, func(cur *Lease) error {
+		if cur.State != StateRevoked {
+			cur.State, cur.RevokedAt, cur.RevokedBy, cur.RevokeNote = StateRevoked, m.now().UTC(), "keyferry", note
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Error("revoking a lease after refresh-handle reuse failed", "lease_id", l.ID, "err", err)
+	}
+	s := l.Identity
+	if aerr := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
+		Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
+		Reason: CodeRefreshHandleReused, Message: note, Actor: "keyferry", RequestID: req.RequestID, SourceAddr: req.SourceAddr,
+	}); aerr != nil {
+		m.log.Error("audit write failed for a refresh-handle reuse", "lease_id", l.ID, "err", aerr)
+	}
+	return m.denyRefresh(ctx, req, l, &Error{Status: http.StatusUnauthorized, Code: CodeRefreshHandleReused,
+		Message: "this refresh handle was already used: the lease has been revoked as a precaution; request new credentials with the job token"})
+}
+
+func (m *Manager) denyRefresh(ctx context.Context, req RefreshRequest, l *Lease, e *Error) error {
+	ev := &audit.Event{
+		Type: audit.TypeRefresh, Decision: audit.DecisionDeny, Reason: e.Code, Message: e.Message,
+		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
+	}
+	if l != nil {
+		s := l.Identity
+		ev.Identity, ev.Role, ev.LeaseID = &s, l.Role, l.ID
+	}
+	if err := m.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
+		m.log.Error("audit write failed for a refresh denial", "request_id", req.RequestID, "err", err)
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no request can be served", Err: err}
+	}
+	return e
+}
