@@ -12,6 +12,8 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -787,12 +790,15 @@ func TestBrokerAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	rawLog, _ := os.ReadFile(b.Stderr)
+	rawStore, err := os.ReadFile(strings.TrimPrefix(b.StoreURL, "bolt://"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, s := range secrets {
-		if strings.Contains(string(rawAudit), s) {
-			t.Errorf("the audit log contains the %s", name)
-		}
-		if strings.Contains(string(rawLog), s) {
-			t.Errorf("the server log contains the %s", name)
+		for what, raw := range map[string][]byte{"audit log": rawAudit, "server log": rawLog, "lease store": rawStore} {
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf("the %s contains the %s", what, name)
+			}
 		}
 	}
 	if m := jwtRE.FindString(string(rawAudit)); m != "" {
@@ -1032,10 +1038,50 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 		t.Errorf("revoke of an unknown lease: got %s, want 404 not_found", res)
 	}
 
-	// SIGTERM: a clean exit within a few seconds.
-	code, took := b.stop(10 * time.Second)
-	if code != 0 || took > 5*time.Second {
-		t.Errorf("after SIGTERM: exit %d in %s, want exit 0 within 5s", code, took.Round(time.Millisecond))
+	// SIGTERM with a request in flight: the server stops accepting
+	// connections, finishes the request, then exits 0 within a few seconds.
+	// The request's body is sent in two parts so that it is surely in
+	// flight (its handler reading the body) when the signal arrives.
+	host := strings.TrimPrefix(b.URL, "http://")
+	conn, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"role":"ci","token":"` + b.devToken(t, "--project", kfProject, "--job-id", "7373") + `"}`
+	fmt.Fprintf(conn, "POST /v1/creds HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		host, len(body), body[:10])
+	time.Sleep(300 * time.Millisecond) // the server reads the headers and starts the handler
+	sigterm := time.Now()
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if b.wait(time.Second) {
+		t.Fatalf("the server exited (code %d) with a request in flight", b.exitCode())
+	}
+	if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
+		c.Close()
+		t.Error("the server still accepts connections after SIGTERM")
+	}
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatalf("finish the in-flight request: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the in-flight request got no response: %v", err)
+	}
+	var inflight credsJSON
+	json.NewDecoder(resp.Body).Decode(&inflight)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || inflight.Credentials.AccessKeyID == "" {
+		t.Errorf("in-flight request during shutdown: got %d (key %q), want 200 with credentials", resp.StatusCode, inflight.Credentials.AccessKeyID)
+	}
+	if !b.wait(5 * time.Second) {
+		t.Errorf("the server did not exit within 5s of SIGTERM")
+	}
+	if code, took := b.exitCode(), time.Since(sigterm); code != 0 {
+		t.Errorf("after SIGTERM: exit %d in %s, want exit 0", code, took.Round(time.Millisecond))
 	}
 	shuttingDown := false
 	for _, l := range logLines(b.Stderr) {
@@ -1046,6 +1092,11 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 	}
 	if res := kfRun(t, nil, "audit", "verify", b.AuditPath); !res.OK() {
 		t.Errorf("the audit log after shutdown does not verify: %s", res)
+	}
+	if inflight.Credentials.AccessKeyID != "" && !slices.ContainsFunc(b.auditEvents(t), func(ev auditEvent) bool {
+		return ev.Type == "issue" && ev.AccessKeyID == inflight.Credentials.AccessKeyID
+	}) {
+		t.Error("the issuance served during shutdown is not in the audit log")
 	}
 }
 
@@ -1075,6 +1126,22 @@ func TestServerInitAndListenSafety(t *testing.T) {
 		t.Fatalf("server init printed %d admin tokens, want exactly 1", len(tokens))
 	}
 	root := tokens[0]
+	// The store keeps a hash of the token, never the token; the store and
+	// the audit log are readable by their owner only.
+	rawStore, err := os.ReadFile(filepath.Join(dir, "keyferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret := root[strings.LastIndex(root, "_")+1:]; bytes.Contains(rawStore, []byte(secret)) {
+		t.Error("the store holds the admin token's secret in clear")
+	}
+	for _, f := range []string{filepath.Join(dir, "keyferry.db"), auditPath} {
+		if fi, err := os.Stat(f); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want no access for group and others", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
 
 	res = kfRun(t, nil, append([]string{"server", "init"}, storeArgs...)...)
 	if res.OK() || !strings.Contains(res.Stderr, "already initialised") {

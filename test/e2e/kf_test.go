@@ -320,14 +320,22 @@ func (b *broker) stop(grace time.Duration) (code int, took time.Duration) {
 	start := time.Now()
 	if b.running() {
 		b.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-b.exited:
-		case <-time.After(grace):
+		if !b.wait(grace) {
 			b.cmd.Process.Kill()
 			<-b.exited
 		}
 	}
 	return b.exitCode(), time.Since(start)
+}
+
+// wait reports whether the process exits within d.
+func (b *broker) wait(d time.Duration) bool {
+	select {
+	case <-b.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // exitCode is the exit status of an exited broker (-1: killed by a signal).
