@@ -81,6 +81,8 @@ func New(cfg Config) http.Handler {
 
 	handle("POST /v1/creds", s.creds)
 	handle("POST /v1/creds/refresh", s.refresh)
+	handle("POST /sts", s.sts)
+	handle("POST /sts/", s.sts)
 
 	handle("GET /v1/roles", s.admin(admintoken.ScopeRolesRead, s.listRoles))
 	handle("GET /v1/roles/{name}", s.admin(admintoken.ScopeRolesRead, s.getRole))

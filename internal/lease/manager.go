@@ -127,7 +127,11 @@ func (nopObserver) UpstreamError(string)                 {}
 
 // IssueRequest is one credential request.
 type IssueRequest struct {
-	Role       string
+	Role string
+	// Candidates, used when Role is empty, are tried in order after the
+	// token is verified; the first role that accepts it is used (the
+	// STS-compatible endpoint maps one RoleArn to several roles).
+	Candidates []string
 	Token      string
 	TTL        time.Duration // 0 = the role's ttl
 	RequestID  string
@@ -143,6 +147,8 @@ type Issued struct {
 	// RefreshHandle trades for fresh credentials until MaxExpiresAt
 	// (assume_role leases only).
 	RefreshHandle string
+	// Audience is the verified token's audience.
+	Audience []string
 }
 
 // Issue runs the whole issuance. Every outcome, allow or deny, is audited;
@@ -200,6 +206,18 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		return nil, deny(nil, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "token verification failed", Err: err})
 	}
 
+	if req.Role == "" {
+		for _, name := range req.Candidates {
+			if c, ok := m.roles.Role(name); ok && c.Role().Issuer == id.Issuer && c.Evaluate(id.Claims).Allowed {
+				req.Role = name
+				break
+			}
+		}
+		if req.Role == "" {
+			return nil, deny(id, &Error{Status: http.StatusForbidden, Code: CodeNoMatchingRole,
+				Message: "no keyferry role for this RoleArn accepts this token"})
+		}
+	}
 	role, ok := m.roles.Role(req.Role)
 	var r policy.Role
 	if ok {
@@ -286,7 +304,7 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err}
 	}
 	return &Issued{
-		Lease: l, Region: region, RefreshHandle: handle,
+		Lease: l, Region: region, RefreshHandle: handle, Audience: id.Audience,
 		Credentials: api.Credentials{
 			AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
 			Expiration: creds.Expiration.UTC(), AccountID: creds.AccountID, AssumedRoleARN: creds.AssumedRoleARN,

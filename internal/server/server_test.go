@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
@@ -598,5 +601,127 @@ func TestRefreshOverHTTP(t *testing.T) {
 	raw, _ := os.ReadFile(h.auditPath)
 	if strings.Contains(string(raw), first.RefreshHandle[30:]) || strings.Contains(h.logs.String(), second.RefreshHandle[30:]) {
 		t.Error("a refresh handle reached the audit log or the server log")
+	}
+}
+
+// TestSTSEndpointWithGoSDK points the AWS SDK for Go v2's own web-identity
+// provider at keyferry's STS-compatible endpoint.
+func TestSTSEndpointWithGoSDK(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.writeRole(deployRole())
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	retrieve := func(roleARN, token string) (aws.Credentials, error) {
+		if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		client := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(h.addr + "/sts"), RetryMaxAttempts: 1})
+		p := stscreds.NewWebIdentityRoleProvider(client, roleARN, stscreds.IdentityTokenFile(tokenFile), func(o *stscreds.WebIdentityRoleOptions) {
+			o.RoleSessionName = "sdk-session"
+		})
+		return p.Retrieve(ctx)
+	}
+	good := h.token(api.DevTokenRequest{ProjectPath: "group/app", JobID: "9001"})
+
+	// By keyferry role name in the ARN's last segment, and by role_arn.
+	for _, arn := range []string{"arn:aws:iam::123456789012:role/deploy", "arn:aws:iam::123456789012:role/keyferry/deploy"} {
+		creds, err := retrieve(arn, good)
+		if err != nil {
+			t.Fatalf("%s: %v", arn, err)
+		}
+		if !strings.HasPrefix(creds.AccessKeyID, "ASIA") || creds.SecretAccessKey == "" || creds.SessionToken == "" || !creds.CanExpire {
+			t.Fatalf("%s: got %+v", arn, creds.AccessKeyID)
+		}
+		if req, _ := h.sts.LastRequest(); req.IssuedAccessKeyID != creds.AccessKeyID || req.RoleSessionName != "gl-group-app-9001" {
+			t.Errorf("%s: SDK got %s, upstream issued %s as %s", arn, creds.AccessKeyID, req.IssuedAccessKeyID, req.RoleSessionName)
+		}
+	}
+
+	var apiErr interface{ ErrorCode() string }
+	_, err := retrieve("arn:aws:iam::123456789012:role/deploy", h.token(api.DevTokenRequest{ProjectPath: "evil/app"}))
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+		t.Errorf("other project: got %v, want AccessDenied", err)
+	}
+	_, err = retrieve("arn:aws:iam::123456789012:role/nope", good)
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+		t.Errorf("unknown role: got %v, want AccessDenied", err)
+	}
+	_, err = retrieve("arn:aws:iam::123456789012:role/deploy", tamper(good))
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidIdentityToken" {
+		t.Errorf("tampered token: got %v, want InvalidIdentityToken", err)
+	}
+}
+
+func TestSTSEndpointRawProtocol(t *testing.T) {
+	h := start(t)
+	h.writeRole(deployRole())
+	good := h.token(api.DevTokenRequest{ProjectPath: "group/app"})
+	base := url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}, "RoleArn": {"arn:aws:iam::123456789012:role/deploy"},
+		"RoleSessionName": {"s1"}, "WebIdentityToken": {good}}
+	with := func(k, v string) url.Values {
+		u := url.Values{}
+		for kk, vv := range base {
+			u[kk] = vv
+		}
+		if v == "" {
+			u.Del(k)
+		} else {
+			u.Set(k, v)
+		}
+		return u
+	}
+	tests := []struct {
+		name       string
+		form       url.Values
+		ctype      string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "ok", form: base, wantStatus: 200},
+		{name: "duration honoured", form: with("DurationSeconds", "1800"), wantStatus: 200},
+		{name: "duration over the role ttl", form: with("DurationSeconds", "7200"), wantStatus: 400, wantCode: "ValidationError"},
+		{name: "duration too short", form: with("DurationSeconds", "60"), wantStatus: 400, wantCode: "ValidationError"},
+		{name: "no action", form: with("Action", ""), wantStatus: 400, wantCode: "MissingAction"},
+		{name: "other action", form: with("Action", "AssumeRole"), wantStatus: 400, wantCode: "InvalidAction"},
+		{name: "bad session name", form: with("RoleSessionName", "a/b"), wantStatus: 400, wantCode: "ValidationError"},
+		{name: "no role arn", form: with("RoleArn", ""), wantStatus: 400, wantCode: "ValidationError"},
+		{name: "policy refused", form: with("Policy", `{"Statement":[]}`), wantStatus: 400, wantCode: "ValidationError"},
+		{name: "unknown parameter", form: with("Foo", "bar"), wantStatus: 400, wantCode: "InvalidParameterValue"},
+		{name: "garbage token", form: with("WebIdentityToken", "not-a-jwt"), wantStatus: 400, wantCode: "InvalidIdentityToken"},
+		{name: "json body", form: base, ctype: "application/json", wantStatus: 400, wantCode: "InvalidParameterValue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ct := tt.ctype
+			if ct == "" {
+				ct = "application/x-www-form-urlencoded; charset=utf-8"
+			}
+			resp, err := http.Post(h.addr+"/sts", ct, strings.NewReader(tt.form.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("got %d %s, want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			if tt.wantCode != "" && !strings.Contains(string(body), "<Code>"+tt.wantCode+"</Code>") {
+				t.Fatalf("got %s, want code %s", body, tt.wantCode)
+			}
+			if tt.wantStatus == 200 {
+				for _, want := range []string{`<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">`, "<SubjectFromWebIdentityToken>project_path:group/app:", "<AccessKeyId>ASIA", "<RequestId>"} {
+					if !strings.Contains(string(body), want) {
+						t.Errorf("response lacks %q:\n%s", want, body)
+					}
+				}
+			}
+			if strings.Contains(string(body), good) {
+				t.Error("the response echoes the token")
+			}
+		})
+	}
+	if req, _ := h.sts.LastRequest(); req.DurationSeconds != 3600 && req.DurationSeconds != 1800 {
+		t.Errorf("upstream duration %d", req.DurationSeconds)
 	}
 }
