@@ -1,0 +1,472 @@
+// Command loadgen measures keyferry's issuance path end to end: it starts a
+// dev-mode broker in this process (durable bolt storage and an fsync'd
+// audit log in a temp dir, the production JSON logger at info), creates a
+// role through the admin API, mints one GitLab-shaped job token per client
+// from the dev issuer, warms up, and then drives POST /v1/creds over
+// keep-alive HTTP on loopback.
+//
+//	go run ./bench/loadgen -c 1,16,64 -d 10s
+//	go run ./bench/loadgen -c 64 -d 10s -cpuprofile cpu.prof
+//	go run ./bench/loadgen -upstream http -c 1,16,64
+//	go run ./bench/loadgen -c 64 -rate 1000,2000,3000   # open loop too
+//
+// Upstreams: "inproc" is a zero-latency in-process minter (the broker alone
+// is measured); "http" is the real AWS provider (aws-sdk-go-v2) against the
+// fake STS over loopback, so the SDK's cost is included.
+//
+// Closed loop (-c): N clients, each sending its next request when the
+// previous one returns. Throughput is what the machine can do; latency at
+// c > 1 is mostly queueing (by Little's law, mean latency = c / throughput).
+// Open loop (-rate): requests arrive at a fixed rate, latency counted from
+// the scheduled arrival; this answers "what is p99 at R requests/s".
+//
+// Clients, broker and upstream share the process and its CPUs. Goroutines
+// carry the pprof label side=client, side=server or side=upstream, so a
+// profile can be split: go tool pprof -tagfocus side=server cpu.prof.
+//
+// Any failed request fails the run (exit status 1), and so does a lease or
+// audit count on disk that does not match the successful requests.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// levelResult is one row of the report.
+type levelResult struct {
+	Upstream    string  `json:"upstream"`
+	Mode        string  `json:"mode"`
+	Concurrency int     `json:"concurrency"`
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	DurationSec float64 `json:"duration_s"`
+
+	Requests   int            `json:"requests"` // successful, started in the window
+	Errors     map[string]int `json:"errors,omitempty"`
+	PerSecond  float64        `json:"issuances_per_s"`
+	Latency    latencies      `json:"latency"`
+	Dials      int64          `json:"tcp_dials"`
+	SchedLate  time.Duration  `json:"open_loop_sched_late_ns,omitempty"`
+	CPUPerReq  time.Duration  `json:"cpu_per_issuance_ns"` // whole process: clients + broker
+	GCPerSec   float64        `json:"gc_per_s"`
+	Server     serverStats    `json:"server"`
+	Disk       durability     `json:"disk"`
+	LoadBefore string         `json:"loadavg_before"`
+	LoadAfter  string         `json:"loadavg_after"`
+	Problems   []string       `json:"problems,omitempty"`
+}
+
+// serverStats come from the broker's /metrics, as the difference between a
+// scrape at the start and one at the end of the measured window.
+type serverStats struct {
+	Issued           float64 `json:"issued"`
+	IssueMeanMs      float64 `json:"issuance_mean_ms"`
+	IssueP50Ms       float64 `json:"issuance_p50_ms"` // interpolated in buckets
+	IssueP99Ms       float64 `json:"issuance_p99_ms"`
+	IssueUnder10ms   float64 `json:"issuance_share_le_10ms"`
+	HTTPMeanMs       float64 `json:"http_mean_ms"`
+	HTTPP99Ms        float64 `json:"http_p99_ms"`
+	AuditFlushes     float64 `json:"audit_flushes"`
+	AuditPerFlush    float64 `json:"audit_events_per_flush"`
+	AuditFlushMeanMs float64 `json:"audit_flush_mean_ms"`
+}
+
+type options struct {
+	upstreams   []string
+	conc        []int
+	rates       []float64
+	openWorkers int
+	warmup      time.Duration
+	measure     time.Duration
+	cpuprofile  string
+	memprofile  string
+	profileC    int
+	logLevel    string
+	keep        bool
+	jsonOut     bool
+}
+
+func main() {
+	var o options
+	var conc, rates, ups string
+	flag.StringVar(&conc, "c", "1,16,64", "closed-loop concurrency levels (comma-separated; empty for none)")
+	flag.StringVar(&rates, "rate", "", "open-loop arrival rates per second (comma-separated), e.g. 1000,2000,3000")
+	flag.IntVar(&o.openWorkers, "open-workers", 256, "open loop: clients available to serve arrivals (the in-flight cap)")
+	flag.StringVar(&ups, "upstream", upstreamInproc, "upstream: inproc (zero-latency minter), http (AWS SDK → fake STS), or both: inproc,http")
+	flag.DurationVar(&o.measure, "d", 10*time.Second, "measured duration per level")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per level (not measured)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of one closed-loop level's measured window to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile (alloc_space) of the same level's measured window to this file")
+	flag.IntVar(&o.profileC, "profile-c", 0, "the concurrency -cpuprofile and -memprofile cover (default: the highest of -c)")
+	flag.StringVar(&o.logLevel, "log", "info", "broker log level: info (as in production), debug, warn or off")
+	flag.BoolVar(&o.keep, "keep", false, "keep each level's temp dir (bolt file, audit log, server log)")
+	flag.BoolVar(&o.jsonOut, "json", false, "print the results as JSON on stdout (progress still goes to stderr)")
+	flag.Parse()
+
+	var err error
+	if o.conc, err = parseInts(conc); err != nil {
+		fatalf("-c: %v", err)
+	}
+	if o.rates, err = parseFloats(rates); err != nil {
+		fatalf("-rate: %v", err)
+	}
+	for _, u := range strings.Split(ups, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.upstreams = append(o.upstreams, u)
+		}
+	}
+	if len(o.conc) == 0 && len(o.rates) == 0 {
+		fatalf("nothing to run: give -c and/or -rate")
+	}
+	if o.measure <= 0 || o.warmup < 0 || o.openWorkers <= 0 {
+		fatalf("-d must be > 0, -warmup ≥ 0, -open-workers > 0")
+	}
+	if (o.cpuprofile != "" || o.memprofile != "") && o.profileC == 0 {
+		for _, c := range o.conc {
+			o.profileC = max(o.profileC, c)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	printMachine(os.Stderr, o)
+	var results []levelResult
+	failed := false
+	for _, up := range o.upstreams {
+		var specs []loadSpec
+		for _, c := range o.conc {
+			specs = append(specs, loadSpec{mode: modeClosed, workers: c, warmup: o.warmup, measure: o.measure})
+		}
+		for _, r := range o.rates {
+			specs = append(specs, loadSpec{mode: modeOpen, workers: o.openWorkers, rate: r, warmup: o.warmup, measure: o.measure})
+		}
+		for _, spec := range specs {
+			var prof profiles
+			if spec.mode == modeClosed && spec.workers == o.profileC {
+				prof = profiles{cpu: profileName(o.cpuprofile, up, len(o.upstreams)), mem: profileName(o.memprofile, up, len(o.upstreams))}
+			}
+			r, err := runLevel(ctx, o, up, spec, prof)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen: %s %s c=%d: %v\n", up, spec.mode, spec.workers, err)
+				os.Exit(1)
+			}
+			if len(r.Problems) > 0 {
+				failed = true
+			}
+			printLevel(os.Stderr, r)
+			results = append(results, r)
+			if ctx.Err() != nil {
+				os.Exit(1)
+			}
+		}
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+	} else {
+		printTable(os.Stdout, results)
+	}
+	if failed {
+		fmt.Fprintln(os.Stderr, "loadgen: FAILED: see the problems above")
+		os.Exit(1)
+	}
+}
+
+// profiles names the profile files of a level ("" for none).
+type profiles struct{ cpu, mem string }
+
+// profileName adds the upstream to name when several upstreams run.
+func profileName(name, upstream string, upstreams int) string {
+	if name == "" || upstreams == 1 {
+		return name
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + "-" + upstream + ext
+}
+
+// runLevel starts a fresh broker, runs one level of load against it, stops
+// it and checks what it left on disk.
+func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, prof profiles) (levelResult, error) {
+	r := levelResult{
+		Upstream: upstream, Mode: spec.mode, Concurrency: spec.workers, OfferedRate: spec.rate,
+		DurationSec: spec.measure.Seconds(), LoadBefore: loadavg(),
+	}
+	fmt.Fprintf(os.Stderr, "── %s, %s loop, %s … ", upstream, spec.mode, levelName(spec))
+	b, err := startBroker(ctx, brokerConfig{upstream: upstream, logLevel: o.logLevel, keep: true})
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		if !o.keep {
+			os.RemoveAll(b.dir)
+		}
+	}()
+	tokens, err := b.tokens(ctx, spec.workers, spec.warmup+spec.measure+10*time.Minute)
+	if err != nil {
+		b.stop()
+		return r, err
+	}
+
+	var before, after promSample
+	var scrapeErr error
+	var cpu0, cpu1 time.Duration
+	var gc0, gc1 uint64
+	var profErr error
+	res := runLoad(ctx, b.addr, tokens, spec, func(win window) {
+		before, scrapeErr = b.metrics(ctx)
+		cpu0, gc0 = processCPU(), gcCycles()
+		var f *os.File
+		if prof.cpu != "" {
+			if f, profErr = os.Create(prof.cpu); profErr == nil {
+				profErr = pprof.StartCPUProfile(f)
+			}
+		}
+		sleepUntil(ctx, win.end)
+		if f != nil {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil && profErr == nil {
+				profErr = err
+			}
+		}
+		if prof.mem != "" {
+			if err := writeAllocs(prof.mem); err != nil && profErr == nil {
+				profErr = err
+			}
+		}
+		cpu1, gc1 = processCPU(), gcCycles()
+		if scrapeErr == nil {
+			after, scrapeErr = b.metrics(ctx)
+		}
+	})
+	stopErr := b.stop()
+	r.LoadAfter = loadavg()
+
+	r.Requests = res.OK
+	r.PerSecond = float64(res.OK) / spec.measure.Seconds()
+	r.Latency = summarize(res.Recorded)
+	r.Dials = res.Dials
+	r.SchedLate = res.Behind
+	if len(res.Errors) > 0 {
+		r.Errors = res.Errors
+		r.Problems = append(r.Problems, fmt.Sprintf("%d failed requests: %s", total(res.Errors), strings.Join(sortedErrors(res.Errors), ", ")))
+	}
+	if res.OK > 0 {
+		r.CPUPerReq = (cpu1 - cpu0) / time.Duration(res.OK)
+	}
+	r.GCPerSec = float64(gc1-gc0) / spec.measure.Seconds()
+	if scrapeErr != nil {
+		r.Problems = append(r.Problems, "metrics: "+scrapeErr.Error())
+	} else {
+		r.Server = serverStatsOf(delta(before, after))
+	}
+	if profErr != nil {
+		r.Problems = append(r.Problems, "cpu profile: "+profErr.Error())
+	}
+	if stopErr != nil {
+		r.Problems = append(r.Problems, "server: "+stopErr.Error())
+	}
+	d, err := checkDisk(ctx, b.dbPath, b.auditPath)
+	r.Disk = d
+	switch {
+	case err != nil:
+		r.Problems = append(r.Problems, "disk check: "+err.Error())
+	case d.Leases != res.AllOK || d.AuditIssues != res.AllOK:
+		r.Problems = append(r.Problems, fmt.Sprintf("disk check: %d successful requests, but %d leases in bolt and %d issue events in the audit log", res.AllOK, d.Leases, d.AuditIssues))
+	}
+	if r.Server.Issued > 0 && math.Abs(r.Server.Issued-float64(res.OK)) > float64(spec.workers)+1 {
+		// The scrapes and the window edges differ by the requests in flight.
+		r.Problems = append(r.Problems, fmt.Sprintf("server counted %.0f issuances in the window, clients %d", r.Server.Issued, res.OK))
+	}
+	fmt.Fprintf(os.Stderr, "%.0f/s\n", r.PerSecond)
+	return r, nil
+}
+
+// writeAllocs writes the allocs profile at the end of the measured window.
+// Its counts are cumulative since the process started, so run only the
+// profiled level (e.g. -c 64) to keep other levels out of it.
+func writeAllocs(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func serverStatsOf(d promSample) serverStats {
+	const issue = "keyferry_issuance_duration_seconds"
+	const httpLat = "keyferry_http_request_duration_seconds"
+	creds := `route="POST /v1/creds"`
+	s := serverStats{Issued: d.sumOf("keyferry_issuances_total", `result="issued"`)}
+	if n := d.sumOf(issue + "_count"); n > 0 {
+		hb := d.histogram(issue)
+		s.IssueMeanMs = 1000 * d.sumOf(issue+"_sum") / n
+		s.IssueP50Ms = 1000 * quantile(0.50, hb)
+		s.IssueP99Ms = 1000 * quantile(0.99, hb)
+		s.IssueUnder10ms = fractionBelow(0.01, hb)
+	}
+	if n := d.sumOf(httpLat+"_count", creds); n > 0 {
+		s.HTTPMeanMs = 1000 * d.sumOf(httpLat+"_sum", creds) / n
+		s.HTTPP99Ms = 1000 * quantile(0.99, d.histogram(httpLat, creds))
+	}
+	s.AuditFlushes = d.sumOf("keyferry_audit_flushes_total", `result="ok"`)
+	if n := d.sumOf("keyferry_audit_flush_events_count"); n > 0 {
+		s.AuditPerFlush = d.sumOf("keyferry_audit_flush_events_sum") / n
+	}
+	if n := d.sumOf("keyferry_audit_flush_duration_seconds_count"); n > 0 {
+		s.AuditFlushMeanMs = 1000 * d.sumOf("keyferry_audit_flush_duration_seconds_sum") / n
+	}
+	return s
+}
+
+func levelName(s loadSpec) string {
+	if s.mode == modeOpen {
+		return fmt.Sprintf("%.0f/s offered (≤%d in flight)", s.rate, s.workers)
+	}
+	return fmt.Sprintf("c=%d", s.workers)
+}
+
+func printMachine(w io.Writer, o options) {
+	fmt.Fprintf(w, "keyferry loadgen: %s, %v measured after %v warm-up per level, fresh broker per level, log=%s\n",
+		strings.Join(o.upstreams, "+"), o.measure, o.warmup, o.logLevel)
+	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, load average %s\n",
+		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), loadavg())
+}
+
+func printLevel(w io.Writer, r levelResult) {
+	fmt.Fprintf(w, "   %d ok in %.0fs, %d TCP dials, %v CPU/issuance (clients+broker), %.1f GC/s; disk: %d leases, %d audit issue events, chain ok=%v; load %s → %s\n",
+		r.Requests, r.DurationSec, r.Dials, r.CPUPerReq.Round(time.Microsecond), r.GCPerSec,
+		r.Disk.Leases, r.Disk.AuditIssues, r.Disk.AuditOK, r.LoadBefore, r.LoadAfter)
+	s := r.Server
+	fmt.Fprintf(w, "   server: issuance mean %.2f ms, p50≈%.2f ms, p99≈%.1f ms (buckets), %.1f%% ≤ 10 ms; http mean %.2f ms; audit %.0f flushes, %.1f events/flush, %.2f ms/flush\n",
+		s.IssueMeanMs, s.IssueP50Ms, s.IssueP99Ms, 100*s.IssueUnder10ms, s.HTTPMeanMs, s.AuditFlushes, s.AuditPerFlush, s.AuditFlushMeanMs)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "   PROBLEM: %s\n", p)
+	}
+}
+
+func printTable(w io.Writer, rs []levelResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "upstream\tmode\tc\toffered/s\trequests\terrors\tissuances/s\tp50\tp90\tp99\tp99.9\tmax\tsrv mean\tsrv p99≈\taudit ev/flush\t")
+	for _, r := range rs {
+		offered := "-"
+		if r.Mode == modeOpen {
+			offered = strconv.FormatFloat(r.OfferedRate, 'f', 0, 64)
+		}
+		l := r.Latency
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2fms\t%.1fms\t%.1f\t\n",
+			r.Upstream, r.Mode, r.Concurrency, offered, r.Requests, total(r.Errors), r.PerSecond,
+			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), r.Server.IssueMeanMs, r.Server.IssueP99Ms, r.Server.AuditPerFlush)
+	}
+	tw.Flush()
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms" }
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%q is not a positive rate", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// processCPU is this process's user+system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// loadavg is the 1, 5 and 15 minute load averages ("?" off Linux).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown model"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown model"
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", args...)
+	os.Exit(2)
+}
