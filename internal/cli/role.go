@@ -141,7 +141,7 @@ func newRoleTestCmd(e *env) *cobra.Command {
 			case token != "":
 				req.Token = token
 			default:
-				t, err := tf.read(e)
+				t, err := tf.read(e, cmd)
 				if err != nil {
 					return err
 				}

@@ -1,209 +1,39 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/client"
-	"github.com/keyferry/keyferry/internal/config"
 	"github.com/keyferry/keyferry/internal/dur"
-	"github.com/keyferry/keyferry/internal/policy"
-	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
-	"github.com/keyferry/keyferry/internal/server"
+	"github.com/keyferry/keyferry/internal/server/servertest"
 	"github.com/keyferry/keyferry/internal/testutil"
-
-	"log/slog"
 )
 
-const adminToken = "kfa_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type harness struct {
-	t         *testing.T
-	addr      string
-	admin     *client.Client
-	anon      *client.Client
-	sts       *testutil.FakeSTS
-	auditPath string
-	logs      *syncBuffer
-}
-
-// start runs a whole dev-mode server in-process against a fake STS.
-func start(t *testing.T) *harness {
-	t.Helper()
-	dir := t.TempDir()
-	sts := testutil.NewFakeSTS(t, testutil.WithSTSKey("AKIABROKER0000000001", "brokersecret"))
-	minter, err := awsprov.New(context.Background(), awsprov.Config{
-		Region: "us-east-1", Endpoint: sts.URL(), MaxAttempts: 2, MaxBackoff: time.Millisecond, CallTimeout: 2 * time.Second,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("AKIABROKER0000000001", "brokersecret", "")),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "http://" + ln.Addr().String()
-	cfg := &config.Config{
-		Listen: ln.Addr().String(), Storage: "bolt://" + filepath.Join(dir, "kf.db"),
-		Audit: config.Audit{Path: filepath.Join(dir, "audit.log")}, Dev: true,
-		Limits: config.Limits{MaxBodyBytes: 32 << 10},
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, cfg, server.Options{
-			Out: io.Discard, DevAdminToken: adminToken, Minter: minter, Listener: ln,
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server.Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop within 10s")
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	admin, err := client.New(addr, client.Options{Token: adminToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	anon, _ := client.New(addr, client.Options{})
-	return &harness{t: t, addr: addr, admin: admin, anon: anon, sts: sts, auditPath: cfg.Audit.Path, logs: logs}
-}
-
-func (h *harness) writeRole(r policy.Role) {
-	h.t.Helper()
-	if _, err := h.admin.PutRole(context.Background(), r, false); err != nil {
-		h.t.Fatalf("put role: %v", err)
-	}
-}
-
-func (h *harness) token(req api.DevTokenRequest) string {
-	h.t.Helper()
-	out, err := h.admin.DevToken(context.Background(), req)
-	if err != nil {
-		h.t.Fatalf("dev token: %v", err)
-	}
-	return out.Token
-}
-
-func (h *harness) auditEvents() []audit.Event {
-	h.t.Helper()
-	f, err := os.Open(h.auditPath)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := audit.Verify(f); err != nil {
-		h.t.Fatalf("audit log does not verify: %v", err)
-	}
-	_, _ = f.Seek(0, 0)
-	var out []audit.Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev audit.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			h.t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	return out
-}
-
-func deployRole() policy.Role {
-	return policy.Role{
-		Name: "deploy", Issuer: "dev",
-		Match:     map[string]policy.Values{"project_path": {"group/app"}, "ref_protected": {"true"}},
-		Condition: `claims.pipeline_source != "merge_request_event"`,
-		AWS: policy.AWS{
-			Type: policy.TypeAssumeRole, RoleARN: "arn:aws:iam::123456789012:role/deploy",
-			SessionName:    "gl-{project_path}-{job_id}",
-			SessionPolicy:  json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::ci-bucket/*"}]}`),
-			Tags:           map[string]string{"project": "{project_path}", "pipeline": "{pipeline_id}"},
-			SourceIdentity: "{user_login}",
-		},
-	}
-}
-
-func apiCode(t *testing.T, err error) (int, string) {
-	t.Helper()
-	var ae *client.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("got %v (%T), want an API error", err, err)
-	}
-	return ae.Status, ae.Code
-}
-
 func TestIssueAndDeny(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	h.writeRole(deployRole())
+	h.WriteRole(servertest.DeployRole())
 
-	tok := h.token(api.DevTokenRequest{ProjectPath: "group/app", JobID: "4242", PipelineID: "77", UserLogin: "alice"})
-	resp, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
+	tok := h.Token(api.DevTokenRequest{ProjectPath: "group/app", JobID: "4242", PipelineID: "77", UserLogin: "alice"})
+	resp, err := h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
 	if err != nil {
 		t.Fatalf("creds: %v", err)
 	}
@@ -214,7 +44,7 @@ func TestIssueAndDeny(t *testing.T) {
 	if d := time.Until(c.Expiration); d < 55*time.Minute || d > 61*time.Minute {
 		t.Errorf("expiration in %v, want the role's default ttl of 1h", d)
 	}
-	req, ok := h.sts.LastRequest()
+	req, ok := h.STS.LastRequest()
 	if !ok {
 		t.Fatal("STS saw no request")
 	}
@@ -233,7 +63,7 @@ func TestIssueAndDeny(t *testing.T) {
 	}
 
 	// The lease is recorded with the identity summary.
-	l, err := h.admin.Lease(ctx, resp.LeaseID)
+	l, err := h.Admin.Lease(ctx, resp.LeaseID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,15 +72,15 @@ func TestIssueAndDeny(t *testing.T) {
 	}
 
 	// Another project: 403 no_matching_role, no lease, an audited denial.
-	other := h.token(api.DevTokenRequest{ProjectPath: "evil/app"})
-	_, err = h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: other})
-	if st, code := apiCode(t, err); st != 403 || code != "no_matching_role" {
+	other := h.Token(api.DevTokenRequest{ProjectPath: "evil/app"})
+	_, err = h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: other})
+	if st, code := servertest.APICode(t, err); st != 403 || code != "no_matching_role" {
 		t.Fatalf("got %d %s, want 403 no_matching_role", st, code)
 	}
 	if !strings.Contains(err.Error(), "project_path") || strings.Contains(err.Error(), "group/app") {
 		t.Errorf("denial message %q should name the claim but not the expected value", err)
 	}
-	leases, _, err := h.admin.Leases(ctx, client.LeaseFilter{})
+	leases, _, err := h.Admin.Leases(ctx, client.LeaseFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +89,7 @@ func TestIssueAndDeny(t *testing.T) {
 	}
 
 	// Audit: issue then deny, with the AccessKeyId and never a secret.
-	evs := h.auditEvents()
+	evs := h.AuditEvents()
 	var issue, deny *audit.Event
 	for i := range evs {
 		switch evs[i].Type {
@@ -275,35 +105,35 @@ func TestIssueAndDeny(t *testing.T) {
 	if deny == nil || deny.Reason != "no_matching_role" || deny.Identity == nil || deny.Identity.Project != "evil/app" {
 		t.Errorf("deny event %+v", deny)
 	}
-	raw, _ := os.ReadFile(h.auditPath)
+	raw, _ := os.ReadFile(h.AuditPath)
 	for name, secret := range map[string]string{"secret": c.SecretAccessKey, "session token": c.SessionToken, "job token": tok} {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("audit log contains the %s", name)
 		}
-		if strings.Contains(h.logs.String(), secret) {
+		if strings.Contains(h.Logs.String(), secret) {
 			t.Errorf("server log contains the %s", name)
 		}
 	}
-	if !strings.Contains(h.logs.String(), c.AccessKeyID) {
+	if !strings.Contains(h.Logs.String(), c.AccessKeyID) {
 		t.Errorf("server log should name the AccessKeyId for CloudTrail correlation")
 	}
 }
 
 func TestUpstreamErrors(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	h.writeRole(deployRole())
-	tok := h.token(api.DevTokenRequest{ProjectPath: "group/app"})
+	h.WriteRole(servertest.DeployRole())
+	tok := h.Token(api.DevTokenRequest{ProjectPath: "group/app"})
 
-	h.sts.SetFault(testutil.STSFault{Code: "Throttling", Message: "Rate exceeded"})
-	_, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
-	if st, code := apiCode(t, err); st != 503 || code != "upstream_throttled" {
+	h.STS.SetFault(testutil.STSFault{Code: "Throttling", Message: "Rate exceeded"})
+	_, err := h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
+	if st, code := servertest.APICode(t, err); st != 503 || code != "upstream_throttled" {
 		t.Errorf("throttled: got %d %s, want 503 upstream_throttled", st, code)
 	}
 	// Retry-After is set on the raw response.
-	h.sts.SetFault(testutil.STSFault{Code: "Throttling", Message: "Rate exceeded"})
+	h.STS.SetFault(testutil.STSFault{Code: "Throttling", Message: "Rate exceeded"})
 	body, _ := json.Marshal(api.CredsRequest{Role: "deploy", Token: tok})
-	r, err := http.Post(h.addr+"/v1/creds", "application/json", bytes.NewReader(body))
+	r, err := http.Post(h.Addr+"/v1/creds", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,19 +142,19 @@ func TestUpstreamErrors(t *testing.T) {
 		t.Errorf("got %d Retry-After %q, want 503 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))
 	}
 
-	h.sts.SetFault(testutil.STSFault{Code: "AccessDenied", Message: "User: arn:aws:iam::123456789012:user/broker is not authorized"})
-	_, err = h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
-	if st, code := apiCode(t, err); st != 403 || code != "upstream_access_denied" {
+	h.STS.SetFault(testutil.STSFault{Code: "AccessDenied", Message: "User: arn:aws:iam::123456789012:user/broker is not authorized"})
+	_, err = h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok})
+	if st, code := servertest.APICode(t, err); st != 403 || code != "upstream_access_denied" {
 		t.Errorf("denied: got %d %s, want 403 upstream_access_denied", st, code)
 	}
 	if !strings.Contains(err.Error(), "AccessDenied") || strings.Contains(err.Error(), "user/broker") {
 		t.Errorf("message %q should name the upstream code but not the broker's principal", err)
 	}
-	h.sts.ClearFaults()
-	if _, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok}); err != nil {
+	h.STS.ClearFaults()
+	if _, err := h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: tok}); err != nil {
 		t.Errorf("after the faults clear: %v", err)
 	}
-	leases, _, _ := h.admin.Leases(ctx, client.LeaseFilter{})
+	leases, _, _ := h.Admin.Leases(ctx, client.LeaseFilter{})
 	if len(leases) != 1 {
 		t.Errorf("got %d leases, want 1 (failed mints leave none)", len(leases))
 	}
@@ -333,9 +163,9 @@ func TestUpstreamErrors(t *testing.T) {
 // TestBadInput sends malformed requests of every kind: each gets a specific
 // 4xx code and message, and nothing is written but audit events.
 func TestBadInput(t *testing.T) {
-	h := start(t)
-	h.writeRole(deployRole())
-	good := h.token(api.DevTokenRequest{ProjectPath: "group/app"})
+	h := servertest.Start(t)
+	h.WriteRole(servertest.DeployRole())
+	good := h.Token(api.DevTokenRequest{ProjectPath: "group/app"})
 	tests := []struct {
 		name       string
 		body       string
@@ -364,7 +194,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", h.addr+"/v1/creds", strings.NewReader(tt.body))
+			req, _ := http.NewRequest("POST", h.Addr+"/v1/creds", strings.NewReader(tt.body))
 			ct := tt.ctype
 			if ct == "" {
 				ct = "application/json"
@@ -390,18 +220,18 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	leases, _, err := h.admin.Leases(context.Background(), client.LeaseFilter{})
+	leases, _, err := h.Admin.Leases(context.Background(), client.LeaseFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(leases) != 0 {
 		t.Errorf("got %d leases after bad requests, want 0", len(leases))
 	}
-	if n := h.sts.Calls(); n != 0 {
+	if n := h.STS.Calls(); n != 0 {
 		t.Errorf("STS was called %d times by bad requests, want 0", n)
 	}
 	denies := 0
-	for _, ev := range h.auditEvents() {
+	for _, ev := range h.AuditEvents() {
 		if ev.Type == audit.TypeDeny {
 			denies++
 		}
@@ -431,27 +261,27 @@ func tamper(tok string) string {
 }
 
 func TestAdminAuth(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	_, err := h.anon.Roles(ctx)
-	if st, code := apiCode(t, err); st != 401 || code != "unauthenticated" {
+	_, err := h.Anon.Roles(ctx)
+	if st, code := servertest.APICode(t, err); st != 401 || code != "unauthenticated" {
 		t.Errorf("no token: got %d %s", st, code)
 	}
-	bad, _ := client.New(h.addr, client.Options{Token: "kfa_0123456789abcdef_BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+	bad, _ := client.New(h.Addr, client.Options{Token: "kfa_0123456789abcdef_BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 	_, err = bad.Roles(ctx)
-	if st, code := apiCode(t, err); st != 401 || code != "unauthenticated" {
+	if st, code := servertest.APICode(t, err); st != 401 || code != "unauthenticated" {
 		t.Errorf("wrong secret: got %d %s", st, code)
 	}
-	ro, err := h.admin.CreateAdminToken(ctx, api.TokenCreateRequest{Name: "reader", Scopes: []string{"leases:read"}})
+	ro, err := h.Admin.CreateAdminToken(ctx, api.TokenCreateRequest{Name: "reader", Scopes: []string{"leases:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader, _ := client.New(h.addr, client.Options{Token: ro.Token})
+	reader, _ := client.New(h.Addr, client.Options{Token: ro.Token})
 	if _, _, err := reader.Leases(ctx, client.LeaseFilter{}); err != nil {
 		t.Errorf("reader listing leases: %v", err)
 	}
-	_, err = reader.PutRole(ctx, deployRole(), false)
-	if st, code := apiCode(t, err); st != 403 || code != "forbidden" {
+	_, err = reader.PutRole(ctx, servertest.DeployRole(), false)
+	if st, code := servertest.APICode(t, err); st != 403 || code != "forbidden" {
 		t.Errorf("reader writing a role: got %d %s, want 403 forbidden", st, code)
 	}
 	if _, err := reader.DevToken(ctx, api.DevTokenRequest{}); err == nil {
@@ -460,22 +290,22 @@ func TestAdminAuth(t *testing.T) {
 }
 
 func TestRoleValidationAndApply(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	bad := deployRole()
+	bad := servertest.DeployRole()
 	bad.Match = nil
 	bad.AWS.RoleARN = "arn:aws:iam::role/deploy"
 	bad.Condition = "claims.no_such_claim == 1"
-	_, err := h.admin.PutRole(ctx, bad, false)
+	_, err := h.Admin.PutRole(ctx, bad, false)
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != 422 || ae.Code != "invalid_object" || len(ae.Details) < 3 {
 		t.Fatalf("got %v, want 422 invalid_object listing every problem", err)
 	}
-	res, err := h.admin.PutRole(ctx, deployRole(), false)
+	res, err := h.Admin.PutRole(ctx, servertest.DeployRole(), false)
 	if err != nil || res.Outcome != "created" {
 		t.Fatalf("got %v %v, want created", res, err)
 	}
-	res, err = h.admin.PutRole(ctx, deployRole(), false)
+	res, err = h.Admin.PutRole(ctx, servertest.DeployRole(), false)
 	if err != nil || res.Outcome != "unchanged" {
 		t.Fatalf("second write: got %v %v, want unchanged", res, err)
 	}
@@ -483,8 +313,8 @@ func TestRoleValidationAndApply(t *testing.T) {
 		t.Errorf("stored role ttl %v, want the 1h default filled in", res.Object.AWS.TTL)
 	}
 	// role test explains without minting.
-	tok := h.token(api.DevTokenRequest{ProjectPath: "group/app", Ref: "feature", Protected: new(false)})
-	tr, err := h.admin.TestRole(ctx, "deploy", api.RoleTestRequest{Token: tok})
+	tok := h.Token(api.DevTokenRequest{ProjectPath: "group/app", Ref: "feature", Protected: new(false)})
+	tr, err := h.Admin.TestRole(ctx, "deploy", api.RoleTestRequest{Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,26 +330,26 @@ func TestRoleValidationAndApply(t *testing.T) {
 	if !strings.Contains(failed, "ref_protected") {
 		t.Errorf("failed checks %q, want ref_protected", failed)
 	}
-	if h.sts.Calls() != 0 {
+	if h.STS.Calls() != 0 {
 		t.Error("role test called STS")
 	}
 	// Deleting the issuer a role uses is refused.
-	err = h.admin.DeleteIssuer(ctx, "dev")
-	if st, code := apiCode(t, err); st != 409 || code != "in_use" {
+	err = h.Admin.DeleteIssuer(ctx, "dev")
+	if st, code := servertest.APICode(t, err); st != 409 || code != "in_use" {
 		t.Errorf("delete used issuer: got %d %s, want 409 in_use", st, code)
 	}
 }
 
 func TestRevokeIsIdempotentAndAudited(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	h.writeRole(deployRole())
-	resp, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: h.token(api.DevTokenRequest{ProjectPath: "group/app"})})
+	h.WriteRole(servertest.DeployRole())
+	resp, err := h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: h.Token(api.DevTokenRequest{ProjectPath: "group/app"})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		l, err := h.admin.RevokeLease(ctx, resp.LeaseID)
+		l, err := h.Admin.RevokeLease(ctx, resp.LeaseID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -528,7 +358,7 @@ func TestRevokeIsIdempotentAndAudited(t *testing.T) {
 		}
 	}
 	revokes := 0
-	for _, ev := range h.auditEvents() {
+	for _, ev := range h.AuditEvents() {
 		if ev.Type == audit.TypeRevoke && ev.LeaseID == resp.LeaseID {
 			revokes++
 			if !strings.HasPrefix(ev.Actor, "admin_token:") {
@@ -539,34 +369,34 @@ func TestRevokeIsIdempotentAndAudited(t *testing.T) {
 	if revokes != 1 {
 		t.Errorf("got %d revoke events, want exactly 1", revokes)
 	}
-	_, err = h.admin.RevokeLease(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
-	if st, code := apiCode(t, err); st != 404 || code != "not_found" {
+	_, err = h.Admin.RevokeLease(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+	if st, code := servertest.APICode(t, err); st != 404 || code != "not_found" {
 		t.Errorf("unknown lease: got %d %s", st, code)
 	}
-	ls, _, err := h.admin.Leases(ctx, client.LeaseFilter{State: "revoked"})
+	ls, _, err := h.Admin.Leases(ctx, client.LeaseFilter{State: "revoked"})
 	if err != nil || len(ls) != 1 {
 		t.Errorf("filter by state: got %d leases, %v", len(ls), err)
 	}
-	ls, _, err = h.admin.Leases(ctx, client.LeaseFilter{Project: "other/x"})
+	ls, _, err = h.Admin.Leases(ctx, client.LeaseFilter{Project: "other/x"})
 	if err != nil || len(ls) != 0 {
 		t.Errorf("filter by project: got %d leases, %v", len(ls), err)
 	}
 }
 
 func TestRefreshOverHTTP(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	r := deployRole()
+	r := servertest.DeployRole()
 	r.AWS.MaxTTL = dur.Duration(4 * time.Hour)
-	h.writeRole(r)
-	first, err := h.anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: h.token(api.DevTokenRequest{ProjectPath: "group/app"})})
+	h.WriteRole(r)
+	first, err := h.Anon.Creds(ctx, api.CredsRequest{Role: "deploy", Token: h.Token(api.DevTokenRequest{ProjectPath: "group/app"})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.RefreshHandle == "" || first.MaxExpiration.Sub(time.Now()) < 3*time.Hour {
 		t.Fatalf("got handle %v max %v, want a handle valid ~4h", first.RefreshHandle != "", first.MaxExpiration)
 	}
-	second, err := h.anon.Refresh(ctx, first.RefreshHandle)
+	second, err := h.Anon.Refresh(ctx, first.RefreshHandle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,11 +405,11 @@ func TestRefreshOverHTTP(t *testing.T) {
 			second.Credentials.AccessKeyID != first.Credentials.AccessKeyID, second.RefreshHandle != first.RefreshHandle)
 	}
 	// The admin view never shows refresh hashes.
-	resp, err := http.NewRequest("GET", h.addr+"/v1/leases/"+first.LeaseID, nil)
+	resp, err := http.NewRequest("GET", h.Addr+"/v1/leases/"+first.LeaseID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Header.Set("Authorization", "Bearer "+adminToken)
+	resp.Header.Set("Authorization", "Bearer "+servertest.AdminToken)
 	res, err := http.DefaultClient.Do(resp)
 	if err != nil {
 		t.Fatal(err)
@@ -590,16 +420,16 @@ func TestRefreshOverHTTP(t *testing.T) {
 		t.Errorf("lease view exposes refresh hashes: %s", body)
 	}
 	// Replaying the spent handle revokes the lease.
-	_, err = h.anon.Refresh(ctx, first.RefreshHandle)
-	if st, code := apiCode(t, err); st != 401 || code != "refresh_handle_reused" {
+	_, err = h.Anon.Refresh(ctx, first.RefreshHandle)
+	if st, code := servertest.APICode(t, err); st != 401 || code != "refresh_handle_reused" {
 		t.Fatalf("replayed handle: got %d %s, want 401 refresh_handle_reused", st, code)
 	}
-	_, err = h.anon.Refresh(ctx, second.RefreshHandle)
-	if st, code := apiCode(t, err); st != 401 || code != "lease_revoked" {
+	_, err = h.Anon.Refresh(ctx, second.RefreshHandle)
+	if st, code := servertest.APICode(t, err); st != 401 || code != "lease_revoked" {
 		t.Errorf("after the replay: got %d %s, want 401 lease_revoked", st, code)
 	}
-	raw, _ := os.ReadFile(h.auditPath)
-	if strings.Contains(string(raw), first.RefreshHandle[30:]) || strings.Contains(h.logs.String(), second.RefreshHandle[30:]) {
+	raw, _ := os.ReadFile(h.AuditPath)
+	if strings.Contains(string(raw), first.RefreshHandle[30:]) || strings.Contains(h.Logs.String(), second.RefreshHandle[30:]) {
 		t.Error("a refresh handle reached the audit log or the server log")
 	}
 }
@@ -607,22 +437,22 @@ func TestRefreshOverHTTP(t *testing.T) {
 // TestSTSEndpointWithGoSDK points the AWS SDK for Go v2's own web-identity
 // provider at keyferry's STS-compatible endpoint.
 func TestSTSEndpointWithGoSDK(t *testing.T) {
-	h := start(t)
+	h := servertest.Start(t)
 	ctx := context.Background()
-	h.writeRole(deployRole())
+	h.WriteRole(servertest.DeployRole())
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	retrieve := func(roleARN, token string) (aws.Credentials, error) {
 		if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		client := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(h.addr + "/sts"), RetryMaxAttempts: 1})
+		client := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(h.Addr + "/sts"), RetryMaxAttempts: 1})
 		p := stscreds.NewWebIdentityRoleProvider(client, roleARN, stscreds.IdentityTokenFile(tokenFile), func(o *stscreds.WebIdentityRoleOptions) {
 			o.RoleSessionName = "sdk-session"
 		})
 		return p.Retrieve(ctx)
 	}
-	good := h.token(api.DevTokenRequest{ProjectPath: "group/app", JobID: "9001"})
+	good := h.Token(api.DevTokenRequest{ProjectPath: "group/app", JobID: "9001"})
 
 	// By keyferry role name in the ARN's last segment, and by role_arn.
 	for _, arn := range []string{"arn:aws:iam::123456789012:role/deploy", "arn:aws:iam::123456789012:role/keyferry/deploy"} {
@@ -633,13 +463,13 @@ func TestSTSEndpointWithGoSDK(t *testing.T) {
 		if !strings.HasPrefix(creds.AccessKeyID, "ASIA") || creds.SecretAccessKey == "" || creds.SessionToken == "" || !creds.CanExpire {
 			t.Fatalf("%s: got %+v", arn, creds.AccessKeyID)
 		}
-		if req, _ := h.sts.LastRequest(); req.IssuedAccessKeyID != creds.AccessKeyID || req.RoleSessionName != "gl-group-app-9001" {
+		if req, _ := h.STS.LastRequest(); req.IssuedAccessKeyID != creds.AccessKeyID || req.RoleSessionName != "gl-group-app-9001" {
 			t.Errorf("%s: SDK got %s, upstream issued %s as %s", arn, creds.AccessKeyID, req.IssuedAccessKeyID, req.RoleSessionName)
 		}
 	}
 
 	var apiErr interface{ ErrorCode() string }
-	_, err := retrieve("arn:aws:iam::123456789012:role/deploy", h.token(api.DevTokenRequest{ProjectPath: "evil/app"}))
+	_, err := retrieve("arn:aws:iam::123456789012:role/deploy", h.Token(api.DevTokenRequest{ProjectPath: "evil/app"}))
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
 		t.Errorf("other project: got %v, want AccessDenied", err)
 	}
@@ -654,9 +484,9 @@ func TestSTSEndpointWithGoSDK(t *testing.T) {
 }
 
 func TestSTSEndpointRawProtocol(t *testing.T) {
-	h := start(t)
-	h.writeRole(deployRole())
-	good := h.token(api.DevTokenRequest{ProjectPath: "group/app"})
+	h := servertest.Start(t)
+	h.WriteRole(servertest.DeployRole())
+	good := h.Token(api.DevTokenRequest{ProjectPath: "group/app"})
 	base := url.Values{"Action": {"AssumeRoleWithWebIdentity"}, "Version": {"2011-06-15"}, "RoleArn": {"arn:aws:iam::123456789012:role/deploy"},
 		"RoleSessionName": {"s1"}, "WebIdentityToken": {good}}
 	with := func(k, v string) url.Values {
@@ -697,7 +527,7 @@ func TestSTSEndpointRawProtocol(t *testing.T) {
 			if ct == "" {
 				ct = "application/x-www-form-urlencoded; charset=utf-8"
 			}
-			resp, err := http.Post(h.addr+"/sts", ct, strings.NewReader(tt.form.Encode()))
+			resp, err := http.Post(h.Addr+"/sts", ct, strings.NewReader(tt.form.Encode()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -721,7 +551,7 @@ func TestSTSEndpointRawProtocol(t *testing.T) {
 			}
 		})
 	}
-	if req, _ := h.sts.LastRequest(); req.DurationSeconds != 3600 && req.DurationSeconds != 1800 {
+	if req, _ := h.STS.LastRequest(); req.DurationSeconds != 3600 && req.DurationSeconds != 1800 {
 		t.Errorf("upstream duration %d", req.DurationSeconds)
 	}
 }
