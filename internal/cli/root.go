@@ -33,7 +33,12 @@ type env struct {
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return Run(args, stdin, stdout, stderr, os.Getenv)
+}
+
+// Run is Main with the environment given explicitly (tests).
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRoot(e)
 	root.SetArgs(args)
 	root.SetIn(stdin)

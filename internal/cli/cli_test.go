@@ -1,0 +1,207 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/cli"
+	"github.com/keyferry/keyferry/internal/server/servertest"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(env map[string]string, args ...string) result {
+	var out, errb bytes.Buffer
+	code := cli.Run(args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	return result{code, out.String(), errb.String()}
+}
+
+func setup(t *testing.T) (*servertest.Server, map[string]string) {
+	t.Helper()
+	s := servertest.Start(t)
+	env := map[string]string{"KEYFERRY_ADDR": s.Addr, "KEYFERRY_TOKEN": servertest.AdminToken, "HOME": t.TempDir()}
+	manifest := filepath.Join(t.TempDir(), "roles.yaml")
+	doc := `roles:
+  - name: deploy
+    issuer: dev
+    match: { project_path: group/app, ref_protected: "true" }
+    aws:
+      type: assume_role
+      role_arn: arn:aws:iam::123456789012:role/deploy
+      max_ttl: 2h
+`
+	if err := os.WriteFile(manifest, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(env, "apply", "-f", manifest); r.code != 0 || !strings.Contains(r.stdout, "+ role deploy (created)") {
+		t.Fatalf("apply: %+v", r)
+	}
+	if r := run(env, "apply", "-f", manifest); r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
+		t.Fatalf("second apply should be a no-op: %+v", r)
+	}
+	env["KEYFERRY_ID_TOKEN"] = s.Token(api.DevTokenRequest{ProjectPath: "group/app"})
+	return s, env
+}
+
+func TestCredsFormats(t *testing.T) {
+	_, env := setup(t)
+	tests := []struct {
+		format string
+		check  func(t *testing.T, out string)
+	}{
+		{"env", func(t *testing.T, out string) {
+			for _, k := range []string{"export AWS_ACCESS_KEY_ID='ASIA", "export AWS_SECRET_ACCESS_KEY=", "export AWS_SESSION_TOKEN=", "export AWS_REGION='us-east-1'", "export AWS_DEFAULT_REGION='us-east-1'"} {
+				if !strings.Contains(out, k) {
+					t.Errorf("missing %q", k)
+				}
+			}
+		}},
+		{"dotenv", func(t *testing.T, out string) {
+			if !strings.Contains(out, "\nAWS_SECRET_ACCESS_KEY=") || strings.Contains(out, "export") {
+				t.Errorf("not dotenv: %s", out)
+			}
+		}},
+		{"json", func(t *testing.T, out string) {
+			var r api.CredsResponse
+			if err := json.Unmarshal([]byte(out), &r); err != nil || r.LeaseID == "" || r.RefreshHandle == "" {
+				t.Errorf("json: %v %+v", err, r.LeaseID)
+			}
+		}},
+		{"credential-process", func(t *testing.T, out string) {
+			var d map[string]any
+			if err := json.Unmarshal([]byte(out), &d); err != nil || d["Version"] != float64(1) || d["Expiration"] == nil {
+				t.Errorf("credential-process: %v %v", err, d)
+			}
+		}},
+		{"ini", func(t *testing.T, out string) {
+			if !strings.HasPrefix(out, "[default]\naws_access_key_id = ASIA") {
+				t.Errorf("ini: %s", out)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			r := run(env, "creds", "--role", "deploy", "--format", tt.format)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			tt.check(t, r.stdout)
+			if r.stderr != "" {
+				t.Errorf("stderr not empty: %s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestCredsWriteProfile(t *testing.T) {
+	_, env := setup(t)
+	path := filepath.Join(env["HOME"], ".aws", "credentials")
+	_ = os.MkdirAll(filepath.Dir(path), 0o700)
+	_ = os.WriteFile(path, []byte("[keep]\naws_access_key_id = AKIAKEEP\n"), 0o600)
+	r := run(env, "creds", "--role", "deploy", "--write-profile", "ci")
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("exit %d, stdout %q (want nothing printed), stderr %s", r.code, r.stdout, r.stderr)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "[keep]\naws_access_key_id = AKIAKEEP") || !strings.Contains(string(b), "[ci]\naws_access_key_id = ASIA") {
+		t.Errorf("credentials file:\n%s", b)
+	}
+	if strings.Contains(r.stderr, "aws_secret") || !strings.Contains(r.stderr, "AccessKeyId ASIA") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
+
+func TestCredsErrors(t *testing.T) {
+	s, env := setup(t)
+	noTok := map[string]string{"KEYFERRY_ADDR": env["KEYFERRY_ADDR"]}
+	r := run(noTok, "creds", "--role", "deploy")
+	if r.code == 0 || !strings.Contains(r.stderr, "KEYFERRY_ID_TOKEN") || !strings.Contains(r.stderr, "ACTIONS_ID_TOKEN_REQUEST_URL") {
+		t.Errorf("no token: %+v", r)
+	}
+	evil := map[string]string{"KEYFERRY_ADDR": env["KEYFERRY_ADDR"], "KEYFERRY_ID_TOKEN": s.Token(api.DevTokenRequest{ProjectPath: "evil/app"})}
+	r = run(evil, "creds", "--role", "deploy")
+	if r.code != 1 || !strings.Contains(r.stderr, "403 no_matching_role") || r.stdout != "" {
+		t.Errorf("other project: %+v", r)
+	}
+	if strings.Contains(r.stderr, evil["KEYFERRY_ID_TOKEN"]) {
+		t.Error("the error shows the job token")
+	}
+	r = run(map[string]string{"KEYFERRY_ID_TOKEN": "x"}, "creds", "--role", "deploy")
+	if r.code == 0 || !strings.Contains(r.stderr, "KEYFERRY_ADDR") {
+		t.Errorf("no address: %+v", r)
+	}
+	r = run(env, "creds", "--role", "deploy", "--format", "yaml")
+	if r.code == 0 || !strings.Contains(r.stderr, "credential-process") {
+		t.Errorf("bad format: %+v", r)
+	}
+}
+
+func TestRoleTestLeaseAndAudit(t *testing.T) {
+	s, env := setup(t)
+	r := run(env, "role", "test", "--role", "deploy")
+	if r.code != 0 || !strings.Contains(r.stdout, "ALLOWED") || !strings.Contains(r.stdout, "session name: gl-group-app-") {
+		t.Errorf("role test allowed: %+v", r)
+	}
+	r = run(env, "role", "test", "--role", "deploy", "--claims", `{"project_path":"group/app","ref_protected":"false"}`)
+	if r.code != 2 || !strings.Contains(r.stdout, "FAIL ref_protected") || !strings.Contains(r.stdout, "DENIED") {
+		t.Errorf("role test denied: %+v", r)
+	}
+	r = run(env, "creds", "--role", "deploy", "--format", "json")
+	var resp api.CredsResponse
+	_ = json.Unmarshal([]byte(r.stdout), &resp)
+	r = run(env, "lease", "list", "--project", "group/app")
+	if r.code != 0 || !strings.Contains(r.stdout, resp.LeaseID) || !strings.Contains(r.stdout, "active") {
+		t.Errorf("lease list: %+v", r)
+	}
+	r = run(env, "lease", "revoke", resp.LeaseID)
+	if r.code != 0 || !strings.Contains(r.stdout, "revoked") || !strings.Contains(r.stdout, "STS sessions cannot be deleted") {
+		t.Errorf("lease revoke: %+v", r)
+	}
+	r = run(env, "audit", "verify", s.AuditPath)
+	if r.code != 0 || !strings.Contains(r.stdout, ": ok:") {
+		t.Errorf("audit verify: %+v", r)
+	}
+	b, _ := os.ReadFile(s.AuditPath)
+	tampered := filepath.Join(t.TempDir(), "audit.log")
+	_ = os.WriteFile(tampered, bytes.Replace(b, []byte(`"role":"deploy"`), []byte(`"role":"admin!"`), 1), 0o600)
+	r = run(env, "audit", "verify", tampered)
+	if r.code != 3 || !strings.Contains(r.stderr, "line") {
+		t.Errorf("tampered audit: %+v", r)
+	}
+}
+
+func TestApplyPlanAndErrors(t *testing.T) {
+	_, env := setup(t)
+	dir := t.TempDir()
+	changed := filepath.Join(dir, "changed.yaml")
+	_ = os.WriteFile(changed, []byte(`roles:
+  - name: deploy
+    issuer: dev
+    match: { project_path: group/app, ref_protected: "true" }
+    aws: { type: assume_role, role_arn: "arn:aws:iam::123456789012:role/deploy", max_ttl: 3h }
+`), 0o600)
+	r := run(env, "apply", "-f", changed, "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "~ role deploy (updated)") || !strings.Contains(r.stdout, "aws.max_ttl: \"2h0m0s\" → \"3h0m0s\"") || !strings.Contains(r.stdout, "none made") {
+		t.Errorf("dry run: %+v", r)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("roles:\n  - name: x\n    issuer: dev\n    aws: { type: assume_role, role_arn: nope }\n    colour: blue\n"), 0o600)
+	r = run(env, "apply", "-f", bad)
+	if r.code == 0 || !strings.Contains(r.stderr, `unknown field "colour"`) {
+		t.Errorf("unknown key: %+v", r)
+	}
+	invalid := filepath.Join(dir, "invalid.yaml")
+	_ = os.WriteFile(invalid, []byte("roles:\n  - name: x\n    issuer: dev\n    aws: { type: assume_role, role_arn: nope }\n"), 0o600)
+	r = run(env, "apply", "-f", invalid)
+	if r.code == 0 || !strings.Contains(r.stderr, "nothing was changed") || !strings.Contains(r.stderr, "role_arn") {
+		t.Errorf("invalid role: %+v", r)
+	}
+}
