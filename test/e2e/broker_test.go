@@ -491,6 +491,12 @@ func TestBrokerDeniesOtherProjects(t *testing.T) {
 			if res.Stdout != "" {
 				t.Errorf("a denied creds printed %d bytes on stdout: a job's eval would run them", len(res.Stdout))
 			}
+			// `role test` explains the same decision, and mints nothing.
+			res = kfRun(t, b.adminEnv("KEYFERRY_ID_TOKEN="+tok), "role", "test", "--role", "ci")
+			if res.ExitCode != 2 || !strings.Contains(res.Stdout, "role ci: DENIED") ||
+				!regexp.MustCompile(`FAIL\s+`+tc.claim).MatchString(res.Stdout) {
+				t.Errorf("role test: got exit %d, stdout %q; want exit 2, DENIED and a FAIL line for %s", res.ExitCode, res.Stdout, tc.claim)
+			}
 		})
 	}
 
@@ -679,14 +685,30 @@ func TestBrokerWebIdentity(t *testing.T) {
 		t.Errorf("leases of role wi: got %+v, want one web_identity lease %s for key %s", l, c.LeaseID, c.Credentials.AccessKeyID)
 	}
 
+	// SeaweedFS has the last word: a token keyferry accepts (the issuer now
+	// also takes audience "elsewhere") but wi-role's trust policy refuses
+	// (it wants oidc:aud ci-broker) gets 403 upstream_access_denied, is
+	// audited as a denial, and writes no lease.
+	widened := strings.Replace(readFile(t, idpIssuerFile(t, p)), `"audiences":["ci-broker"]`, `"audiences":["ci-broker","elsewhere"]`, 1)
+	b.admin(t, "issuer", "write", "-f", writeFile(t, "issuer.json", widened))
+	elsewhere := idpToken(p, func(o *devissuer.GitLabOptions) { o.Audience, o.JobID = []string{"elsewhere"}, "5252" })
+	res = kfRun(t, b.env("KEYFERRY_ID_TOKEN="+elsewhere), "creds", "--role", "wi", "--format", "json")
+	if res.OK() || !strings.Contains(res.Stderr, "403 upstream_access_denied") || res.Stdout != "" {
+		t.Errorf("web identity refused by the STS trust policy: got %s, want 403 upstream_access_denied and no output", res)
+	}
+	if !slices.ContainsFunc(b.auditEvents(t), func(ev auditEvent) bool {
+		return ev.Type == "deny" && ev.Reason == "upstream_access_denied" && ev.Identity != nil && ev.Identity.Job == "5252"
+	}) {
+		t.Error("the upstream refusal is not audited as a denial")
+	}
+
 	// Control: the same broker cannot mint an assume_role session, which
 	// needs a signing key: the web-identity path above used none.
 	b.admin(t, "role", "write", "-f", writeFile(t, "ci.yaml", strings.Replace(ciRoleYAML, "issuer: dev", "issuer: idp", 1)))
 	res = kfRun(t, b.env("KEYFERRY_ID_TOKEN="+tok), "creds", "--role", "ci", "--format", "json")
-	if res.OK() {
-		t.Errorf("assume_role with no broker credentials succeeded")
+	if res.OK() || !regexp.MustCompile(`keyferry: 5\d\d [a-z_]+: `).MatchString(res.Stderr) {
+		t.Errorf("assume_role with no broker credentials: got %s, want a 5xx error", res)
 	}
-	t.Logf("assume_role without broker credentials: %s", strings.TrimSpace(res.Stderr))
 	if n := len(b.leases(t)); n != 1 {
 		t.Errorf("got %d leases, want 1 (the failed assume_role writes none)", n)
 	}
@@ -1098,6 +1120,30 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 	}) {
 		t.Error("the issuance served during shutdown is not in the audit log")
 	}
+
+	// A restart on the same store and audit log: the leases and their
+	// states survive, and the audit chain goes on.
+	events := len(b.auditEvents(t))
+	b2 := startBroker(t, brokerOptions{
+		Dev: true, Dir: b.Dir, AWSAccessKey: p.sw.AdminAccessKey, AWSSecretKey: p.sw.AdminSecretKey, STSEndpoint: p.sw.Endpoint,
+	})
+	states := map[string]string{}
+	for _, l := range b2.leases(t) {
+		states[l.ID] = l.State
+	}
+	if states[mine.LeaseID] != "revoked" || states[theirs.LeaseID] != "active" || states[inflight.LeaseID] != "active" {
+		t.Errorf("lease states after a restart: got %v, want %s revoked, %s and %s active", states, mine.LeaseID, theirs.LeaseID, inflight.LeaseID)
+	}
+	if code, _ := b2.stop(10 * time.Second); code != 0 {
+		t.Errorf("second shutdown: exit %d, want 0", code)
+	}
+	res = kfRun(t, nil, "audit", "verify", b.AuditPath)
+	if !res.OK() {
+		t.Errorf("the audit log across a restart does not verify: %s", res)
+	}
+	if evs := b2.auditEvents(t); len(evs) <= events || evs[events].Seq != uint64(events)+1 {
+		t.Errorf("after the restart the audit log has %d events (had %d), want the chain to go on", len(evs), events)
+	}
 }
 
 var adminTokenRE = regexp.MustCompile(`kfa_[0-9a-f]{16}_[A-Za-z0-9_-]{43}`)
@@ -1191,5 +1237,63 @@ func TestServerInitAndListenSafety(t *testing.T) {
 	}
 	if !slices.Contains(types, "admin_token.create") || !slices.Contains(types, "server.start") {
 		t.Errorf("audit event types: got %v, want admin_token.create (init) and server.start", types)
+	}
+}
+
+// TestBrokerTLSProductionShape runs keyferry as in production: a non-dev
+// server initialised with `server init`, serving HTTPS, configured with
+// `apply`, trusting an external issuer (the TLS IdP) and holding its own
+// AWS key. A job gets credentials over TLS and uses them; a client that
+// does not trust the certificate, or speaks plain HTTP, gets nothing.
+func TestBrokerTLSProductionShape(t *testing.T) {
+	requireExecutable(t, peers.AWSCLIv2Path, "install it with `scripts/peers.sh clients`")
+	p := getBrokerPeers(t)
+	dir := t.TempDir()
+	res := kfRun(t, nil, "server", "init", "--storage", "bolt://"+filepath.Join(dir, "keyferry.db"), "--audit-path", filepath.Join(dir, "audit.log"))
+	root := adminTokenRE.FindString(res.Stdout)
+	if !res.OK() || root == "" {
+		t.Fatalf("server init: %s", res)
+	}
+	cert, key := selfSignedCert(t)
+	b := startBroker(t, brokerOptions{
+		Dir: dir, TLSCert: cert, TLSKey: key,
+		AWSAccessKey: p.sw.AdminAccessKey, AWSSecretKey: p.sw.AdminSecretKey, STSEndpoint: p.sw.Endpoint,
+	})
+	if !strings.HasPrefix(b.URL, "https://127.0.0.1:") {
+		t.Fatalf("server URL %q, want https on loopback", b.URL)
+	}
+	b.AdminToken = root
+	role := strings.Replace(ciRoleYAML, "issuer: dev", "issuer: idp", 1)
+	b.admin(t, "apply", "-f", writeFile(t, "keyferry.yaml", manifestYAML(t, p, role)))
+
+	tok := idpToken(p, func(o *devissuer.GitLabOptions) { o.JobID = "8181" })
+	res = kfRun(t, b.env("KEYFERRY_ID_TOKEN="+tok), "creds", "--role", "ci", "--format", "env")
+	if !res.OK() {
+		t.Fatalf("creds over TLS: %s", res)
+	}
+	env := shellExports(t, res.Stdout)
+	body := "shipped over TLS\n"
+	objKey := uniqueKey(t, "aws-cli-v2")
+	if res := peers.AWSCLIv2(t, env, "s3", "cp", writeFile(t, "a.txt", body), "s3://"+kfCIBucket+"/"+objKey, "--endpoint-url", p.sw.Endpoint); !res.OK() {
+		t.Fatalf("aws s3 cp: %s", res)
+	}
+	if got, err := getObject(t, p.sw, kfCIBucket, objKey); err != nil || got != body {
+		t.Errorf("uploaded object: got %q, %v; want %q", got, err, body)
+	}
+
+	for _, tc := range []struct{ name, addr, want string }{
+		{"a client that does not trust the certificate", b.URL, "x509: certificate signed by unknown authority"},
+		// Go's TLS server answers "400 Client sent an HTTP request to an
+		// HTTPS server" and closes; with a request body still unread the
+		// client often sees a connection reset instead: either is a refusal.
+		{"plain HTTP to the TLS port", strings.Replace(b.URL, "https://", "http://", 1), "keyferry: "},
+	} {
+		res := kfRun(t, []string{"KEYFERRY_ADDR=" + tc.addr, "KEYFERRY_ID_TOKEN=" + tok}, "creds", "--role", "ci")
+		if res.OK() || res.Stdout != "" || !strings.Contains(res.Stderr, tc.want) {
+			t.Errorf("%s: got %s (stdout %d bytes), want a failure mentioning %q and no output", tc.name, res, len(res.Stdout), tc.want)
+		}
+	}
+	if ls := b.leases(t); len(ls) != 1 || ls[0].Identity.Job != "8181" {
+		t.Errorf("leases: got %+v, want the one of job 8181", ls)
 	}
 }

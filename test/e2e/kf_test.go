@@ -10,9 +10,18 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -137,6 +146,9 @@ type brokerOptions struct {
 	Listen string
 	// Args are added to the command line.
 	Args []string
+	// TLSCert and TLSKey, when set, are --tls-cert and --tls-key; the
+	// certificate must be self-signed (it is also the clients' CA).
+	TLSCert, TLSKey string
 	// ExpectExit: the process is expected to exit during start-up;
 	// startBroker returns once it has, without waiting for readiness.
 	ExpectExit bool
@@ -149,6 +161,7 @@ type broker struct {
 	Dir        string
 	StoreURL   string
 	AuditPath  string
+	CACert     string // the TLS certificate clients must trust (TLS only)
 	Stdout     string // path of the captured stdout
 	Stderr     string // path of the captured stderr (the JSON log)
 
@@ -189,6 +202,10 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 	}
 	if opts.STSEndpoint != "" {
 		args = append(args, "--aws-sts-endpoint", opts.STSEndpoint)
+	}
+	if opts.TLSCert != "" {
+		args = append(args, "--tls-cert", opts.TLSCert, "--tls-key", opts.TLSKey)
+		b.CACert = opts.TLSCert
 	}
 	if opts.Dev {
 		args = append(args, "--dev", "--dev-admin-token", devAdminToken)
@@ -278,6 +295,15 @@ func (b *broker) start(bin string, args, env []string) error {
 // line, then polls /readyz.
 func (b *broker) waitReady() error {
 	deadline := time.Now().Add(brokerReadyTimeout)
+	scheme, client := "http://", http.DefaultClient
+	if b.CACert != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(readFileErr(b.CACert))) {
+			return fmt.Errorf("no certificate in %s", b.CACert)
+		}
+		scheme = "https://"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
 	for time.Now().Before(deadline) {
 		if !b.running() {
 			return fmt.Errorf("exited during start-up: %v", b.waitErr)
@@ -286,13 +312,13 @@ func (b *broker) waitReady() error {
 			for _, l := range logLines(b.Stderr) {
 				if l["msg"] == "keyferry server ready" {
 					if addr, _ := l["listen"].(string); addr != "" {
-						b.URL = "http://" + addr
+						b.URL = scheme + addr
 					}
 				}
 			}
 		}
 		if b.URL != "" {
-			resp, err := http.Get(b.URL + "/readyz")
+			resp, err := client.Get(b.URL + "/readyz")
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
@@ -349,7 +375,11 @@ func (b *broker) exitCode() int {
 
 // env is the environment of a CLI command talking to this broker.
 func (b *broker) env(extra ...string) []string {
-	return append([]string{"KEYFERRY_ADDR=" + b.URL}, extra...)
+	env := []string{"KEYFERRY_ADDR=" + b.URL}
+	if b.CACert != "" {
+		env = append(env, "KEYFERRY_CACERT="+b.CACert)
+	}
+	return append(env, extra...)
 }
 
 // adminEnv adds the admin token.
@@ -375,6 +405,51 @@ func writeFile(t testing.TB, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func readFileErr(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// selfSignedCert writes a self-signed ECDSA certificate for 127.0.0.1 and
+// its key, both PEM, and returns their paths.
+func selfSignedCert(t testing.TB) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "keyferry e2e"},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath = writeFile(t, "tls.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	keyPath = writeFile(t, "tls.key", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})))
+	return certPath, keyPath
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // devToken mints a GitLab-shaped job token with `keyferry dev token`.
