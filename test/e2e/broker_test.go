@@ -1214,6 +1214,18 @@ func TestServerInitAndListenSafety(t *testing.T) {
 		t.Errorf("server --listen 0.0.0.0:%s without TLS: exit %d, stderr %q; want a refusal about plain HTTP on that address", port, code, stderr)
 	}
 
+	// Dev mode, whose built-in issuer mints job tokens for anyone holding
+	// the admin token, never leaves loopback either, with or without
+	// --insecure-http.
+	for _, extra := range [][]string{nil, {"--insecure-http"}} {
+		b = startBroker(t, brokerOptions{Dev: true, Listen: "0.0.0.0:" + port, Args: extra, ExpectExit: true})
+		stderr := tail(b.Stderr, 20)
+		if code := b.exitCode(); code == 0 || strings.Contains(stderr, "address already in use") ||
+			!(strings.Contains(stderr, "plain HTTP") || strings.Contains(stderr, "loopback")) {
+			t.Errorf("server --dev --listen 0.0.0.0:%s %v: exit %d, stderr %q; want a refusal before binding", port, extra, code, stderr)
+		}
+	}
+
 	// On loopback (here with --insecure-http too) it serves, and the init
 	// token is its admin token.
 	b = startBroker(t, brokerOptions{Dir: dir, Args: []string{"--insecure-http"}})
@@ -1295,5 +1307,98 @@ func TestBrokerTLSProductionShape(t *testing.T) {
 	}
 	if ls := b.leases(t); len(ls) != 1 || ls[0].Identity.Job != "8181" {
 		t.Errorf("leases: got %+v, want the one of job 8181", ls)
+	}
+}
+
+// TestBrokerConcurrentIssuance: many jobs at once. Every request gets its
+// own STS session; every issuance has exactly one lease and one issue
+// event with its key and job; the audit chain stays intact.
+func TestBrokerConcurrentIssuance(t *testing.T) {
+	p := getBrokerPeers(t)
+	b := startDevBroker(t, p)
+	b.admin(t, "role", "write", "-f", writeFile(t, "ci.yaml", ciRoleYAML))
+
+	const n = 40
+	post := func(path, auth string, in, out any) (int, error) {
+		body, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		req, err := http.NewRequest(http.MethodPost, b.URL+path, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	tokens := make([]string, n)
+	for i := range tokens {
+		var out struct{ Token string }
+		job := strconv.Itoa(10000 + i)
+		if st, err := post("/v1/dev/token", b.AdminToken, map[string]string{"project_path": kfProject, "job_id": job}, &out); err != nil || st != 200 {
+			t.Fatalf("dev token: %d %v", st, err)
+		}
+		tokens[i] = out.Token
+	}
+
+	results := make([]credsJSON, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			st, err := post("/v1/creds", "", map[string]string{"role": "ci", "token": tokens[i]}, &results[i])
+			if err == nil && st != 200 {
+				err = fmt.Errorf("status %d", st)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	t.Logf("%d concurrent issuances in %s", n, time.Since(start).Round(time.Millisecond))
+
+	keys := map[string]string{} // access key → job
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+			continue
+		}
+		k := results[i].Credentials.AccessKeyID
+		if _, dup := keys[k]; dup || k == "" {
+			t.Errorf("request %d: access key %q is empty or was issued twice", i, k)
+		}
+		keys[k] = strconv.Itoa(10000 + i)
+	}
+	leases := b.leases(t)
+	if len(leases) != n {
+		t.Errorf("got %d leases, want %d", len(leases), n)
+	}
+	for _, l := range leases {
+		if job, ok := keys[l.AccessKeyID]; !ok || l.Identity.Job != job {
+			t.Errorf("lease %s: key %q job %q does not match an issuance", l.ID, l.AccessKeyID, l.Identity.Job)
+		}
+	}
+	issued := 0
+	for _, ev := range b.auditEvents(t) {
+		if ev.Type == "issue" {
+			issued++
+			if job, ok := keys[ev.AccessKeyID]; !ok || ev.Identity == nil || ev.Identity.Job != job {
+				t.Errorf("issue event seq %d: key %q does not match an issuance of that job", ev.Seq, ev.AccessKeyID)
+			}
+		}
+	}
+	if issued != n {
+		t.Errorf("got %d issue events, want %d", issued, n)
+	}
+	if res := kfRun(t, nil, "audit", "verify", b.AuditPath); !res.OK() {
+		t.Errorf("audit verify: %s", res)
 	}
 }
