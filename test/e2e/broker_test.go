@@ -657,6 +657,11 @@ func TestBrokerWebIdentity(t *testing.T) {
 	tok := idpToken(p, func(o *devissuer.GitLabOptions) { o.JobID, o.PipelineID = "5151", "55" })
 	c := b.credsAsJSON(t, "wi", tok)
 	env := jsonEnv(t, c)
+	// Every STS call of this path needs the job's token: there is nothing
+	// a refresh handle could be traded for.
+	if c.RefreshHandle != "" {
+		t.Error("a web_identity issuance came with a refresh handle")
+	}
 
 	// Quirk: after web identity SeaweedFS's caller ARN has no account.
 	res = peers.AWSCLIv2(t, env, "sts", "get-caller-identity", "--output", "json", "--endpoint-url", p.sw.Endpoint)
@@ -806,6 +811,9 @@ func TestBrokerAudit(t *testing.T) {
 		"web_identity SecretAccessKey": wi.Credentials.SecretAccessKey, "web_identity SessionToken": wi.Credentials.SessionToken,
 		"dev job token": devTok, "IdP job token": wiTok, "denied job token": otherTok,
 		"job token signature": devTok[strings.LastIndex(devTok, ".")+1:], "admin token": b.AdminToken,
+	}
+	if h := ar.RefreshHandle; h != "" {
+		secrets["refresh handle's secret"] = h[strings.LastIndex(h, "_")+1:]
 	}
 	rawAudit, err := os.ReadFile(b.AuditPath)
 	if err != nil {
@@ -1319,26 +1327,7 @@ func TestBrokerConcurrentIssuance(t *testing.T) {
 	b.admin(t, "role", "write", "-f", writeFile(t, "ci.yaml", ciRoleYAML))
 
 	const n = 40
-	post := func(path, auth string, in, out any) (int, error) {
-		body, err := json.Marshal(in)
-		if err != nil {
-			return 0, err
-		}
-		req, err := http.NewRequest(http.MethodPost, b.URL+path, bytes.NewReader(body))
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if auth != "" {
-			req.Header.Set("Authorization", "Bearer "+auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
-	}
+	post := func(path, auth string, in, out any) (int, error) { return b.postJSON(path, auth, in, out) }
 	tokens := make([]string, n)
 	for i := range tokens {
 		var out struct{ Token string }
@@ -1400,5 +1389,77 @@ func TestBrokerConcurrentIssuance(t *testing.T) {
 	}
 	if res := kfRun(t, nil, "audit", "verify", b.AuditPath); !res.OK() {
 		t.Errorf("audit verify: %s", res)
+	}
+}
+
+// TestBrokerRefreshHandle: an assume_role issuance comes with a refresh
+// handle that trades, without the job token, for new working credentials
+// and a new handle; a spent handle presented again revokes the lease.
+// Handles never reach the audit log, the server log or the store.
+func TestBrokerRefreshHandle(t *testing.T) {
+	p := getBrokerPeers(t)
+	b := startDevBroker(t, p)
+	b.admin(t, "role", "write", "-f", writeFile(t, "ci.yaml", strings.Replace(ciRoleYAML, "ttl: 1h", "ttl: 1h\n  max_ttl: 3h", 1)))
+	first := b.credsAsJSON(t, "ci", b.devToken(t, "--project", kfProject, "--job-id", "4141"))
+	if !strings.HasPrefix(first.RefreshHandle, "kfr_") {
+		t.Fatalf("creds --format json: refresh handle %q, want kfr_…", first.RefreshHandle)
+	}
+	if left := time.Until(first.MaxExpiration); left < 175*time.Minute || left > 181*time.Minute {
+		t.Errorf("max_expiration in %s, want the role's max_ttl of 3h", left.Round(time.Second))
+	}
+
+	var second credsJSON
+	st, err := b.postJSON("/v1/creds/refresh", "", map[string]string{"refresh_handle": first.RefreshHandle}, &second)
+	if err != nil || st != http.StatusOK {
+		t.Fatalf("refresh: %d %v", st, err)
+	}
+	if second.LeaseID != first.LeaseID || second.Credentials.AccessKeyID == first.Credentials.AccessKeyID ||
+		second.RefreshHandle == "" || second.RefreshHandle == first.RefreshHandle {
+		t.Errorf("refresh: lease %s key %s, new handle %t; want lease %s, a new key and a new handle",
+			second.LeaseID, second.Credentials.AccessKeyID, second.RefreshHandle != first.RefreshHandle, first.LeaseID)
+	}
+	if res := peers.GoSDKPutObject(t, jsonEnv(t, second), p.sw.Endpoint, kfCIBucket, uniqueKey(t, "go-sdk"), "refreshed"); !res.OK() {
+		t.Errorf("put with refreshed credentials: %s", res)
+	}
+	if l := b.leases(t); len(l) != 1 || l[0].AccessKeyID != second.Credentials.AccessKeyID {
+		t.Errorf("leases after the refresh: got %+v, want one lease holding the new key %s", l, second.Credentials.AccessKeyID)
+	}
+
+	// The spent handle again: treated as stolen.
+	var er apiErrorBody
+	st, err = b.postJSON("/v1/creds/refresh", "", map[string]string{"refresh_handle": first.RefreshHandle}, &er)
+	if err != nil || st != http.StatusUnauthorized || er.Error.Code != "refresh_handle_reused" {
+		t.Errorf("replayed handle: got %d %s (%v), want 401 refresh_handle_reused", st, er.Error.Code, err)
+	}
+	if l := b.leases(t); len(l) != 1 || l[0].State != "revoked" {
+		t.Errorf("lease after a replayed handle: got %+v, want revoked", l)
+	}
+	er = apiErrorBody{}
+	st, err = b.postJSON("/v1/creds/refresh", "", map[string]string{"refresh_handle": second.RefreshHandle}, &er)
+	if err != nil || st != http.StatusUnauthorized || er.Error.Code != "lease_revoked" {
+		t.Errorf("current handle of the revoked lease: got %d %s (%v), want 401 lease_revoked", st, er.Error.Code, err)
+	}
+
+	evs := b.auditEvents(t)
+	if !slices.ContainsFunc(evs, func(ev auditEvent) bool {
+		return ev.Type == "refresh" && ev.Decision == "allow" && ev.LeaseID == first.LeaseID && ev.AccessKeyID == second.Credentials.AccessKeyID
+	}) {
+		t.Error("no refresh event with the new key")
+	}
+	if !slices.ContainsFunc(evs, func(ev auditEvent) bool {
+		return ev.Type == "revoke" && ev.LeaseID == first.LeaseID && ev.Reason == "refresh_handle_reused"
+	}) {
+		t.Error("no revoke event for the replayed handle")
+	}
+	rawAudit, _ := os.ReadFile(b.AuditPath)
+	rawLog, _ := os.ReadFile(b.Stderr)
+	rawStore, _ := os.ReadFile(strings.TrimPrefix(b.StoreURL, "bolt://"))
+	for _, h := range []string{first.RefreshHandle, second.RefreshHandle} {
+		secret := h[strings.LastIndex(h, "_")+1:]
+		for what, raw := range map[string][]byte{"audit log": rawAudit, "server log": rawLog, "lease store": rawStore} {
+			if bytes.Contains(raw, []byte(secret)) {
+				t.Errorf("the %s contains a refresh handle's secret", what)
+			}
+		}
 	}
 }

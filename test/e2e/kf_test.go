@@ -20,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -397,6 +398,45 @@ func (b *broker) admin(t testing.TB, args ...string) peers.Result {
 	return res
 }
 
+// postJSON POSTs in as JSON to the broker's path (with a bearer token when
+// auth is set) and decodes a JSON response body into out.
+func (b *broker) postJSON(path, auth string, in, out any) (status int, err error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequest(http.MethodPost, b.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("response %d is not JSON: %w: %.200s", resp.StatusCode, err, raw)
+	}
+	return resp.StatusCode, nil
+}
+
+// apiErrorBody is the body of every keyferry error response.
+type apiErrorBody struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
 // writeFile writes content to a new file in a temp dir and returns its path.
 func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
@@ -497,10 +537,12 @@ func (b *broker) leases(t testing.TB, filters ...string) []leaseJSON {
 
 // credsJSON is the output of `keyferry creds --format json`.
 type credsJSON struct {
-	LeaseID     string `json:"lease_id"`
-	Role        string `json:"role"`
-	Region      string `json:"region"`
-	Credentials struct {
+	LeaseID       string    `json:"lease_id"`
+	Role          string    `json:"role"`
+	Region        string    `json:"region"`
+	RefreshHandle string    `json:"refresh_handle"`
+	MaxExpiration time.Time `json:"max_expiration"`
+	Credentials   struct {
 		AccessKeyID     string    `json:"access_key_id"`
 		SecretAccessKey string    `json:"secret_access_key"`
 		SessionToken    string    `json:"session_token"`
