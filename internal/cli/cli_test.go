@@ -205,3 +205,59 @@ func TestApplyPlanAndErrors(t *testing.T) {
 		t.Errorf("invalid role: %+v", r)
 	}
 }
+
+func TestCredentialProcessCachesAndRefreshes(t *testing.T) {
+	s, env := setup(t)
+	env["KEYFERRY_CACHE_DIR"] = filepath.Join(t.TempDir(), "cache")
+	parse := func(r result) map[string]any {
+		t.Helper()
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		var d map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+			t.Fatalf("stdout is not JSON: %q", r.stdout)
+		}
+		return d
+	}
+	first := parse(run(env, "credential-process", "--role", "deploy"))
+	calls := s.STS.Calls()
+	second := parse(run(env, "credential-process", "--role", "deploy"))
+	if second["AccessKeyId"] != first["AccessKeyId"] || s.STS.Calls() != calls {
+		t.Fatalf("second run: key %v (first %v), STS calls %d→%d; want a cache hit", second["AccessKeyId"], first["AccessKeyId"], calls, s.STS.Calls())
+	}
+	entries, _ := os.ReadDir(env["KEYFERRY_CACHE_DIR"])
+	found := false
+	for _, de := range entries {
+		fi, _ := de.Info()
+		if strings.HasSuffix(de.Name(), ".json") {
+			found = true
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("cache file %s has mode %v, want 0600", de.Name(), fi.Mode().Perm())
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no cache entry in %v", entries)
+	}
+	// Credentials are due: the refresh handle from the cache gets new
+	// ones (an audited refresh, not a second token exchange).
+	third := parse(run(env, "credential-process", "--role", "deploy", "--min-remaining", "2h"))
+	if third["AccessKeyId"] == first["AccessKeyId"] {
+		t.Fatal("a due entry was served from the cache")
+	}
+	refreshes := 0
+	for _, ev := range s.AuditEvents() {
+		if ev.Type == "refresh" && ev.Decision == "allow" {
+			refreshes++
+		}
+	}
+	if refreshes != 1 {
+		t.Errorf("got %d refresh events, want 1 (the due entry must be refreshed with its handle, not the token)", refreshes)
+	}
+	noTok := map[string]string{"KEYFERRY_ADDR": env["KEYFERRY_ADDR"]}
+	r := run(noTok, "credential-process", "--role", "deploy", "--no-cache")
+	if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, "no job token") {
+		t.Errorf("no token, no cache: %+v", r)
+	}
+}

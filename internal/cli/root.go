@@ -85,7 +85,7 @@ Kubernetes service-account tokens) for short-lived AWS credentials, leased and a
 	root.PersistentFlags().StringVar(&e.token, "token", "", "admin token for admin commands (env KEYFERRY_TOKEN)")
 	root.PersistentFlags().StringVar(&e.cacert, "cacert", "", "PEM CA bundle to trust for the server (env KEYFERRY_CACERT)")
 	root.AddCommand(
-		newServerCmd(e), newDevCmd(e), newCredsCmd(e), newRoleCmd(e), newIssuerCmd(e), newApplyCmd(e),
+		newServerCmd(e), newDevCmd(e), newCredsCmd(e), newCredentialProcessCmd(e), newRoleCmd(e), newIssuerCmd(e), newApplyCmd(e),
 		newLeaseCmd(e), newAdminTokenCmd(e), newAuditCmd(e), newVersionCmd(e),
 	)
 	return root
