@@ -101,12 +101,24 @@ func classify(op, role string, err error, timedOut bool, callTimeout, maxBackoff
 	case status != 0:
 		e.Code = CodeUnavailable
 		e.Message = fmt.Sprintf("AWS STS answered %s with HTTP %d", op, status)
+	case isCredentialsError(err):
+		// The SDK could not resolve the broker's own credentials.
+		e.Code = CodeUnavailable
+		e.Message = fmt.Sprintf("the broker has no usable AWS credentials for STS %s: an operator must configure them (environment, shared files, or an instance or container role)", op)
 	default:
-		// Connection refused or reset, DNS, TLS, missing broker credentials.
+		// Connection refused or reset, DNS, TLS.
 		e.Code = CodeUnavailable
 		e.Message = fmt.Sprintf("could not complete AWS STS %s", op)
 	}
 	return e
+}
+
+// isCredentialsError reports a failure to resolve the broker's own
+// credentials, before anything was sent: the SDK wraps it as "get identity"
+// (smithy auth) or "failed to retrieve credentials" (SigV4 middleware).
+func isCredentialsError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "get identity: ") || strings.Contains(msg, "failed to retrieve credentials")
 }
 
 func in(set map[string]struct{}, code string) bool {

@@ -945,3 +945,26 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingBrokerCredentials: a broker with no AWS credentials of its own
+// says so, instead of a bare "could not complete".
+func TestMissingBrokerCredentials(t *testing.T) {
+	fake := newFake(t)
+	p, err := New(t.Context(), Config{
+		Region: "us-east-1", Endpoint: fake.URL(), MaxAttempts: 1,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{}, errors.New("no EC2 IMDS role found")
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.AssumeRole(t.Context(), baseRequest())
+	e := asError(t, err)
+	if e.Code != CodeUnavailable || !strings.Contains(e.Message, "no usable AWS credentials") {
+		t.Errorf("got %s %q, want upstream_unavailable naming the missing broker credentials", e.Code, e.Message)
+	}
+	if fake.Calls() != 0 {
+		t.Errorf("STS was called %d times without credentials", fake.Calls())
+	}
+}
