@@ -28,7 +28,7 @@ const stsXMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 var (
 	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-	roleARNRE     = regexp.MustCompile(`^arn:aws[\w-]*:iam::(\d{12})?:role/([\w+=,.@/-]{1,512})$`)
+	roleARNRE     = regexp.MustCompile(`^arn:aws[\w-]*:iam::(\d{12})?:role/([\w+=,.@/-]+)$`) // length checked apart
 )
 
 type stsError struct {

@@ -44,7 +44,9 @@ const (
 
 var (
 	roleNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	roleARNRE   = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	// The path+name part is bounded by length separately: a counted
+	// repetition like {1,512} compiles to a large program at start-up.
+	roleARNRE   = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]+$`)
 	policyARNRE = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy/.+`)
 	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
 	externalRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
@@ -330,12 +332,15 @@ func compileAWS(c *Compiled, a *AWS, kind identity.Kind, known map[string]bool, 
 	}
 }
 
+// maxRoleARNLen is STS's limit on RoleArn.
+const maxRoleARNLen = 2048
+
 func checkRoleARN(arn string, ps *problems) {
 	if arn == "" {
 		ps.add("aws.role_arn", "required")
 		return
 	}
-	if !roleARNRE.MatchString(arn) {
+	if !roleARNRE.MatchString(arn) || len(arn) > maxRoleARNLen {
 		ps.add("aws.role_arn", "%q is not an IAM role ARN (want arn:aws:iam::123456789012:role/NAME)", arn)
 		return
 	}
