@@ -43,7 +43,7 @@ const (
 )
 
 var (
-	roleNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	roleNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	// The path+name part is bounded by length separately: a counted
 	// repetition like {1,512} compiles to a large program at start-up.
 	roleARNRE   = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]+$`)
