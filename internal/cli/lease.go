@@ -82,6 +82,7 @@ func newLeaseCmd(e *env) *cobra.Command {
 		},
 	}
 
+	var reason string
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a lease (idempotent)",
@@ -94,7 +95,7 @@ stay valid upstream until they expire.`,
 			if err != nil {
 				return err
 			}
-			l, err := c.RevokeLease(cmd.Context(), args[0])
+			l, err := c.RevokeLease(cmd.Context(), args[0], reason)
 			if err != nil {
 				return err
 			}
@@ -105,6 +106,7 @@ stay valid upstream until they expire.`,
 			return nil
 		},
 	}
+	revoke.Flags().StringVar(&reason, "reason", "", "why (recorded in the lease and the audit log)")
 	cmd.AddCommand(list, get, revoke)
 	return cmd
 }

@@ -258,10 +258,14 @@ func (c *Client) Lease(ctx context.Context, id string) (*lease.Lease, error) {
 	return &out, c.do(ctx, http.MethodGet, "/v1/leases/"+url.PathEscape(id), nil, nil, &out)
 }
 
-// RevokeLease revokes one lease.
-func (c *Client) RevokeLease(ctx context.Context, id string) (*lease.Lease, error) {
+// RevokeLease revokes one lease; reason is recorded in its note.
+func (c *Client) RevokeLease(ctx context.Context, id, reason string) (*lease.Lease, error) {
 	var out lease.Lease
-	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", nil, nil, &out)
+	var body any
+	if reason != "" {
+		body = api.RevokeRequest{Reason: reason}
+	}
+	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", nil, body, &out)
 }
 
 // DevToken mints a dev job token (dev mode only).

@@ -437,14 +437,18 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
 		return
 	}
+	var req api.RevokeRequest
 	if r.ContentLength != 0 {
-		var req api.RevokeRequest
 		if err := decode(r, &req); err != nil {
 			s.fail(w, r, err)
 			return
 		}
+		if len(req.Reason) > 512 {
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "reason must be at most 512 characters"})
+			return
+		}
 	}
-	l, err := s.Leases.Revoke(r.Context(), id, actor(r), RequestID(r.Context()), remoteHost(r))
+	l, err := s.Leases.Revoke(r.Context(), lease.RevokeRequest{ID: id, Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
 	if err != nil {
 		s.fail(w, r, err)
 		return

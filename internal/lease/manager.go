@@ -474,21 +474,37 @@ func (m *Manager) List(ctx context.Context, f Filter) ([]Lease, string, error) {
 	return out, next, err
 }
 
+// RevokeRequest names a lease to revoke and who asks.
+type RevokeRequest struct {
+	ID         string
+	Actor      string
+	Reason     string // free text from the operator, recorded in the note
+	RequestID  string
+	SourceAddr string
+}
+
 // Revoke marks a lease revoked and audits it. Revoking a revoked lease is a
 // no-op that returns the lease (idempotent). For STS sessions AWS offers no
 // way to delete a session: the lease is marked revoked, and the
 // credentials keep working upstream until they expire.
-func (m *Manager) Revoke(ctx context.Context, id, actor, requestID, sourceAddr string) (*Lease, error) {
+func (m *Manager) Revoke(ctx context.Context, req RevokeRequest) (*Lease, error) {
+	id, actor := req.ID, req.Actor
 	changed := false
 	l, err := m.update(ctx, id, func(l *Lease) error {
+		changed = false
 		if l.State == StateRevoked {
 			return nil
 		}
 		changed = true
 		l.State, l.RevokedAt, l.RevokedBy = StateRevoked, m.now().UTC(), actor
-		if l.Type == policy.TypeAssumeRole || l.Type == policy.TypeWebIdentity {
-			l.RevokeNote = "STS sessions cannot be deleted: the credentials stay valid upstream until " + l.ExpiresAt.Format(time.RFC3339)
+		var notes []string
+		if req.Reason != "" {
+			notes = append(notes, "reason: "+req.Reason)
 		}
+		if l.Type == policy.TypeAssumeRole || l.Type == policy.TypeWebIdentity {
+			notes = append(notes, "STS sessions cannot be deleted: the credentials stay valid upstream until "+l.ExpiresAt.Format(time.RFC3339))
+		}
+		l.RevokeNote = strings.Join(notes, "; ")
 		return nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
@@ -501,7 +517,7 @@ func (m *Manager) Revoke(ctx context.Context, id, actor, requestID, sourceAddr s
 		s := l.Identity
 		if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
 			Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
-			Actor: actor, RequestID: requestID, SourceAddr: sourceAddr, Message: l.RevokeNote,
+			Actor: actor, RequestID: req.RequestID, SourceAddr: req.SourceAddr, Message: l.RevokeNote, Reason: "revoked_by_operator",
 		}); err != nil {
 			// The revocation stands (it only takes power away); report the
 			// audit failure to the operator.

@@ -184,7 +184,7 @@ func TestIssueHonoursShorterTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mint.last.Duration != 20*time.Minute || mint.last.SessionName != "gl-group-app-20" || mint.last.Region != "us-east-1" {
+	if mint.last.Duration != 20*time.Minute || mint.last.SessionName != "gl-20-group-app" || mint.last.Region != "us-east-1" {
 		t.Errorf("minted with %+v", mint.last)
 	}
 	if out.Lease.Identity.Job != "20" || out.Lease.State != StateActive {

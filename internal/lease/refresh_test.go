@@ -152,7 +152,7 @@ func TestRefreshRefusals(t *testing.T) {
 	t.Run("revoked lease", func(t *testing.T) {
 		f := newRefreshFixture(t, policy.TypeAssumeRole)
 		iss, _ := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
-		if _, err := f.m.Revoke(ctx, iss.Lease.ID, "op", "", ""); err != nil {
+		if _, err := f.m.Revoke(ctx, RevokeRequest{ID: iss.Lease.ID, Actor: "op"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.m.Refresh(ctx, RefreshRequest{Handle: iss.RefreshHandle}); codeOf(err) != CodeLeaseRevoked {

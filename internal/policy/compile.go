@@ -56,12 +56,15 @@ var (
 // sets none.
 func DefaultSessionName(kind identity.Kind) string {
 	switch kind {
+	// The per-job part comes first so that truncation to 64 characters
+	// never cuts it off. GitHub tokens name the run, not the job, and a
+	// pod-less Kubernetes token names no pod: {lease_id} keeps those unique.
 	case identity.KindGitLab:
-		return "gl-{project_path}-{job_id}"
+		return "gl-{job_id}-{project_path}"
 	case identity.KindGitHub:
-		return "gh-{repository}-{run_id}-{run_attempt}"
+		return "gh-{run_id}-{run_attempt}-{lease_id}"
 	case identity.KindKubernetes:
-		return "k8s-{/kubernetes.io/namespace}-{/kubernetes.io/pod/name}"
+		return "k8s-{/kubernetes.io/namespace}-{lease_id}"
 	}
 	return "kf-{sub}-{lease_id}"
 }

@@ -272,7 +272,7 @@ func TestNormalize(t *testing.T) {
 	c := mustCompile(t, r, identity.KindGitLab)
 	got := c.Role()
 	want := r
-	want.AWS.SessionName = "gl-{project_path}-{job_id}"
+	want.AWS.SessionName = "gl-{job_id}-{project_path}"
 	want.AWS.MaxTTL = dur.Duration(2 * time.Hour)
 	want.AWS.SessionPolicy = json.RawMessage(`{"Version":"2012-10-17","Statement":[]}`)
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -289,7 +289,7 @@ func TestNormalize(t *testing.T) {
 
 	// Defaults when nothing is set: ttl 1h, max_ttl = ttl.
 	n := Normalize(Role{}, identity.KindGitHub)
-	if n.AWS.TTL.D() != time.Hour || n.AWS.MaxTTL.D() != time.Hour || n.AWS.SessionName != "gh-{repository}-{run_id}-{run_attempt}" {
+	if n.AWS.TTL.D() != time.Hour || n.AWS.MaxTTL.D() != time.Hour || n.AWS.SessionName != "gh-{run_id}-{run_attempt}-{lease_id}" {
 		t.Errorf("got ttl %s, max_ttl %s, session name %q; want 1h, 1h, the github default", n.AWS.TTL, n.AWS.MaxTTL, n.AWS.SessionName)
 	}
 	if n := Normalize(Role{AWS: AWS{SessionPolicy: json.RawMessage("null")}}, identity.KindGitHub); n.AWS.SessionPolicy != nil {

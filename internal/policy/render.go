@@ -2,7 +2,8 @@ package policy
 
 // Tag is a rendered session tag.
 type Tag struct {
-	Key, Value string
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // Rendered holds the per-issuance strings of a role.

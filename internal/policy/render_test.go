@@ -23,12 +23,12 @@ func TestRender(t *testing.T) {
 		wantErr string
 	}{
 		{name: "gitlab default session name sanitises slashes", claims: gitlabClaims(),
-			want: Rendered{SessionName: "gl-acme-infra-302"}},
+			want: Rendered{SessionName: "gl-302-acme-infra"}},
 		{name: "github default", kind: identity.KindGitHub,
-			claims: map[string]any{"repository": "octo-org/octo-repo", "run_id": "9876", "run_attempt": "2"},
-			want:   Rendered{SessionName: "gh-octo-org-octo-repo-9876-2"}},
+			claims: map[string]any{"repository": "octo-org/octo-repo", "run_id": "9876", "run_attempt": "2"}, vars: map[string]string{"lease_id": "01LEASE"},
+			want:   Rendered{SessionName: "gh-9876-2-01LEASE"}},
 		{name: "kubernetes default uses pointers", kind: identity.KindKubernetes, claims: kubernetesClaims(),
-			want: Rendered{SessionName: "k8s-ci-build-7f9c"}},
+			vars: map[string]string{VarLeaseID: "01LEASE"}, want: Rendered{SessionName: "k8s-ci-01LEASE"}},
 		{name: "generic default uses lease id", kind: identity.KindGeneric, claims: map[string]any{"sub": "builder-1"},
 			vars: map[string]string{VarLeaseID: "l_01HX"}, want: Rendered{SessionName: "kf-builder-1-l_01HX"}},
 		{name: "role variable defaults to the role name", change: func(r *Role) { r.AWS.SessionName = "{role}-{job_id}" }, claims: gitlabClaims(),
@@ -59,7 +59,7 @@ func TestRender(t *testing.T) {
 				}
 			},
 			claims: gitlabClaims(),
-			want: Rendered{SessionName: "gl-acme-infra-302", Tags: []Tag{
+			want: Rendered{SessionName: "gl-302-acme-infra", Tags: []Tag{
 				{"fixed", "team _core_"},
 				{"groups", "acme_acme/platform"},
 				{"pipeline", "574"},
@@ -69,13 +69,13 @@ func TestRender(t *testing.T) {
 			}}},
 		{name: "tag value truncated to 256 characters", change: func(r *Role) { r.AWS.Tags = map[string]string{"ref": "{ref}"} },
 			claims: with(gitlabClaims(), "ref", strings.Repeat("é", 300)),
-			want:   Rendered{SessionName: "gl-acme-infra-302", Tags: []Tag{{"ref", strings.Repeat("é", 256)}}}},
+			want:   Rendered{SessionName: "gl-302-acme-infra", Tags: []Tag{{"ref", strings.Repeat("é", 256)}}}},
 		{name: "source identity", change: func(r *Role) { r.AWS.SourceIdentity = "{user_login}" }, claims: gitlabClaims(),
-			want: Rendered{SessionName: "gl-acme-infra-302", SourceIdentity: "alice"}},
+			want: Rendered{SessionName: "gl-302-acme-infra", SourceIdentity: "alice"}},
 		{name: "source identity sanitised", change: func(r *Role) { r.AWS.SourceIdentity = "gl:{user_email}" }, claims: gitlabClaims(),
-			want: Rendered{SessionName: "gl-acme-infra-302", SourceIdentity: "gl-alice@example.com"}},
+			want: Rendered{SessionName: "gl-302-acme-infra", SourceIdentity: "gl-alice@example.com"}},
 		{name: "empty source identity is omitted", change: func(r *Role) { r.AWS.SourceIdentity = "{user_login}" },
-			claims: with(gitlabClaims(), "user_login", nil), want: Rendered{SessionName: "gl-acme-infra-302"}},
+			claims: with(gitlabClaims(), "user_login", nil), want: Rendered{SessionName: "gl-302-acme-infra"}},
 		{name: "one-character source identity", change: func(r *Role) { r.AWS.SourceIdentity = "{user_login}" },
 			claims: with(gitlabClaims(), "user_login", "a"), wantErr: `policy: source identity "a" is shorter than 2 characters`},
 	}

@@ -349,11 +349,11 @@ func TestRevokeIsIdempotentAndAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		l, err := h.Admin.RevokeLease(ctx, resp.LeaseID)
+		l, err := h.Admin.RevokeLease(ctx, resp.LeaseID, "key pasted in a log")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l.State != "revoked" || l.RevokeNote == "" {
+		if l.State != "revoked" || !strings.Contains(l.RevokeNote, "reason: key pasted in a log") {
 			t.Errorf("revoke #%d: got %+v", i+1, l)
 		}
 	}
@@ -369,7 +369,7 @@ func TestRevokeIsIdempotentAndAudited(t *testing.T) {
 	if revokes != 1 {
 		t.Errorf("got %d revoke events, want exactly 1", revokes)
 	}
-	_, err = h.Admin.RevokeLease(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+	_, err = h.Admin.RevokeLease(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV", "")
 	if st, code := servertest.APICode(t, err); st != 404 || code != "not_found" {
 		t.Errorf("unknown lease: got %d %s", st, code)
 	}
