@@ -49,7 +49,7 @@ type Token struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Scopes    []string  `json:"scopes"`
-	Hash      string    `json:"hash"` // hex sha256 of the secret
+	Hash      string    `json:"hash,omitempty"` // hex sha256 of the secret; never shown by the API
 	CreatedAt time.Time `json:"created_at"`
 }
 

@@ -156,9 +156,12 @@ func newRoleTestCmd(e *env) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return e.printJSON(res)
+				if err := e.printJSON(res); err != nil {
+					return err
+				}
+			} else {
+				printRoleTest(e, res)
 			}
-			printRoleTest(e, res)
 			if !res.Allowed {
 				return &exitError{code: 2}
 			}

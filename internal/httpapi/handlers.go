@@ -357,7 +357,8 @@ func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(out), Object: is})
+	stored, _ := s.Registry.Issuer(name)
+	s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(out), Object: stored})
 }
 
 func (s *server) deleteIssuer(w http.ResponseWriter, r *http.Request) {

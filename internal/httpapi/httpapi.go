@@ -247,6 +247,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_object", Message: ie.Object + " is invalid", Details: ie.Problems}
 	case errors.Is(err, registry.ErrNotFound):
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: strings.TrimSuffix(err.Error(), ": "+registry.ErrNotFound.Error()) + " not found"}
+	case errors.Is(err, registry.ErrAuditUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; the change was not made", Err: err}
 	case errors.Is(err, registry.ErrInUse):
 		return &apiError{Status: http.StatusConflict, Code: "in_use", Message: strings.TrimSuffix(err.Error(), ": "+registry.ErrInUse.Error())}
 	case errors.As(err, &me):
@@ -318,7 +320,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.Ready != nil {
 		if err := s.Ready(r.Context()); err != nil {
 			s.log.Warn("not ready", "err", err)
-			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
 	}

@@ -26,7 +26,7 @@ func TestRender(t *testing.T) {
 			want: Rendered{SessionName: "gl-302-acme-infra"}},
 		{name: "github default", kind: identity.KindGitHub,
 			claims: map[string]any{"repository": "octo-org/octo-repo", "run_id": "9876", "run_attempt": "2"}, vars: map[string]string{"lease_id": "01LEASE"},
-			want:   Rendered{SessionName: "gh-9876-2-01LEASE"}},
+			want: Rendered{SessionName: "gh-9876-2-01LEASE"}},
 		{name: "kubernetes default uses pointers", kind: identity.KindKubernetes, claims: kubernetesClaims(),
 			vars: map[string]string{VarLeaseID: "01LEASE"}, want: Rendered{SessionName: "k8s-ci-01LEASE"}},
 		{name: "generic default uses lease id", kind: identity.KindGeneric, claims: map[string]any{"sub": "builder-1"},

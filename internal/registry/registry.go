@@ -29,6 +29,9 @@ const (
 var (
 	ErrNotFound = errors.New("registry: not found")
 	ErrInUse    = errors.New("registry: in use")
+	// ErrAuditUnavailable: the change was rolled back because its audit
+	// record could not be written.
+	ErrAuditUnavailable = errors.New("registry: audit log unavailable")
 )
 
 // InvalidError is a rejected role or issuer: every problem, user-facing.
@@ -412,7 +415,7 @@ func (r *Registry) write(ctx context.Context, key string, val []byte, ev *audit.
 			}
 			return tx.Put(key, old)
 		})
-		return fmt.Errorf("registry: audit failed, change rolled back: %w", errors.Join(aerr, rerr))
+		return fmt.Errorf("%w: change rolled back: %w", ErrAuditUnavailable, errors.Join(aerr, rerr))
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/config"
 	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/httpapi"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
@@ -90,6 +91,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return fmt.Errorf("server: audit log: %w", err)
 	}
 	defer sink.Close()
+	if rec := sink.Recovered(); rec != "" {
+		log.Warn("audit log repaired at start-up", "path", cfg.Audit.Path, "detail", rec)
+	}
 
 	verifier := identity.NewVerifier(identity.Config{Logger: log.With("component", "identity"), OnJWKSFetch: m.JWKSFetch})
 	reg := registry.New(registry.Config{Store: store, Audit: sink, Issuers: verifier})
@@ -195,7 +199,7 @@ func setupDev(ctx context.Context, cfg *config.Config, store storage.Store, reg 
 	if _, err := reg.PutIssuer(ctx, identity.Issuer{
 		Name: DevIssuerName, Kind: identity.KindGitLab, URL: issURL, Audiences: []string{cfg.PublicURL},
 		// A restarted dev server has a new key: refetch quickly.
-		JWKSRefreshCooldown: 0,
+		JWKSRefreshCooldown: dur.Duration(time.Second),
 	}, registry.Change{Actor: "keyferry --dev"}); err != nil {
 		return nil, fmt.Errorf("server: dev issuer: %w", err)
 	}
@@ -209,7 +213,7 @@ func setupDev(ctx context.Context, cfg *config.Config, store storage.Store, reg 
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
-	fmt.Fprintf(opts.Out, `keyferry dev server — NOT FOR PRODUCTION (in-memory trust, throwaway keys)
+	fmt.Fprintf(opts.Out, `keyferry dev server — NOT FOR PRODUCTION (throwaway signing key, an all-powerful admin token, plain HTTP)
 
   API:          %s
   Admin token:  %s

@@ -1,0 +1,173 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Benchmarks of the local endpoints over real loopback HTTP with
+// keep-alive: 64 concurrent callers (SetParallelism), each timing its own
+// requests; p50 and p99 are reported as custom metrics. Client and server
+// share the machine's cores, so the latency includes the Go HTTP client's
+// own work.
+//
+//	go test -run '^$' -bench 'ContainerEndpoint|IMDSCredentials' -benchtime 100000x ./internal/delivery
+
+const benchCallers = 64
+
+func benchServer(b *testing.B, endpoints Endpoints) *LocalServer {
+	b.Helper()
+	s, err := NewLocalServer(LocalConfig{Endpoints: endpoints, Source: staticSource(fixCreds(time.Now()))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy: nil, MaxIdleConns: 2 * benchCallers, MaxIdleConnsPerHost: 2 * benchCallers,
+		DisableCompression: true, IdleConnTimeout: time.Minute,
+	}}
+}
+
+// get sends one request and drains the body so the connection is reused.
+func get(c *http.Client, r *http.Request) error {
+	resp, err := c.Do(r)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return err
+}
+
+// runCallers runs benchCallers goroutines; setup builds each caller's
+// request (untimed), and every request's latency is recorded.
+func runCallers(b *testing.B, c *http.Client, setup func() (*http.Request, error)) {
+	b.Helper()
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((benchCallers + procs - 1) / procs)
+	var (
+		mu  sync.Mutex
+		all []time.Duration
+	)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r, err := setup()
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		lat := make([]time.Duration, 0, 4096)
+		for pb.Next() {
+			start := time.Now()
+			if err := get(c, r); err != nil {
+				b.Error(err)
+				return
+			}
+			lat = append(lat, time.Since(start))
+		}
+		mu.Lock()
+		all = append(all, lat...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(pct(0.50), "p50-us")
+	b.ReportMetric(pct(0.99), "p99-us")
+}
+
+func BenchmarkContainerEndpoint(b *testing.B) {
+	s := benchServer(b, EndpointContainer)
+	c := benchClient()
+	runCallers(b, c, func() (*http.Request, error) {
+		r, err := http.NewRequest(http.MethodGet, s.ContainerURL(), nil)
+		if err == nil {
+			r.Header.Set("Authorization", s.ContainerToken())
+		}
+		return r, err
+	})
+}
+
+func BenchmarkIMDSCredentials(b *testing.B) {
+	s := benchServer(b, EndpointIMDS)
+	c := benchClient()
+	runCallers(b, c, func() (*http.Request, error) {
+		put, _ := http.NewRequest(http.MethodPut, s.IMDSEndpoint()+"latest/api/token", nil)
+		put.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+		resp, err := c.Do(put)
+		if err != nil {
+			return nil, err
+		}
+		var tok strings.Builder
+		_, _ = io.Copy(&tok, resp.Body)
+		resp.Body.Close()
+		r, err := http.NewRequest(http.MethodGet, s.IMDSEndpoint()+"latest/meta-data/iam/security-credentials/"+DefaultIMDSRole, nil)
+		if err == nil {
+			r.Header.Set("X-aws-ec2-metadata-token", tok.String())
+		}
+		return r, err
+	})
+}
+
+// rawCaller is a minimal HTTP/1.1 keep-alive client: one connection, a
+// pre-built request, http.ReadResponse to parse the answer. It costs less
+// CPU than net/http's Transport, so on a small machine the latency it sees
+// is closer to the server's own.
+type rawCaller struct {
+	conn net.Conn
+	br   *bufio.Reader
+	req  []byte
+}
+
+func newRawCaller(addr string, req *http.Request) (*rawCaller, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := req.Write(&buf); err != nil {
+		return nil, err
+	}
+	return &rawCaller{conn: conn, br: bufio.NewReaderSize(conn, 4096), req: buf.Bytes()}, nil
+}
+
+func (c *rawCaller) do() error {
+	if _, err := c.conn.Write(c.req); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return err
+}
