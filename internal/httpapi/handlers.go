@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/admintoken"
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
@@ -485,6 +486,14 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := s.Audit.Write(r.Context(), &audit.Event{
+		Type: audit.TypeTokenCreate, Actor: actor(r), Object: t.ID, Message: "name " + t.Name + ", scopes " + strings.Join(t.Scopes, ","),
+		RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
+	}); err != nil {
+		_ = admintoken.Delete(context.WithoutCancel(r.Context()), s.Store, t.ID) // no token without its record
+		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; no token was created", Err: err})
+		return
+	}
 	s.writeJSON(w, http.StatusCreated, api.TokenCreateResponse{ID: t.ID, Token: tok, Scopes: t.Scopes})
 }
 
@@ -497,6 +506,13 @@ func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if err := s.Audit.Write(r.Context(), &audit.Event{
+		Type: audit.TypeTokenRevoke, Actor: actor(r), Object: id, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
+	}); err != nil {
+		// The deletion stands: it only takes power away.
+		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the token was deleted, but the audit log is unavailable", Err: err})
 		return
 	}
 	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": id})

@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/admintoken"
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
@@ -39,8 +40,11 @@ type Config struct {
 	Registry *registry.Registry
 	Verifier lease.Verifier
 	Store    storage.Store
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	// Audit records admin-token changes (roles, issuers and leases audit
+	// through their own components).
+	Audit   audit.Writer
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 	// MaxBodyBytes caps every request body.
 	MaxBodyBytes int64
 	// Ready reports readiness for /readyz.

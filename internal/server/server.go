@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Logger: log.With("component", "lease"), DefaultRegion: cfg.AWS.Region,
 	})
 	handler := httpapi.New(httpapi.Config{
-		Leases: leases, Registry: reg, Verifier: verifier, Store: store, Metrics: m, Logger: log.With("component", "http"),
+		Leases: leases, Registry: reg, Verifier: verifier, Store: store, Audit: sink, Metrics: m, Logger: log.With("component", "http"),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Dev: dev, DevAudience: cfg.PublicURL,
 		Ready: func(ctx context.Context) error {
 			_, err := storage.Get(ctx, store, "ready-probe")
