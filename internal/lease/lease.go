@@ -50,6 +50,11 @@ type Lease struct {
 	MaxExpiresAt time.Time `json:"max_expires_at,omitzero"`
 	// Refreshes counts the credentials minted after the first.
 	Refreshes int `json:"refreshes,omitempty"`
+	// Issuer and Claims are the verified token's issuer name and claims,
+	// kept so that a refresh is authorised against the role as it is at
+	// the time of the refresh (a tightened role stops refresh chains).
+	Issuer string         `json:"issuer,omitempty"`
+	Claims map[string]any `json:"claims,omitempty"`
 	// Session parameters, kept so that a refresh mints the same session
 	// without the job token.
 	Region         string       `json:"region,omitempty"`

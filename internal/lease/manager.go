@@ -278,10 +278,12 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		SessionName: rendered.SessionName, AccessKeyID: creds.AccessKeyID, IssuedAt: now.UTC(),
 		ExpiresAt: creds.Expiration.UTC(), State: StateActive, RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 		MaxExpiresAt: now.Add(r.AWS.MaxTTL.D()).UTC(), Region: r.AWS.Region, Tags: rendered.Tags, SourceIdentity: rendered.SourceIdentity,
+		Issuer: id.Issuer,
 	}
 	var handle string
 	if refreshable(l.Type) {
 		handle, l.RefreshHash = newRefreshHandle(l.ID)
+		l.Claims = id.Claims
 	}
 	if err := m.put(ctx, l); err != nil {
 		m.log.Error("lease write failed", "request_id", req.RequestID, "access_key_id", creds.AccessKeyID, "err", err)

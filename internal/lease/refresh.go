@@ -135,10 +135,17 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 			Message: fmt.Sprintf("the lease reached its max_ttl (%s): request new credentials with a fresh job token", l.MaxExpiresAt.Format(time.RFC3339))})
 	}
 	role, ok := m.roles.Role(l.Role)
-	if !ok || role.Role().AWS.Type != l.Type {
-		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeRoleGone, Message: fmt.Sprintf("role %q no longer exists or changed type: request new credentials with the job token", l.Role)})
+	var r policy.Role
+	if ok {
+		r = role.Role()
 	}
-	r := role.Role()
+	if !ok || r.AWS.Type != l.Type || r.Issuer != l.Issuer {
+		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeRoleGone, Message: fmt.Sprintf("role %q no longer exists or changed type or issuer: request new credentials with the job token", l.Role)})
+	}
+	if res := role.Evaluate(l.Claims); !res.Allowed {
+		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeNoMatchingRole,
+			Message: fmt.Sprintf("role %q no longer accepts this lease's identity: %s", l.Role, res.Denial())})
+	}
 	ttl := min(r.AWS.TTL.D(), left)
 	preq := awsprov.Request{
 		Region: l.Region, RoleARN: r.AWS.RoleARN, SessionName: l.SessionName,

@@ -194,3 +194,25 @@ func TestRefreshRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshReauthorises: tightening a role stops existing refresh chains.
+func TestRefreshReauthorises(t *testing.T) {
+	f := newRefreshFixture(t, policy.TypeAssumeRole)
+	ctx := context.Background()
+	iss, err := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tight, err := policy.Compile(policy.Role{
+		Name: "deploy", Issuer: "gitlab", Match: map[string]policy.Values{"project_path": {"group/app"}, "ref": {"release/*"}},
+		AWS: policy.AWS{Type: policy.TypeAssumeRole, RoleARN: "arn:aws:iam::123456789012:role/deploy", MaxTTL: dur.Duration(3 * time.Hour)},
+	}, identity.KindGitLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.m.roles = roleMap{"deploy": tight}
+	_, err = f.m.Refresh(ctx, RefreshRequest{Handle: iss.RefreshHandle})
+	if codeOf(err) != CodeNoMatchingRole {
+		t.Fatalf("got %v, want no_matching_role after the role was tightened", err)
+	}
+}
