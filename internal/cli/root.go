@@ -94,8 +94,9 @@ Kubernetes service-account tokens) for short-lived AWS credentials, leased and a
 func (e *env) client() (*client.Client, error) {
 	addr := first(e.addr, e.getenv("KEYFERRY_ADDR"))
 	return client.New(addr, client.Options{
-		Token:      first(e.token, e.getenv("KEYFERRY_TOKEN")),
-		CACertFile: first(e.cacert, e.getenv("KEYFERRY_CACERT")),
+		Token:             first(e.token, e.getenv("KEYFERRY_TOKEN")),
+		CACertFile:        first(e.cacert, e.getenv("KEYFERRY_CACERT")),
+		AllowInsecureHTTP: e.getenv("KEYFERRY_INSECURE_HTTP") == "1",
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,6 +35,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// Timeout per request (default 30s).
 	Timeout time.Duration
+	// AllowInsecureHTTP permits http:// to a non-loopback host. Every
+	// request carries a bearer secret (a job token, a refresh handle or an
+	// admin token), so this is refused by default.
+	AllowInsecureHTTP bool
 }
 
 // Client talks to one keyferry server.
@@ -51,6 +56,9 @@ func New(addr string, o Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimSuffix(addr, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("keyferry address %q is not an http(s) URL", addr)
+	}
+	if u.Scheme == "http" && !o.AllowInsecureHTTP && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: requests carry tokens; use https:// (or set KEYFERRY_INSECURE_HTTP=1 on a trusted network)", u.Host)
 	}
 	hc := o.HTTPClient
 	if hc == nil {
@@ -296,6 +304,14 @@ func (c *Client) DeleteAdminToken(ctx context.Context, id string) error {
 // Health checks /readyz.
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func dryRunQuery(dry bool) url.Values {
