@@ -30,10 +30,11 @@ const (
 	imdsMaxTTLSeconds = 21600
 )
 
-// Canonical forms of the IMDSv2 headers, for direct map access.
-var (
-	hdrIMDSTTL   = http.CanonicalHeaderKey("X-aws-ec2-metadata-token-ttl-seconds")
-	hdrIMDSToken = http.CanonicalHeaderKey("X-aws-ec2-metadata-token")
+// Canonical forms of the IMDSv2 headers (X-aws-ec2-metadata-token…), for
+// direct map access; TestIMDSHeaderKeysAreCanonical checks them.
+const (
+	hdrIMDSTTL   = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
+	hdrIMDSToken = "X-Aws-Ec2-Metadata-Token"
 )
 
 // roleNameRE is IAM's role-name alphabet and length.

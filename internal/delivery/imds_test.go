@@ -231,3 +231,11 @@ func FuzzParseTTL(f *testing.F) {
 		}
 	})
 }
+
+func TestIMDSHeaderKeysAreCanonical(t *testing.T) {
+	for _, k := range []string{hdrIMDSTTL, hdrIMDSToken} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("got %q, want %q", k, c)
+		}
+	}
+}

@@ -1,9 +1,12 @@
 package delivery
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -60,9 +63,9 @@ func get(c *http.Client, r *http.Request) error {
 	return err
 }
 
-// runCallers runs benchCallers goroutines; setup builds each caller's
-// request (untimed), and every request's latency is recorded.
-func runCallers(b *testing.B, c *http.Client, setup func() (*http.Request, error)) {
+// runCallers runs benchCallers goroutines. setup builds each caller's
+// request function (untimed); every request's latency is recorded.
+func runCallers(b *testing.B, setup func() (func() error, error)) {
 	b.Helper()
 	procs := runtime.GOMAXPROCS(0)
 	b.SetParallelism((benchCallers + procs - 1) / procs)
@@ -73,7 +76,7 @@ func runCallers(b *testing.B, c *http.Client, setup func() (*http.Request, error
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		r, err := setup()
+		do, err := setup()
 		if err != nil {
 			b.Error(err)
 			return
@@ -81,7 +84,7 @@ func runCallers(b *testing.B, c *http.Client, setup func() (*http.Request, error
 		lat := make([]time.Duration, 0, 4096)
 		for pb.Next() {
 			start := time.Now()
-			if err := get(c, r); err != nil {
+			if err := do(); err != nil {
 				b.Error(err)
 				return
 			}
@@ -101,38 +104,116 @@ func runCallers(b *testing.B, c *http.Client, setup func() (*http.Request, error
 	b.ReportMetric(pct(0.99), "p99-us")
 }
 
+// containerRequest and imdsRequest build one caller's request; the IMDS
+// one first fetches the caller's own token.
+func containerRequest(s *LocalServer) (*http.Request, error) {
+	r, err := http.NewRequest(http.MethodGet, s.ContainerURL(), nil)
+	if err == nil {
+		r.Header.Set("Authorization", s.ContainerToken())
+	}
+	return r, err
+}
+
+func imdsRequest(s *LocalServer, c *http.Client) (*http.Request, error) {
+	put, _ := http.NewRequest(http.MethodPut, s.IMDSEndpoint()+"latest/api/token", nil)
+	put.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+	resp, err := c.Do(put)
+	if err != nil {
+		return nil, err
+	}
+	var tok strings.Builder
+	_, _ = io.Copy(&tok, resp.Body)
+	resp.Body.Close()
+	r, err := http.NewRequest(http.MethodGet, s.IMDSEndpoint()+"latest/meta-data/iam/security-credentials/"+DefaultIMDSRole, nil)
+	if err == nil {
+		r.Header.Set("X-aws-ec2-metadata-token", tok.String())
+	}
+	return r, err
+}
+
+// The two benchmarks the brief names use the minimal keep-alive client
+// (rawCaller); the GoClient variants use net/http's Transport, as the Go
+// SDK does, and so also measure that client's CPU on the shared cores.
+
 func BenchmarkContainerEndpoint(b *testing.B) {
 	s := benchServer(b, EndpointContainer)
-	c := benchClient()
-	runCallers(b, c, func() (*http.Request, error) {
-		r, err := http.NewRequest(http.MethodGet, s.ContainerURL(), nil)
-		if err == nil {
-			r.Header.Set("Authorization", s.ContainerToken())
+	runCallers(b, func() (func() error, error) {
+		r, err := containerRequest(s)
+		if err != nil {
+			return nil, err
 		}
-		return r, err
+		c, err := newRawCaller(s.Addr(), r)
+		if err != nil {
+			return nil, err
+		}
+		b.Cleanup(func() { c.conn.Close() })
+		return c.do, nil
 	})
 }
 
 func BenchmarkIMDSCredentials(b *testing.B) {
 	s := benchServer(b, EndpointIMDS)
-	c := benchClient()
-	runCallers(b, c, func() (*http.Request, error) {
-		put, _ := http.NewRequest(http.MethodPut, s.IMDSEndpoint()+"latest/api/token", nil)
-		put.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "21600")
-		resp, err := c.Do(put)
+	hc := benchClient()
+	runCallers(b, func() (func() error, error) {
+		r, err := imdsRequest(s, hc)
 		if err != nil {
 			return nil, err
 		}
-		var tok strings.Builder
-		_, _ = io.Copy(&tok, resp.Body)
-		resp.Body.Close()
-		r, err := http.NewRequest(http.MethodGet, s.IMDSEndpoint()+"latest/meta-data/iam/security-credentials/"+DefaultIMDSRole, nil)
-		if err == nil {
-			r.Header.Set("X-aws-ec2-metadata-token", tok.String())
+		c, err := newRawCaller(s.Addr(), r)
+		if err != nil {
+			return nil, err
 		}
-		return r, err
+		b.Cleanup(func() { c.conn.Close() })
+		return c.do, nil
 	})
 }
+
+func BenchmarkContainerEndpointGoClient(b *testing.B) {
+	s := benchServer(b, EndpointContainer)
+	hc := benchClient()
+	runCallers(b, func() (func() error, error) {
+		r, err := containerRequest(s)
+		return func() error { return get(hc, r) }, err
+	})
+}
+
+func BenchmarkIMDSCredentialsGoClient(b *testing.B) {
+	s := benchServer(b, EndpointIMDS)
+	hc := benchClient()
+	runCallers(b, func() (func() error, error) {
+		r, err := imdsRequest(s, hc)
+		return func() error { return get(hc, r) }, err
+	})
+}
+
+// BenchmarkContainerHandler is the handler alone, in process: the server's
+// own share of a request, without HTTP parsing or the network.
+func BenchmarkContainerHandler(b *testing.B) {
+	s, err := NewLocalServer(LocalConfig{Endpoints: EndpointContainer, ContainerToken: fixToken, Source: staticSource(fixCreds(time.Now()))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := req(http.MethodGet, DefaultContainerPath, withHeader("Authorization", fixToken))
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		s.Handler().ServeHTTP(w, r)
+	}
+	if w.code != http.StatusOK {
+		b.Fatalf("got %d", w.code)
+	}
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
 // rawCaller is a minimal HTTP/1.1 keep-alive client: one connection, a
 // pre-built request, http.ReadResponse to parse the answer. It costs less
