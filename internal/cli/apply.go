@@ -125,10 +125,16 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 	for i := range m.Roles {
 		r := m.Roles[i]
 		if newIssuers[r.Issuer] {
-			// The server validates it against the issuer once that exists.
+			// The server cannot validate a role against an issuer it does
+			// not have yet: compile it here against the manifest's issuer
+			// (the server checks again when it is written).
+			if _, err := policy.Compile(r, issuerKind(m.Issuers, r.Issuer)); err != nil {
+				problems = append(problems, fmt.Sprintf("role %q: %v", r.Name, err))
+				continue
+			}
 			outcome := "created"
 			if _, ok := oldRole[r.Name]; ok {
-				outcome = "updated (validated when applied)"
+				outcome = "updated"
 			}
 			plan = append(plan, planItem{kind: "role", name: r.Name, outcome: outcome, role: &m.Roles[i]})
 			continue
@@ -209,6 +215,15 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 	}
 	fmt.Fprintf(e.stdout, "applied %d change(s)\n", changes)
 	return nil
+}
+
+func issuerKind(issuers []identity.Issuer, name string) identity.Kind {
+	for _, is := range issuers {
+		if is.Name == name {
+			return is.Kind
+		}
+	}
+	return identity.KindGeneric
 }
 
 // jsonDiff lists "field: old → new" for the top-level and nested fields

@@ -261,3 +261,27 @@ func TestCredentialProcessCachesAndRefreshes(t *testing.T) {
 		t.Errorf("no token, no cache: %+v", r)
 	}
 }
+
+func TestApplyValidatesRolesOfNewIssuers(t *testing.T) {
+	_, env := setup(t)
+	p := filepath.Join(t.TempDir(), "m.yaml")
+	_ = os.WriteFile(p, []byte(`issuers:
+  - name: gh
+    kind: github
+    url: https://token.actions.githubusercontent.com
+    audiences: [https://keyferry.example.com]
+roles:
+  - name: gh-deploy
+    issuer: gh
+    match: { project_path: group/app }
+    aws: { type: assume_role, role_arn: "arn:aws:iam::123456789012:role/deploy" }
+`), 0o600)
+	r := run(env, "apply", "-f", p, "--dry-run")
+	if r.code == 0 || !strings.Contains(r.stderr, "project_path") {
+		t.Fatalf("a GitLab claim on a GitHub role passed the dry run: %+v", r)
+	}
+	r = run(env, "issuer", "list")
+	if strings.Contains(r.stdout, "gh ") {
+		t.Error("the dry run created the issuer")
+	}
+}

@@ -166,7 +166,9 @@ func (m *Manager) Issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		}
 	}
 	roleLabel := req.Role
-	if _, ok := m.roles.Role(req.Role); !ok {
+	if out != nil {
+		roleLabel = out.Lease.Role // the STS endpoint picks it from candidates
+	} else if _, ok := m.roles.Role(req.Role); !ok {
 		roleLabel = "(unknown)" // bound the metric's label set
 	}
 	m.obs.Issued(roleLabel, result, m.now().Sub(start))
