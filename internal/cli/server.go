@@ -99,6 +99,7 @@ token. Never use it in production.`,
 				return fmt.Errorf("invalid configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			}
 			log := newLogger(e, cfg)
+			server.SetProcs(e.getenv) // fsyncs hold Ps: see server.ExtraProcs
 			return server.Run(cmd.Context(), cfg, server.Options{Out: e.stdout, DevAdminToken: f.devAdminToken, Logger: log})
 		},
 	}

@@ -1,0 +1,38 @@
+package server
+
+import "runtime"
+
+// ExtraProcs is how many Ps (GOMAXPROCS) `keyferry server` runs with beyond
+// Go's default, unless the GOMAXPROCS environment variable is set.
+//
+// The broker has two single-writer paths that fsync on every request's
+// way: the bolt commit (two fdatasyncs per batch) and the audit writer (one
+// fsync per flush). Go lets another thread take the P of a goroutine
+// blocked in a syscall only once sysmon notices, after a full sysmon tick,
+// and the tick stretches from 20 µs to 10 ms while sysmon finds nothing to
+// do; an fsync of a few hundred microseconds therefore keeps its P for its
+// whole length. Under load on a 2-core machine that is about one P of two.
+// Measured with bench/loadgen (c=64, clients in another process, medians
+// of the runs where the rest of the machine was idle): GOMAXPROCS 2 ran the
+// broker on 1.23 cores at 6,295 issuances/s, 4 on 1.42 cores at 6,900/s
+// with a lower p99 (docs/benchmarks.md). Two fsync paths never hold more
+// than two Ps, so two extra cover them at any core count, for the price of
+// two more threads.
+const ExtraProcs = 2
+
+// Procs returns the GOMAXPROCS a broker process runs with, given Go's
+// default for the machine or container (runtime.SetDefaultGOMAXPROCS).
+// Callers leave GOMAXPROCS alone when the operator set the variable.
+// Setting it stops Go from following a container's CPU limit if that
+// changes later.
+func Procs(defaultProcs int) int { return defaultProcs + ExtraProcs }
+
+// SetProcs applies Procs to this process unless getenv("GOMAXPROCS") is
+// set, in which case the operator's choice stands. It is idempotent.
+func SetProcs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.SetDefaultGOMAXPROCS()
+	runtime.GOMAXPROCS(Procs(runtime.GOMAXPROCS(0)))
+}

@@ -1,0 +1,42 @@
+package server_test
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/keyferry/keyferry/internal/server"
+)
+
+func TestProcs(t *testing.T) {
+	for _, tt := range []struct{ def, want int }{{1, 3}, {2, 4}, {16, 18}} {
+		if got := server.Procs(tt.def); got != tt.want {
+			t.Errorf("Procs(%d): got %d, want %d", tt.def, got, tt.want)
+		}
+	}
+}
+
+// TestSetProcs changes this test process's GOMAXPROCS and restores it.
+func TestSetProcs(t *testing.T) {
+	orig := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	noEnv := func(string) string { return "" }
+
+	server.SetProcs(noEnv)
+	server.SetProcs(noEnv) // idempotent: from Go's default, not from the current value
+	if got, want := runtime.GOMAXPROCS(0), def+server.ExtraProcs; got != want {
+		t.Errorf("without GOMAXPROCS in the environment: got %d, want %d", got, want)
+	}
+
+	runtime.GOMAXPROCS(1)
+	server.SetProcs(func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "1"
+		}
+		return ""
+	})
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Errorf("with GOMAXPROCS=1 in the environment: got %d, want 1 (the operator's choice)", got)
+	}
+}
