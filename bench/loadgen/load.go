@@ -40,14 +40,18 @@ type window struct{ start, end time.Time }
 
 func (w window) holds(t time.Time) bool { return !t.Before(w.start) && t.Before(w.end) }
 
-// loadResult is what the clients saw.
+// loadResult is what the clients saw. A client process sends it to its
+// parent as JSON.
 type loadResult struct {
-	Recorded []time.Duration // latencies of requests started in the window
-	OK       int             // successful requests started in the window
-	AllOK    int             // successful requests, warm-up included
-	Errors   map[string]int  // by "status code" or "transport: …", warm-up included
-	Dials    int64           // TCP connections opened (keep-alive check)
-	Behind   time.Duration   // open loop: how late the last arrival was sent
+	Recorded []time.Duration `json:"recorded"` // latencies of requests started in the window
+	OK       int             `json:"ok"`       // successful requests started in the window
+	AllOK    int             `json:"all_ok"`   // successful requests, warm-up included
+	Errors   map[string]int  `json:"errors"`   // by "status code" or "transport: …", warm-up included
+	Dials    int64           `json:"dials"`    // TCP connections opened (keep-alive check)
+	Behind   time.Duration   `json:"behind"`   // open loop: how late the last arrival was sent
+	// CPU is the client process's CPU time in the window (client
+	// process only; in-process clients share the broker's).
+	CPU time.Duration `json:"cpu"`
 }
 
 // loadClient sends credential requests over keep-alive HTTP/1.1.
@@ -160,27 +164,43 @@ func (w *worker) record(win window, started time.Time, took time.Duration, outco
 	}
 }
 
-// runLoad drives the broker at addr with spec and returns what the clients
-// saw. Client goroutines carry the pprof label side=client. onWindow, if
-// set, runs in its own goroutine when the measured window starts and gets
-// the window; it must return by the window's end.
-func runLoad(ctx context.Context, addr string, tokens []string, spec loadSpec, onWindow func(window)) loadResult {
+// windowOf is the measured window of spec when the load starts at t0.
+func windowOf(spec loadSpec, t0 time.Time) window {
+	return window{start: t0.Add(spec.warmup), end: t0.Add(spec.warmup + spec.measure)}
+}
+
+// watchWindow runs onWindow (if set) in its own goroutine when win starts;
+// wait for it with the WaitGroup.
+func watchWindow(ctx context.Context, win window, onWindow func(window), wg *sync.WaitGroup) {
+	if onWindow == nil {
+		return
+	}
+	wg.Go(func() {
+		if sleepUntil(ctx, win.start) {
+			onWindow(win)
+		}
+	})
+}
+
+// runLoad drives the broker at addr with spec, starting at t0 (now if
+// zero), and returns what the clients saw. Client goroutines carry the
+// pprof label side=client. onWindow, if set, runs in its own goroutine
+// when the measured window starts and gets the window; it must return by
+// the window's end.
+func runLoad(ctx context.Context, addr string, tokens []string, spec loadSpec, t0 time.Time, onWindow func(window)) loadResult {
 	c := newLoadClient(addr, spec.workers)
 	defer c.close()
 	workers := make([]*worker, spec.workers)
 	for i := range workers {
 		workers[i] = newWorker(c, benchRole().Name, tokens[i%len(tokens)])
 	}
-	t0 := time.Now()
-	win := window{start: t0.Add(spec.warmup), end: t0.Add(spec.warmup + spec.measure)}
-	var hooks sync.WaitGroup
-	if onWindow != nil {
-		hooks.Go(func() {
-			if sleepUntil(ctx, win.start) {
-				onWindow(win)
-			}
-		})
+	if t0.IsZero() {
+		t0 = time.Now()
 	}
+	sleepUntil(ctx, t0)
+	win := windowOf(spec, t0)
+	var hooks sync.WaitGroup
+	watchWindow(ctx, win, onWindow, &hooks)
 	lctx, cancel := context.WithDeadline(ctx, win.end.Add(30*time.Second)) // a hung request fails the run
 	defer cancel()
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -10,6 +11,19 @@ import (
 
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
+
+// TestMain lets the test binary serve as the client process of
+// runLoadInChild, which runs os.Executable() -child-spec file.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "-child-spec" {
+		if err := runChild(context.Background(), os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func TestSummarize(t *testing.T) {
 	var ds []time.Duration
@@ -96,12 +110,14 @@ func TestRunAgainstBroker(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		upstream string
+		clients  string
 		spec     loadSpec
 	}{
-		{upstreamInproc, loadSpec{mode: modeClosed, workers: 3, warmup: 50 * time.Millisecond, measure: 200 * time.Millisecond}},
-		{upstreamHTTP, loadSpec{mode: modeOpen, workers: 4, rate: 100, warmup: 50 * time.Millisecond, measure: 200 * time.Millisecond}},
+		{upstreamInproc, clientsInproc, loadSpec{mode: modeClosed, workers: 3, warmup: 50 * time.Millisecond, measure: 200 * time.Millisecond}},
+		{upstreamHTTP, clientsInproc, loadSpec{mode: modeOpen, workers: 4, rate: 100, warmup: 50 * time.Millisecond, measure: 200 * time.Millisecond}},
+		{upstreamInproc, clientsProcess, loadSpec{mode: modeClosed, workers: 2, warmup: 50 * time.Millisecond, measure: 200 * time.Millisecond}},
 	} {
-		t.Run(c.upstream+"/"+c.spec.mode, func(t *testing.T) {
+		t.Run(c.upstream+"/"+c.spec.mode+"/clients-"+c.clients, func(t *testing.T) {
 			b, err := startBroker(ctx, brokerConfig{upstream: c.upstream, logLevel: "info", keep: true})
 			if err != nil {
 				t.Fatal(err)
@@ -113,7 +129,19 @@ func TestRunAgainstBroker(t *testing.T) {
 				t.Fatal(err)
 			}
 			var windows int
-			res := runLoad(ctx, b.addr, tokens, c.spec, func(window) { windows++ })
+			count := func(window) { windows++ }
+			var res loadResult
+			if c.clients == clientsProcess {
+				if res, err = runLoadInChild(ctx, b.dir, b.addr, tokens, c.spec, count); err != nil {
+					b.stop()
+					t.Fatal(err)
+				}
+				if res.CPU <= 0 {
+					t.Errorf("client process reported CPU %v, want > 0", res.CPU)
+				}
+			} else {
+				res = runLoad(ctx, b.addr, tokens, c.spec, time.Time{}, count)
+			}
 			if err := b.stop(); err != nil {
 				t.Errorf("stop: %v", err)
 			}

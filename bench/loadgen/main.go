@@ -41,11 +41,15 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/keyferry/keyferry/internal/server"
 )
 
 // levelResult is one row of the report.
@@ -56,19 +60,31 @@ type levelResult struct {
 	OfferedRate float64 `json:"offered_rate,omitempty"`
 	DurationSec float64 `json:"duration_s"`
 
-	Requests   int            `json:"requests"` // successful, started in the window
-	Errors     map[string]int `json:"errors,omitempty"`
-	PerSecond  float64        `json:"issuances_per_s"`
-	Latency    latencies      `json:"latency"`
-	Dials      int64          `json:"tcp_dials"`
-	SchedLate  time.Duration  `json:"open_loop_sched_late_ns,omitempty"`
-	CPUPerReq  time.Duration  `json:"cpu_per_issuance_ns"` // whole process: clients + broker
-	GCPerSec   float64        `json:"gc_per_s"`
-	Server     serverStats    `json:"server"`
-	Disk       durability     `json:"disk"`
-	LoadBefore string         `json:"loadavg_before"`
-	LoadAfter  string         `json:"loadavg_after"`
-	Problems   []string       `json:"problems,omitempty"`
+	Requests  int            `json:"requests"` // successful, started in the window
+	Errors    map[string]int `json:"errors,omitempty"`
+	PerSecond float64        `json:"issuances_per_s"`
+	Latency   latencies      `json:"latency"`
+	Dials     int64          `json:"tcp_dials"`
+	SchedLate time.Duration  `json:"open_loop_sched_late_ns,omitempty"`
+	// CPUPerReq and Cores are the broker process's CPU per issuance and
+	// CPU seconds per second: the broker alone with -clients process, the
+	// broker and the clients with -clients inproc.
+	CPUPerReq time.Duration `json:"cpu_per_issuance_ns"`
+	Cores     float64       `json:"cores_used"`
+	// ClientCPUPerReq and ClientCores are the client process's (-clients
+	// process only).
+	ClientCPUPerReq time.Duration `json:"client_cpu_per_issuance_ns,omitempty"`
+	ClientCores     float64       `json:"client_cores,omitempty"`
+	// OtherCores is the CPU the rest of the machine used meanwhile
+	// (from /proc/stat: busy minus ours); StealCores is hypervisor steal.
+	OtherCores float64     `json:"other_cores"`
+	StealCores float64     `json:"steal_cores"`
+	GCPerSec   float64     `json:"gc_per_s"`
+	Server     serverStats `json:"server"`
+	Disk       durability  `json:"disk"`
+	LoadBefore string      `json:"loadavg_before"`
+	LoadAfter  string      `json:"loadavg_after"`
+	Problems   []string    `json:"problems,omitempty"`
 }
 
 // serverStats come from the broker's /metrics, as the difference between a
@@ -95,11 +111,20 @@ type options struct {
 	measure     time.Duration
 	cpuprofile  string
 	memprofile  string
+	tracefile   string
 	profileC    int
 	logLevel    string
 	keep        bool
 	jsonOut     bool
+	repeat      int
+	clients     string
 }
+
+// Where the clients run.
+const (
+	clientsProcess = "process" // a child process: the broker process is the broker alone
+	clientsInproc  = "inproc"  // goroutines of this process, labelled side=client
+)
 
 func main() {
 	var o options
@@ -112,11 +137,26 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per level (not measured)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of one closed-loop level's measured window to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile (alloc_space) of the same level's measured window to this file")
-	flag.IntVar(&o.profileC, "profile-c", 0, "the concurrency -cpuprofile and -memprofile cover (default: the highest of -c)")
+	flag.StringVar(&o.tracefile, "trace", "", "write an execution trace of the first second of the same level's measured window to this file")
+	flag.IntVar(&o.profileC, "profile-c", 0, "the concurrency -cpuprofile, -memprofile and -trace cover (default: the highest of -c)")
 	flag.StringVar(&o.logLevel, "log", "info", "broker log level: info (as in production), debug, warn or off")
 	flag.BoolVar(&o.keep, "keep", false, "keep each level's temp dir (bolt file, audit log, server log)")
+	flag.StringVar(&o.clients, "clients", clientsProcess, "where the load clients run: process (a child process) or inproc (goroutines beside the broker)")
+	childSpecFile := flag.String("child-spec", "", "internal: run as the client process of a parent loadgen")
+	flag.IntVar(&o.repeat, "n", 1, "runs per level (fresh broker each); the table shows medians")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the results as JSON on stdout (progress still goes to stderr)")
 	flag.Parse()
+	if *childSpecFile != "" {
+		if err := runChild(context.Background(), *childSpecFile); err != nil {
+			fatalf("client process: %v", err)
+		}
+		return
+	}
+	if o.clients != clientsProcess && o.clients != clientsInproc {
+		fatalf("-clients must be %s or %s", clientsProcess, clientsInproc)
+	}
+	// The broker runs with the Ps `keyferry server` gives itself.
+	server.SetProcs(os.Getenv)
 
 	var err error
 	if o.conc, err = parseInts(conc); err != nil {
@@ -133,10 +173,10 @@ func main() {
 	if len(o.conc) == 0 && len(o.rates) == 0 {
 		fatalf("nothing to run: give -c and/or -rate")
 	}
-	if o.measure <= 0 || o.warmup < 0 || o.openWorkers <= 0 {
-		fatalf("-d must be > 0, -warmup ≥ 0, -open-workers > 0")
+	if o.measure <= 0 || o.warmup < 0 || o.openWorkers <= 0 || o.repeat < 1 {
+		fatalf("-d must be > 0, -warmup ≥ 0, -open-workers > 0, -n ≥ 1")
 	}
-	if (o.cpuprofile != "" || o.memprofile != "") && o.profileC == 0 {
+	if (o.cpuprofile != "" || o.memprofile != "" || o.tracefile != "") && o.profileC == 0 {
 		for _, c := range o.conc {
 			o.profileC = max(o.profileC, c)
 		}
@@ -146,42 +186,58 @@ func main() {
 	defer stop()
 
 	printMachine(os.Stderr, o)
-	var results []levelResult
 	failed := false
+	type job struct {
+		upstream string
+		spec     loadSpec
+	}
+	var jobs []job
 	for _, up := range o.upstreams {
-		var specs []loadSpec
 		for _, c := range o.conc {
-			specs = append(specs, loadSpec{mode: modeClosed, workers: c, warmup: o.warmup, measure: o.measure})
+			jobs = append(jobs, job{up, loadSpec{mode: modeClosed, workers: c, warmup: o.warmup, measure: o.measure}})
 		}
 		for _, r := range o.rates {
-			specs = append(specs, loadSpec{mode: modeOpen, workers: o.openWorkers, rate: r, warmup: o.warmup, measure: o.measure})
+			jobs = append(jobs, job{up, loadSpec{mode: modeOpen, workers: o.openWorkers, rate: r, warmup: o.warmup, measure: o.measure}})
 		}
-		for _, spec := range specs {
+	}
+	// Rounds run every level once, so that with -n > 1 a slow spell on
+	// the machine spreads over the levels instead of hitting one.
+	runs := make([][]levelResult, len(jobs))
+	for round := range o.repeat {
+		for i, j := range jobs {
 			var prof profiles
-			if spec.mode == modeClosed && spec.workers == o.profileC {
-				prof = profiles{cpu: profileName(o.cpuprofile, up, len(o.upstreams)), mem: profileName(o.memprofile, up, len(o.upstreams))}
+			if round == 0 && j.spec.mode == modeClosed && j.spec.workers == o.profileC {
+				prof = profiles{
+					cpu:   profileName(o.cpuprofile, j.upstream, len(o.upstreams)),
+					mem:   profileName(o.memprofile, j.upstream, len(o.upstreams)),
+					trace: profileName(o.tracefile, j.upstream, len(o.upstreams)),
+				}
 			}
-			r, err := runLevel(ctx, o, up, spec, prof)
+			r, err := runLevel(ctx, o, j.upstream, j.spec, prof)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "loadgen: %s %s c=%d: %v\n", up, spec.mode, spec.workers, err)
+				fmt.Fprintf(os.Stderr, "loadgen: %s %s: %v\n", j.upstream, levelName(j.spec), err)
 				os.Exit(1)
 			}
 			if len(r.Problems) > 0 {
 				failed = true
 			}
 			printLevel(os.Stderr, r)
-			results = append(results, r)
+			runs[i] = append(runs[i], r)
 			if ctx.Err() != nil {
 				os.Exit(1)
 			}
 		}
 	}
+	summaries := make([]levelSummary, len(jobs))
+	for i := range jobs {
+		summaries[i] = summarizeRuns(runs[i])
+	}
 	if o.jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(results)
+		_ = enc.Encode(summaries)
 	} else {
-		printTable(os.Stdout, results)
+		printTable(os.Stdout, summaries)
 	}
 	if failed {
 		fmt.Fprintln(os.Stderr, "loadgen: FAILED: see the problems above")
@@ -190,7 +246,7 @@ func main() {
 }
 
 // profiles names the profile files of a level ("" for none).
-type profiles struct{ cpu, mem string }
+type profiles struct{ cpu, mem, trace string }
 
 // profileName adds the upstream to name when several upstreams run.
 func profileName(name, upstream string, upstreams int) string {
@@ -228,14 +284,20 @@ func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, pr
 	var scrapeErr error
 	var cpu0, cpu1 time.Duration
 	var gc0, gc1 uint64
+	var st0, st1 cpuStat
 	var profErr error
-	res := runLoad(ctx, b.addr, tokens, spec, func(win window) {
+	hook := func(win window) {
 		before, scrapeErr = b.metrics(ctx)
-		cpu0, gc0 = processCPU(), gcCycles()
+		cpu0, gc0, st0 = processCPU(), gcCycles(), readCPUStat()
 		var f *os.File
 		if prof.cpu != "" {
 			if f, profErr = os.Create(prof.cpu); profErr == nil {
 				profErr = pprof.StartCPUProfile(f)
+			}
+		}
+		if prof.trace != "" {
+			if err := traceFor(ctx, prof.trace, time.Second); err != nil && profErr == nil {
+				profErr = err
 			}
 		}
 		sleepUntil(ctx, win.end)
@@ -250,11 +312,20 @@ func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, pr
 				profErr = err
 			}
 		}
-		cpu1, gc1 = processCPU(), gcCycles()
+		cpu1, gc1, st1 = processCPU(), gcCycles(), readCPUStat()
 		if scrapeErr == nil {
 			after, scrapeErr = b.metrics(ctx)
 		}
-	})
+	}
+	var res loadResult
+	if o.clients == clientsProcess {
+		if res, err = runLoadInChild(ctx, b.dir, b.addr, tokens, spec, hook); err != nil {
+			b.stop()
+			return r, err
+		}
+	} else {
+		res = runLoad(ctx, b.addr, tokens, spec, time.Time{}, hook)
+	}
 	stopErr := b.stop()
 	r.LoadAfter = loadavg()
 
@@ -269,6 +340,13 @@ func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, pr
 	}
 	if res.OK > 0 {
 		r.CPUPerReq = (cpu1 - cpu0) / time.Duration(res.OK)
+		r.ClientCPUPerReq = res.CPU / time.Duration(res.OK)
+	}
+	r.Cores = (cpu1 - cpu0).Seconds() / spec.measure.Seconds()
+	r.ClientCores = res.CPU.Seconds() / spec.measure.Seconds()
+	if st0.ok && st1.ok {
+		r.OtherCores = max(0, (st1.busy-st0.busy).Seconds()/spec.measure.Seconds()-r.Cores-r.ClientCores)
+		r.StealCores = (st1.steal - st0.steal).Seconds() / spec.measure.Seconds()
 	}
 	r.GCPerSec = float64(gc1-gc0) / spec.measure.Seconds()
 	if scrapeErr != nil {
@@ -296,6 +374,21 @@ func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, pr
 	}
 	fmt.Fprintf(os.Stderr, "%.0f/s\n", r.PerSecond)
 	return r, nil
+}
+
+// traceFor writes an execution trace of the next d to name.
+func traceFor(ctx context.Context, name string, d time.Duration) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return err
+	}
+	sleepUntil(ctx, time.Now().Add(d))
+	trace.Stop()
+	return f.Close()
 }
 
 // writeAllocs writes the allocs profile at the end of the measured window.
@@ -350,13 +443,18 @@ func levelName(s loadSpec) string {
 func printMachine(w io.Writer, o options) {
 	fmt.Fprintf(w, "keyferry loadgen: %s, %v measured after %v warm-up per level, fresh broker per level, log=%s\n",
 		strings.Join(o.upstreams, "+"), o.measure, o.warmup, o.logLevel)
-	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, load average %s\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), loadavg())
+	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, clients: %s, load average %s\n",
+		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), o.clients, loadavg())
 }
 
 func printLevel(w io.Writer, r levelResult) {
-	fmt.Fprintf(w, "   %d ok in %.0fs, %d TCP dials, %v CPU/issuance (clients+broker), %.1f GC/s; disk: %d leases, %d audit issue events, chain ok=%v; load %s → %s\n",
-		r.Requests, r.DurationSec, r.Dials, r.CPUPerReq.Round(time.Microsecond), r.GCPerSec,
+	cpu := fmt.Sprintf("broker+clients %v CPU/issuance on %.2f cores", r.CPUPerReq.Round(time.Microsecond), r.Cores)
+	if r.ClientCores > 0 {
+		cpu = fmt.Sprintf("broker %v CPU/issuance on %.2f cores, clients %v on %.2f", r.CPUPerReq.Round(time.Microsecond), r.Cores,
+			r.ClientCPUPerReq.Round(time.Microsecond), r.ClientCores)
+	}
+	fmt.Fprintf(w, "   %d ok in %.0fs, %d TCP dials, %s (others %.2f, steal %.2f), GOMAXPROCS %d, %.1f GC/s; disk: %d leases, %d audit issue events, chain ok=%v; load %s → %s\n",
+		r.Requests, r.DurationSec, r.Dials, cpu, r.OtherCores, r.StealCores, runtime.GOMAXPROCS(0), r.GCPerSec,
 		r.Disk.Leases, r.Disk.AuditIssues, r.Disk.AuditOK, r.LoadBefore, r.LoadAfter)
 	s := r.Server
 	fmt.Fprintf(w, "   server: issuance mean %.2f ms, p50≈%.2f ms, p99≈%.1f ms (buckets), %.1f%% ≤ 10 ms; http mean %.2f ms; audit %.0f flushes, %.1f events/flush, %.2f ms/flush\n",
@@ -366,18 +464,104 @@ func printLevel(w io.Writer, r levelResult) {
 	}
 }
 
-func printTable(w io.Writer, rs []levelResult) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "upstream\tmode\tc\toffered/s\trequests\terrors\tissuances/s\tp50\tp90\tp99\tp99.9\tmax\tsrv mean\tsrv p99≈\taudit ev/flush\t")
-	for _, r := range rs {
-		offered := "-"
-		if r.Mode == modeOpen {
-			offered = strconv.FormatFloat(r.OfferedRate, 'f', 0, 64)
+// levelSummary is one level over its runs: medians of each figure
+// (taken separately, so a row need not be one run), and every run.
+type levelSummary struct {
+	Upstream    string  `json:"upstream"`
+	Mode        string  `json:"mode"`
+	Concurrency int     `json:"concurrency"`
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	Runs        int     `json:"runs"`
+	Errors      int     `json:"errors"`
+
+	PerSecond       float64       `json:"issuances_per_s_median"`
+	PerSecondMin    float64       `json:"issuances_per_s_min"`
+	PerSecondMax    float64       `json:"issuances_per_s_max"`
+	P50             time.Duration `json:"p50_ns_median"`
+	P90             time.Duration `json:"p90_ns_median"`
+	P99             time.Duration `json:"p99_ns_median"`
+	P999            time.Duration `json:"p999_ns_median"`
+	Max             time.Duration `json:"max_ns"`
+	CPUPerReq       time.Duration `json:"cpu_per_issuance_ns_median"`
+	ClientCPUPerReq time.Duration `json:"client_cpu_per_issuance_ns_median,omitempty"`
+	Cores           float64       `json:"cores_used_median"`
+	OtherCores      float64       `json:"other_cores_median"`
+	// Ceiling is NumCPU / (broker + client CPU per issuance): the
+	// closed-loop rate if nothing but CPU bounded it and the machine ran
+	// nothing else (it is shared).
+	Ceiling       float64       `json:"cpu_bound_ceiling_per_s"`
+	ServerMeanMs  float64       `json:"server_issuance_mean_ms_median"`
+	ServerP99Ms   float64       `json:"server_issuance_p99_ms_median"`
+	AuditPerFlush float64       `json:"audit_events_per_flush_median"`
+	Results       []levelResult `json:"runs_detail"`
+}
+
+func summarizeRuns(rs []levelResult) levelSummary {
+	r0 := rs[0]
+	s := levelSummary{Upstream: r0.Upstream, Mode: r0.Mode, Concurrency: r0.Concurrency, OfferedRate: r0.OfferedRate, Runs: len(rs), Results: rs}
+	med := func(f func(levelResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
 		}
-		l := r.Latency
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2fms\t%.1fms\t%.1f\t\n",
-			r.Upstream, r.Mode, r.Concurrency, offered, r.Requests, total(r.Errors), r.PerSecond,
-			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), r.Server.IssueMeanMs, r.Server.IssueP99Ms, r.Server.AuditPerFlush)
+		return median(v)
+	}
+	dur := func(f func(levelResult) time.Duration) time.Duration {
+		return time.Duration(med(func(r levelResult) float64 { return float64(f(r)) }))
+	}
+	s.PerSecond = med(func(r levelResult) float64 { return r.PerSecond })
+	s.PerSecondMin, s.PerSecondMax = math.Inf(1), 0
+	for _, r := range rs {
+		s.Errors += total(r.Errors)
+		s.PerSecondMin = min(s.PerSecondMin, r.PerSecond)
+		s.PerSecondMax = max(s.PerSecondMax, r.PerSecond)
+		s.Max = max(s.Max, r.Latency.Max)
+	}
+	s.P50 = dur(func(r levelResult) time.Duration { return r.Latency.P50 })
+	s.P90 = dur(func(r levelResult) time.Duration { return r.Latency.P90 })
+	s.P99 = dur(func(r levelResult) time.Duration { return r.Latency.P99 })
+	s.P999 = dur(func(r levelResult) time.Duration { return r.Latency.P999 })
+	s.CPUPerReq = dur(func(r levelResult) time.Duration { return r.CPUPerReq })
+	s.ClientCPUPerReq = dur(func(r levelResult) time.Duration { return r.ClientCPUPerReq })
+	s.Cores = med(func(r levelResult) float64 { return r.Cores })
+	s.OtherCores = med(func(r levelResult) float64 { return r.OtherCores })
+	if t := s.CPUPerReq + s.ClientCPUPerReq; t > 0 {
+		s.Ceiling = float64(runtime.NumCPU()) / t.Seconds()
+	}
+	s.ServerMeanMs = med(func(r levelResult) float64 { return r.Server.IssueMeanMs })
+	s.ServerP99Ms = med(func(r levelResult) float64 { return r.Server.IssueP99Ms })
+	s.AuditPerFlush = med(func(r levelResult) float64 { return r.Server.AuditPerFlush })
+	return s
+}
+
+// median of v (v is reordered).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func printTable(w io.Writer, ss []levelSummary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "upstream\tmode\tc\toffered/s\truns\terrors\tissuances/s\t(min–max)\tp50\tp90\tp99\tp99.9\tmax\tbroker CPU/iss.\tclient CPU/iss.\tbroker cores\tothers\tceiling/s\tsrv mean\tsrv p99≈\taudit ev/flush\t")
+	for _, s := range ss {
+		offered := "-"
+		if s.Mode == modeOpen {
+			offered = strconv.FormatFloat(s.OfferedRate, 'f', 0, 64)
+		}
+		client := "-"
+		if s.ClientCPUPerReq > 0 {
+			client = strconv.FormatInt(s.ClientCPUPerReq.Microseconds(), 10) + "µs"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%.0f\t%.0f–%.0f\t%s\t%s\t%s\t%s\t%s\t%dµs\t%s\t%.2f\t%.2f\t%.0f\t%.2fms\t%.1fms\t%.1f\t\n",
+			s.Upstream, s.Mode, s.Concurrency, offered, s.Runs, s.Errors, s.PerSecond, s.PerSecondMin, s.PerSecondMax,
+			ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), ms(s.Max), s.CPUPerReq.Microseconds(), client, s.Cores, s.OtherCores, s.Ceiling,
+			s.ServerMeanMs, s.ServerP99Ms, s.AuditPerFlush)
 	}
 	tw.Flush()
 }
@@ -438,6 +622,35 @@ func gcCycles() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
+}
+
+// cpuStat is the machine's CPU time from /proc/stat (all CPUs).
+type cpuStat struct {
+	busy, steal time.Duration
+	ok          bool
+}
+
+// readCPUStat reads the first line of /proc/stat: user nice system idle
+// iowait irq softirq steal …, in clock ticks (USER_HZ, 100 on Linux).
+func readCPUStat() cpuStat {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuStat{}
+	}
+	var v [8]int64
+	for i := range v {
+		if v[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return cpuStat{}
+		}
+	}
+	const tick = 10 * time.Millisecond
+	busy := v[0] + v[1] + v[2] + v[5] + v[6] // user nice system irq softirq
+	return cpuStat{busy: time.Duration(busy) * tick, steal: time.Duration(v[7]) * tick, ok: true}
 }
 
 // loadavg is the 1, 5 and 15 minute load averages ("?" off Linux).
