@@ -285,3 +285,37 @@ roles:
 		t.Error("the dry run created the issuer")
 	}
 }
+
+func TestExecServesCredentialsToTheChild(t *testing.T) {
+	_, env := setup(t)
+	// The child reads the endpoint the way an SDK does, and shows what it
+	// sees of its environment.
+	script := `set -e
+test -z "$AWS_ACCESS_KEY_ID" && echo no-static-keys
+test -z "$KEYFERRY_ID_TOKEN" && echo no-job-token
+echo "region=$AWS_REGION/$AWS_DEFAULT_REGION"
+tok=$(cat "$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+test "$tok" = "$AWS_CONTAINER_AUTHORIZATION_TOKEN" && echo token-file-matches
+curl -fsS -H "Authorization: $tok" "$AWS_CONTAINER_CREDENTIALS_FULL_URI"
+echo
+exit 7`
+	// Exec builds the child's environment from the real process
+	// environment: put the test's variables there.
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIASHOULDNOTLEAK0000")
+	r := run(env, "exec", "--role", "deploy", "--", "sh", "-c", script)
+	if r.code != 7 {
+		t.Fatalf("exit %d, want the child's 7; stderr %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"no-static-keys", "no-job-token", "region=us-east-1/us-east-1", "token-file-matches", `"AccessKeyId":"ASIA`, `"Token":`, `"Expiration":`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("child output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = run(map[string]string{"KEYFERRY_ADDR": env["KEYFERRY_ADDR"], "KEYFERRY_ID_TOKEN": "garbage"}, "exec", "--role", "deploy", "--", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, "token_malformed") {
+		t.Errorf("a broker refusal must fail before the command runs: %+v", r)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -85,7 +86,7 @@ Kubernetes service-account tokens) for short-lived AWS credentials, leased and a
 	root.PersistentFlags().StringVar(&e.token, "token", "", "admin token for admin commands (env KEYFERRY_TOKEN)")
 	root.PersistentFlags().StringVar(&e.cacert, "cacert", "", "PEM CA bundle to trust for the server (env KEYFERRY_CACERT)")
 	root.AddCommand(
-		newServerCmd(e), newDevCmd(e), newCredsCmd(e), newCredentialProcessCmd(e), newRoleCmd(e), newIssuerCmd(e), newApplyCmd(e),
+		newServerCmd(e), newDevCmd(e), newCredsCmd(e), newCredentialProcessCmd(e), newExecCmd(e), newServeCmd(e), newRoleCmd(e), newIssuerCmd(e), newApplyCmd(e),
 		newLeaseCmd(e), newAdminTokenCmd(e), newAuditCmd(e), newVersionCmd(e),
 	)
 	return root
@@ -107,6 +108,16 @@ func first(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// newCLILogger logs client-side components' events to stderr as text, at
+// warn level unless KEYFERRY_LOG_LEVEL says otherwise.
+func newCLILogger(e *env) *slog.Logger {
+	var lvl slog.Level = slog.LevelWarn
+	if v := e.getenv("KEYFERRY_LOG_LEVEL"); v != "" {
+		_ = lvl.UnmarshalText([]byte(v))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
 func (e *env) printJSON(v any) error {
