@@ -27,7 +27,9 @@ func (f SourceFunc) Credentials(ctx context.Context) (*api.CredsResponse, error)
 const DefaultMinRemaining = 20 * time.Minute
 
 // Cached is a Source that keeps the last credentials in memory and fetches
-// new ones only when less than MinRemaining is left. Concurrent callers
+// new ones only when less than MinRemaining is left, or less than half of
+// their lifetime for credentials shorter-lived than 2×MinRemaining (so that
+// short sessions are not refetched on every request). Concurrent callers
 // share one fetch. When a refresh fails, the old credentials are served
 // while they are still valid (the SDKs refresh again on their own), and
 // the error is returned only once they have expired.
@@ -36,9 +38,10 @@ type Cached struct {
 	MinRemaining time.Duration
 	Now          func() time.Time
 
-	mu       sync.Mutex
-	cur      *api.CredsResponse
-	inflight *call
+	mu        sync.Mutex
+	cur       *api.CredsResponse
+	threshold time.Duration // refresh when less than this is left
+	inflight  *call
 }
 
 type call struct {
@@ -58,7 +61,7 @@ func (c *Cached) Credentials(ctx context.Context) (*api.CredsResponse, error) {
 		minLeft = DefaultMinRemaining
 	}
 	c.mu.Lock()
-	if cur := c.cur; cur != nil && cur.Credentials.Expiration.Sub(now()) > minLeft {
+	if cur := c.cur; cur != nil && cur.Credentials.Expiration.Sub(now()) > min(minLeft, c.threshold) {
 		c.mu.Unlock()
 		return cur, nil
 	}
@@ -66,7 +69,7 @@ func (c *Cached) Credentials(ctx context.Context) (*api.CredsResponse, error) {
 	if cl == nil {
 		cl = &call{done: make(chan struct{})}
 		c.inflight = cl
-		go c.fetch(cl)
+		go c.fetch(cl, now)
 	}
 	c.mu.Unlock()
 
@@ -89,11 +92,12 @@ func (c *Cached) Credentials(ctx context.Context) (*api.CredsResponse, error) {
 
 // fetch runs detached from any one caller's context, so that a caller
 // giving up does not fail the others; the Source bounds its own time.
-func (c *Cached) fetch(cl *call) {
+func (c *Cached) fetch(cl *call, now func() time.Time) {
 	resp, err := c.Source.Credentials(context.Background())
 	c.mu.Lock()
 	if err == nil {
 		c.cur = resp
+		c.threshold = resp.Credentials.Expiration.Sub(now()) / 2
 	}
 	c.inflight = nil
 	cl.resp, cl.err = resp, err

@@ -84,3 +84,24 @@ func TestCachedServesStaleButValidOnError(t *testing.T) {
 		t.Fatal("got nil error with expired credentials and a failing source")
 	}
 }
+
+func TestCachedShortLivedCredentials(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var calls atomic.Int32
+	c := &Cached{Now: func() time.Time { return now }, Source: SourceFunc(func(context.Context) (*api.CredsResponse, error) {
+		calls.Add(1)
+		return resp("A", now.Add(2*time.Minute)), nil
+	})}
+	ctx := context.Background()
+	_, _ = c.Credentials(ctx)
+	now = now.Add(50 * time.Second) // 70 s of 120 left: more than half
+	_, _ = c.Credentials(ctx)
+	if calls.Load() != 1 {
+		t.Fatalf("got %d fetches, want 1: 2-minute credentials must not be refetched on every call", calls.Load())
+	}
+	now = now.Add(20 * time.Second) // 50 s left: under half
+	_, _ = c.Credentials(ctx)
+	if calls.Load() != 2 {
+		t.Fatalf("got %d fetches, want 2 once less than half the lifetime is left", calls.Load())
+	}
+}
