@@ -32,11 +32,19 @@ const (
 	DefaultTTL = time.Hour
 	MinTTL     = 15 * time.Minute
 	MaxTTL     = 12 * time.Hour
+	// MinUserTTL is the shortest iam_user lease: no STS minimum applies.
+	MinUserTTL = time.Minute
+	// DefaultUserName and DefaultUserPath apply to iam_user roles.
+	DefaultUserName = "kf-{lease_id}"
+	DefaultUserPath = "/keyferry/"
 	// MaxMaxTTL bounds how long a lease may be renewed or refreshed.
 	MaxMaxTTL = 168 * time.Hour
 
 	maxPolicyARNs    = 10
 	maxSessionPolicy = 2048
+	maxUserPolicy    = 2048 // IAM's aggregate inline-policy size for a user
+	maxGroups        = 10
+	maxUserPath      = 512
 	maxRoleNameInARN = 64
 	minExternalID    = 2
 	maxExternalID    = 1224
@@ -75,7 +83,19 @@ func DefaultSessionName(kind identity.Kind) string {
 // stores Compile's (*Compiled).Role().
 func Normalize(r Role, kind identity.Kind) Role {
 	n := r.clone()
-	if n.AWS.SessionName == "" {
+	if n.AWS.Type == TypeIAMUser {
+		if n.AWS.UserName == "" {
+			n.AWS.UserName = DefaultUserName
+		}
+		if n.AWS.UserPath == "" {
+			n.AWS.UserPath = DefaultUserPath
+		}
+		if p := bytes.TrimSpace(n.AWS.UserPolicy); len(p) == 0 || string(p) == "null" {
+			n.AWS.UserPolicy = nil
+		} else if c, err := compactPolicy(p); err == nil {
+			n.AWS.UserPolicy = c
+		}
+	} else if n.AWS.SessionName == "" {
 		n.AWS.SessionName = DefaultSessionName(kind)
 	}
 	if n.AWS.TTL == 0 {
@@ -105,6 +125,12 @@ func (r Role) clone() Role {
 	c.AWS.PolicyARNs = slices.Clone(r.AWS.PolicyARNs)
 	c.AWS.Tags = maps.Clone(r.AWS.Tags)
 	c.AWS.TransitiveTagKeys = slices.Clone(r.AWS.TransitiveTagKeys)
+	c.AWS.UserPolicy = bytes.Clone(r.AWS.UserPolicy)
+	c.AWS.Groups = slices.Clone(r.AWS.Groups)
+	if r.AWS.WaitUntilUsable != nil {
+		v := *r.AWS.WaitUntilUsable
+		c.AWS.WaitUntilUsable = &v
+	}
 	return c
 }
 
@@ -247,10 +273,25 @@ func compileAWS(c *Compiled, a *AWS, kind identity.Kind, known map[string]bool, 
 	case TypeAssumeRole:
 	case TypeWebIdentity:
 		webIdentity = true
+	case TypeIAMUser:
+		compileIAMUser(c, a, known, ps)
+		return
 	case "":
-		ps.add("aws.type", "required (assume_role or web_identity)")
+		ps.add("aws.type", "required (assume_role, web_identity or iam_user)")
 	default:
-		ps.add("aws.type", "%q is not one of assume_role, web_identity", a.Type)
+		ps.add("aws.type", "%q is not one of assume_role, web_identity, iam_user", a.Type)
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"user_name", a.UserName != ""}, {"user_path", a.UserPath != ""}, {"permissions_boundary", a.PermissionsBoundary != ""},
+		{"user_policy", len(a.UserPolicy) > 0}, {"groups", len(a.Groups) > 0}, {"wait_until_usable", a.WaitUntilUsable != nil}} {
+		if f.set {
+			ps.add("aws."+f.name, "only iam_user roles use it")
+		}
+	}
+	if a.EarlyRevocation && a.Type != TypeAssumeRole {
+		ps.add("aws.early_revocation", "only assume_role sessions can be revoked early (the broker adds a deny statement to the role it assumed)")
 	}
 
 	checkRoleARN(a.RoleARN, ps)
@@ -454,4 +495,88 @@ func compactPolicy(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, fmt.Errorf("is %d characters long as compact JSON; STS accepts at most %d", n, maxSessionPolicy)
 	}
 	return buf.Bytes(), nil
+}
+
+var (
+	userPathRE  = regexp.MustCompile(`^/([\x21-\x7E]+/)?$`)
+	groupNameRE = regexp.MustCompile(`^[\w+=,.@-]+$`)
+)
+
+// compileIAMUser validates an iam_user role: a user per lease, named from
+// a template that contains {lease_id}, with its policies, boundary, groups
+// and tags.
+func compileIAMUser(c *Compiled, a *AWS, known map[string]bool, ps *problems) {
+	const notUsed = "iam_user roles create a user with its own key; %s is for assume_role/web_identity"
+	if a.RoleARN != "" {
+		ps.add("aws.role_arn", notUsed, "role_arn")
+	}
+	if a.SessionName != "" {
+		ps.add("aws.session_name", notUsed+" (name the user with user_name)", "session_name")
+	}
+	if len(a.SessionPolicy) > 0 {
+		ps.add("aws.session_policy", notUsed+" (use user_policy)", "session_policy")
+	}
+	if len(a.TransitiveTagKeys) > 0 {
+		ps.add("aws.transitive_tag_keys", notUsed, "transitive_tag_keys")
+	}
+	if a.SourceIdentity != "" {
+		ps.add("aws.source_identity", notUsed, "source_identity")
+	}
+	if a.ExternalID != "" {
+		ps.add("aws.external_id", notUsed, "external_id")
+	}
+	user, tps := parseTemplate(a.UserName, known)
+	for _, p := range tps {
+		ps.add("aws.user_name", "%s", p)
+	}
+	if len(tps) == 0 && !user.uses(VarLeaseID) {
+		ps.add("aws.user_name", "%q must contain {lease_id}: every lease gets its own user, deleted when the lease ends", a.UserName)
+	}
+	c.session = user
+	if len(a.UserPath) > maxUserPath || !userPathRE.MatchString(a.UserPath) {
+		ps.add("aws.user_path", "%q is not an IAM path (/, or /name/.../ with printable ASCII, at most %d characters)", a.UserPath, maxUserPath)
+	}
+	if a.PermissionsBoundary != "" && !policyARNRE.MatchString(a.PermissionsBoundary) {
+		ps.add("aws.permissions_boundary", "%q is not a managed policy ARN", a.PermissionsBoundary)
+	}
+	if len(a.UserPolicy) > 0 {
+		if p, err := compactPolicy(a.UserPolicy); err != nil {
+			ps.add("aws.user_policy", "%v", err)
+		} else if len(p) > maxUserPolicy {
+			ps.add("aws.user_policy", "%d characters; IAM allows %d of inline policy per user", len(p), maxUserPolicy)
+		}
+	}
+	if len(a.PolicyARNs) > maxPolicyARNs {
+		ps.add("aws.policy_arns", "%d policies; IAM attaches at most %d to a user", len(a.PolicyARNs), maxPolicyARNs)
+	}
+	for i, arn := range a.PolicyARNs {
+		if !policyARNRE.MatchString(arn) {
+			ps.add(fmt.Sprintf("aws.policy_arns[%d]", i), "%q is not a managed policy ARN", arn)
+		}
+	}
+	if len(a.Groups) > maxGroups {
+		ps.add("aws.groups", "%d groups; a user can be in at most %d", len(a.Groups), maxGroups)
+	}
+	for i, g := range a.Groups {
+		if len(g) > 128 || !groupNameRE.MatchString(g) {
+			ps.add(fmt.Sprintf("aws.groups[%d]", i), "%q is not an IAM group name", g)
+		}
+	}
+	if len(a.UserPolicy) == 0 && len(a.PolicyARNs) == 0 && len(a.Groups) == 0 {
+		ps.add("aws.user_policy", "the user would have no permissions: set user_policy, policy_arns or groups")
+	}
+	c.tags = compileTags(a, known, ps)
+	ttl, maxTTL := a.TTL.D(), a.MaxTTL.D()
+	if ttl < MinUserTTL || ttl > MaxTTL {
+		ps.add("aws.ttl", "%s is outside %s–%s", ttl, dur.Duration(MinUserTTL), dur.Duration(MaxTTL))
+	}
+	switch {
+	case maxTTL < ttl:
+		ps.add("aws.max_ttl", "%s is shorter than ttl %s", maxTTL, ttl)
+	case maxTTL > MaxMaxTTL:
+		ps.add("aws.max_ttl", "%s exceeds the limit %s", maxTTL, MaxMaxTTL)
+	}
+	if a.Region != "" && !regionRE.MatchString(a.Region) {
+		ps.add("aws.region", "%q is not an AWS region name (want something like eu-west-1)", a.Region)
+	}
 }

@@ -117,8 +117,11 @@ func TestCompileProblems(t *testing.T) {
 		}, want: "condition: estimated cost"},
 		{name: "condition too long", change: func(r *Role) { r.Condition = strings.Repeat("true && ", 600) + "true" }, want: "condition: is 4804 bytes long; the limit is 4096"},
 		{name: "unbound", change: func(r *Role) { delete(r.Match, "project_id") }, want: "match: the role binds no tenant"},
-		{name: "aws type missing", change: func(r *Role) { r.AWS.Type = "" }, want: "aws.type: required (assume_role or web_identity)"},
-		{name: "aws type unknown", change: func(r *Role) { r.AWS.Type = "iam_user" }, want: `aws.type: "iam_user" is not one of assume_role, web_identity`},
+		{name: "aws type missing", change: func(r *Role) { r.AWS.Type = "" }, want: "aws.type: required (assume_role, web_identity or iam_user)"},
+		{name: "aws type unknown", change: func(r *Role) { r.AWS.Type = "static" }, want: `aws.type: "static" is not one of assume_role, web_identity, iam_user`},
+		{name: "iam_user setting on assume_role", change: func(r *Role) { r.AWS.Groups = []string{"ci"} }, want: "aws.groups: only iam_user roles use it"},
+		{name: "early revocation on web_identity", change: func(r *Role) { r.AWS.Type = TypeWebIdentity; r.AWS.EarlyRevocation = true },
+			want: "aws.early_revocation: only assume_role sessions"},
 		{name: "role arn missing", change: func(r *Role) { r.AWS.RoleARN = "" }, want: "aws.role_arn: required"},
 		{name: "role arn without account", change: func(r *Role) { r.AWS.RoleARN = "arn:aws:iam::role/x" },
 			want: `aws.role_arn: "arn:aws:iam::role/x" is not an IAM role ARN (want arn:aws:iam::123456789012:role/NAME)`},
@@ -401,6 +404,59 @@ func TestUnbound(t *testing.T) {
 			r.AllowUnbound = true
 			if _, err := Compile(r, tt.kind); err != nil {
 				t.Errorf("with allow_unbound: got error %v, want none", err)
+			}
+		})
+	}
+}
+
+func iamUserRole() Role {
+	return Role{
+		Name: "artifacts", Issuer: "gitlab",
+		Match: map[string]Values{"project_id": {"42"}},
+		AWS: AWS{Type: TypeIAMUser, UserPolicy: json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"*"}]}`),
+			Tags: map[string]string{"project": "{project_path}"}, TTL: dur.Duration(5 * time.Minute)},
+	}
+}
+
+func TestCompileIAMUser(t *testing.T) {
+	c, err := Compile(iamUserRole(), identity.KindGitLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Role()
+	if r.AWS.UserName != DefaultUserName || r.AWS.UserPath != DefaultUserPath || !r.AWS.WaitsUntilUsable() || r.AWS.SessionName != "" {
+		t.Errorf("normalised iam_user role: %+v", r.AWS)
+	}
+	out, err := c.Render(map[string]any{"project_path": "g/p"}, map[string]string{VarLeaseID: "01LEASEID"})
+	if err != nil || out.SessionName != "kf-01LEASEID" || len(out.Tags) != 1 {
+		t.Errorf("render: %+v %v", out, err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Role)
+		want   string
+	}{
+		{"role arn", func(r *Role) { r.AWS.RoleARN = "arn:aws:iam::123456789012:role/x" }, "aws.role_arn: iam_user roles create a user"},
+		{"session name", func(r *Role) { r.AWS.SessionName = "x-{lease_id}" }, "aws.session_name: iam_user roles"},
+		{"no lease id", func(r *Role) { r.AWS.UserName = "kf-{job_id}" }, "aws.user_name: \"kf-{job_id}\" must contain {lease_id}"},
+		{"bad path", func(r *Role) { r.AWS.UserPath = "keyferry" }, "aws.user_path:"},
+		{"bad boundary", func(r *Role) { r.AWS.PermissionsBoundary = "arn:aws:iam::123456789012:role/x" }, "aws.permissions_boundary:"},
+		{"no permissions", func(r *Role) { r.AWS.UserPolicy = nil }, "aws.user_policy: the user would have no permissions"},
+		{"policy too long", func(r *Role) {
+			r.AWS.UserPolicy = json.RawMessage(`{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"` + strings.Repeat("a", 2100) + `"}]}`)
+		}, "aws.user_policy: "},
+		{"bad group", func(r *Role) { r.AWS.Groups = []string{"a b"} }, "aws.groups[0]:"},
+		{"ttl too short", func(r *Role) { r.AWS.TTL = dur.Duration(30 * time.Second) }, "aws.ttl:"},
+		{"external id", func(r *Role) { r.AWS.ExternalID = "abc" }, "aws.external_id: iam_user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := iamUserRole()
+			tt.change(&r)
+			_, err := Compile(r, identity.KindGitLab)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Problems) != 1 || !strings.Contains(ve.Problems[0], tt.want) {
+				t.Fatalf("got %v, want one problem containing %q", err, tt.want)
 			}
 		})
 	}

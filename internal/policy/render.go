@@ -8,7 +8,8 @@ type Tag struct {
 
 // Rendered holds the per-issuance strings of a role.
 type Rendered struct {
-	// SessionName matches [\w+=,.@-]{2,64}.
+	// SessionName matches [\w+=,.@-]{2,64}; for iam_user roles it is the
+	// IAM user name.
 	SessionName string
 	// Tags are sorted by key.
 	Tags []Tag

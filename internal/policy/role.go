@@ -14,6 +14,9 @@ import (
 const (
 	TypeAssumeRole  = "assume_role"
 	TypeWebIdentity = "web_identity"
+	// TypeIAMUser creates an IAM user with an access key per lease and
+	// deletes it when the lease ends.
+	TypeIAMUser = "iam_user"
 )
 
 // Role binds CI identities to AWS credentials.
@@ -65,7 +68,36 @@ type AWS struct {
 	MaxTTL dur.Duration `json:"max_ttl,omitempty"`
 	// Region overrides the server's default region for this role.
 	Region string `json:"region,omitempty"`
+
+	// EarlyRevocation (assume_role): when a lease is revoked, add a deny
+	// statement for its session to the target role's inline policy, so the
+	// session stops working before it expires (needs iam:PutRolePolicy).
+	EarlyRevocation bool `json:"early_revocation,omitempty"`
+
+	// iam_user settings.
+
+	// UserName is a template for the IAM user's name; it must contain
+	// {lease_id} (default "kf-{lease_id}"), sanitised to [\w+=,.@-]{1,64}.
+	UserName string `json:"user_name,omitempty"`
+	// UserPath is the IAM path users are created under (default
+	// /keyferry/); the orphan sweep only ever looks there.
+	UserPath string `json:"user_path,omitempty"`
+	// PermissionsBoundary is a managed policy ARN set as the user's
+	// permissions boundary.
+	PermissionsBoundary string `json:"permissions_boundary,omitempty"`
+	// UserPolicy is an inline policy put on the user (a JSON object, or a
+	// string holding one).
+	UserPolicy json.RawMessage `json:"user_policy,omitempty"`
+	// Groups the user is added to.
+	Groups []string `json:"groups,omitempty"`
+	// WaitUntilUsable (default true) probes the new key until it works
+	// before returning it: IAM is eventually consistent and a new key is
+	// refused for several seconds after creation.
+	WaitUntilUsable *bool `json:"wait_until_usable,omitempty"`
 }
+
+// WaitsUntilUsable reports the effective wait_until_usable setting.
+func (a AWS) WaitsUntilUsable() bool { return a.WaitUntilUsable == nil || *a.WaitUntilUsable }
 
 // Values is a list of accepted claim values. It decodes from a single
 // scalar or a list; booleans and numbers are kept in their string form,
