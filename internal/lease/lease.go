@@ -16,14 +16,22 @@ import (
 // State is a lease's lifecycle state.
 type State string
 
-// Lease states. Expired is derived on read from an active lease whose
-// expiry has passed; it is never stored.
+// Lease states: pending → active → revoking → revoked, or irrevocable
+// after bounded retries. Expired is derived on read from an active lease
+// whose expiry has passed; it is never stored.
 const (
-	StatePending  State = "pending"
-	StateActive   State = "active"
+	// StatePending: written before the first upstream write (an IAM user
+	// about to be created), so that a crash leaves a record to clean up.
+	StatePending State = "pending"
+	StateActive  State = "active"
+	// StateRevoking: queued for upstream cleanup (user deletion, a
+	// session deny statement); the revocation workers retry it.
 	StateRevoking State = "revoking"
 	StateRevoked  State = "revoked"
-	StateExpired  State = "expired"
+	// StateIrrevocable: upstream cleanup failed after bounded retries; an
+	// operator retries it or forgets it.
+	StateIrrevocable State = "irrevocable"
+	StateExpired     State = "expired"
 )
 
 // Lease records one issuance. It never holds a secret.
@@ -60,6 +68,21 @@ type Lease struct {
 	Region         string       `json:"region,omitempty"`
 	Tags           []policy.Tag `json:"tags,omitempty"`
 	SourceIdentity string       `json:"source_identity,omitempty"`
+	// iam_user: the user created for this lease, and its path.
+	UserName string `json:"user_name,omitempty"`
+	UserPath string `json:"user_path,omitempty"`
+	// AssumedRoleID is STS's AROA… id of the session (early revocation
+	// denies "AssumedRoleID:SessionName").
+	AssumedRoleID string `json:"assumed_role_id,omitempty"`
+	// EarlyRevocation records the role's setting at issuance.
+	EarlyRevocation bool `json:"early_revocation,omitempty"`
+
+	// Revocation progress: attempts so far, the last upstream error
+	// (caller-safe text), and when the next attempt is due.
+	Attempts      int       `json:"revoke_attempts,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+
 	// RefreshHash is the hex SHA-256 of the current refresh handle's
 	// secret; PrevRefreshHashes holds those it replaced, to detect reuse.
 	RefreshHash       string   `json:"refresh_hash,omitempty"`

@@ -18,12 +18,6 @@ import (
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
-// Storage key layout.
-const (
-	leasePrefix  = "leases/"
-	expiryPrefix = "lease-exp/"
-)
-
 // Reason codes of refusals that are not identity or upstream errors.
 const (
 	CodeNoMatchingRole   = "no_matching_role"
@@ -358,21 +352,8 @@ func compactPolicy(raw json.RawMessage) string {
 	return string(raw)
 }
 
-func expiryKey(t time.Time, id string) string {
-	return fmt.Sprintf("%s%020d/%s", expiryPrefix, t.UnixNano(), id)
-}
-
 func (m *Manager) put(ctx context.Context, l *Lease) error {
-	b, err := json.Marshal(l)
-	if err != nil {
-		return err
-	}
-	return m.store.Update(ctx, func(tx storage.Txn) error {
-		if err := tx.Create(leasePrefix+l.ID, b); err != nil {
-			return err
-		}
-		return tx.Put(expiryKey(l.ExpiresAt, l.ID), nil)
-	})
+	return m.store.Update(ctx, func(tx storage.Txn) error { return createLease(tx, l) })
 }
 
 func getLease(tx storage.ReadTxn, id string) (*Lease, error) {
@@ -387,26 +368,13 @@ func getLease(tx storage.ReadTxn, id string) (*Lease, error) {
 	return &l, nil
 }
 
-func putLease(tx storage.Txn, l *Lease) error {
-	b, err := json.Marshal(l)
-	if err != nil {
-		return err
-	}
-	return tx.Put(leasePrefix+l.ID, b)
-}
-
+// update applies fn to lease id in one transaction.
 func (m *Manager) update(ctx context.Context, id string, fn func(*Lease) error) (*Lease, error) {
 	var out *Lease
 	err := m.store.Update(ctx, func(tx storage.Txn) error {
-		l, err := getLease(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(l); err != nil {
-			return err
-		}
+		l, err := modify(tx, id, fn)
 		out = l
-		return putLease(tx, l)
+		return err
 	})
 	return out, err
 }

@@ -179,30 +179,25 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 	)
 	err = m.store.Update(ctx, func(tx storage.Txn) error {
 		conflict = false
-		cur, err := getLease(tx, l.ID)
-		if err != nil {
-			return err
-		}
-		if cur.RefreshHash != l.RefreshHash || cur.State != l.State {
-			conflict = true // another refresh or a revoke won the race
+		cur, err := modify(tx, l.ID, func(cur *Lease) error {
+			if cur.RefreshHash != l.RefreshHash || cur.State != l.State {
+				conflict = true // another refresh or a revoke won the race
+				return errSkip
+			}
+			cur.PrevRefreshHashes = append(slices.Clone(cur.PrevRefreshHashes), cur.RefreshHash)
+			if n := len(cur.PrevRefreshHashes); n > keepPrevHashes {
+				cur.PrevRefreshHashes = cur.PrevRefreshHashes[n-keepPrevHashes:]
+			}
+			cur.RefreshHash = hash
+			cur.AccessKeyID, cur.ExpiresAt = creds.AccessKeyID, creds.Expiration.UTC()
+			cur.AssumedRoleID = creds.AssumedRoleID
+			cur.Refreshes++
 			return nil
+		})
+		if err == nil {
+			updated = *cur
 		}
-		oldExp := cur.ExpiresAt
-		cur.PrevRefreshHashes = append(cur.PrevRefreshHashes, cur.RefreshHash)
-		if n := len(cur.PrevRefreshHashes); n > keepPrevHashes {
-			cur.PrevRefreshHashes = cur.PrevRefreshHashes[n-keepPrevHashes:]
-		}
-		cur.RefreshHash = hash
-		cur.AccessKeyID, cur.ExpiresAt = creds.AccessKeyID, creds.Expiration.UTC()
-		cur.Refreshes++
-		if err := putLease(tx, cur); err != nil {
-			return err
-		}
-		if err := tx.Delete(expiryKey(oldExp, cur.ID)); err != nil {
-			return err
-		}
-		updated = *cur
-		return tx.Put(expiryKey(cur.ExpiresAt, cur.ID), nil)
+		return err
 	})
 	if err != nil {
 		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err}
