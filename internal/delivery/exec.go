@@ -101,7 +101,8 @@ var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // interactive terminal the child stays in the foreground group and gets
 // Ctrl-C and Ctrl-\ from the terminal itself, so only SIGTERM and SIGHUP
 // are relayed; relaying SIGINT too would deliver it twice and, for
-// example, make Terraform abort without saving state.
+// example, make Terraform abort without saving state. (The cost: a SIGINT
+// sent to keyferry's PID alone is not relayed in a terminal.)
 //
 // When ctx is done the child is sent SIGTERM and, after KillDelay,
 // SIGKILL; the endpoint keeps serving until the child has exited, so it

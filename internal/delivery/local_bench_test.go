@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
@@ -18,11 +19,27 @@ import (
 
 // Benchmarks of the local endpoints over real loopback HTTP with
 // keep-alive: 64 concurrent callers (SetParallelism), each timing its own
-// requests; p50 and p99 are reported as custom metrics. Client and server
-// share the machine's cores, so the latency includes the Go HTTP client's
-// own work.
+// requests; p50 and p99 are reported as custom metrics. Callers and server
+// share the machine's cores.
 //
-//	go test -run '^$' -bench 'ContainerEndpoint|IMDSCredentials' -benchtime 100000x ./internal/delivery
+//	go test -run '^$' -bench 'ContainerEndpoint|IMDSCredentials|ContainerHandler' -benchtime 100000x -count 2 ./internal/delivery
+//
+// On the 2-vCPU Firecracker VM (AMD EPYC, Go 1.26), started only when the
+// machine was >= 90% idle:
+//
+//	BenchmarkContainerEndpoint          10.4-11.3 µs/op  p50 600-650 µs  p99 2.4-2.8 ms  31 allocs/op
+//	BenchmarkIMDSCredentials            11.2-12.2 µs/op  p50 630-690 µs  p99 2.9-4.0 ms  33 allocs/op
+//	BenchmarkContainerEndpointGoClient  16-27 µs/op      p50 0.9-1.1 ms  p99 3.8-10 ms   63 allocs/op
+//	BenchmarkContainerHandler           0.22-0.25 µs/op  0 allocs/op (guard + token check + cached document)
+//	BenchmarkContainerEndpointPaced     8k rps: p50 147 µs p99 0.76 ms; 16k: p99 2.1 ms; 32k: p99 1.8 ms
+//
+// The p99 < 1 ms target at 64 back-to-back callers is not met, and cannot
+// be on this machine whatever the handler does: a closed loop's mean
+// latency is callers × time per request (Little's law), 64 × 10.5 µs ≈
+// 670 µs, and nearly all of those 10.5 µs are loopback TCP syscalls and
+// net/http parsing on both sides; the handler's share is 0.22 µs. GOGC=off
+// lowers p99 by about a quarter (the rest is scheduling of 128 goroutines
+// on 2 Ps). The target holds at 8k requests/s offered by the same callers.
 
 const benchCallers = 64
 
@@ -67,6 +84,14 @@ func get(c *http.Client, r *http.Request) error {
 // request function (untimed); every request's latency is recorded.
 func runCallers(b *testing.B, setup func() (func() error, error)) {
 	b.Helper()
+	runPacedCallers(b, 0, setup)
+}
+
+// runPacedCallers is runCallers with each caller sending at most one
+// request per interval (0: back to back), i.e. an offered load of
+// benchCallers/interval requests per second.
+func runPacedCallers(b *testing.B, interval time.Duration, setup func() (func() error, error)) {
+	b.Helper()
 	procs := runtime.GOMAXPROCS(0)
 	b.SetParallelism((benchCallers + procs - 1) / procs)
 	var (
@@ -82,7 +107,17 @@ func runCallers(b *testing.B, setup func() (func() error, error)) {
 			return
 		}
 		lat := make([]time.Duration, 0, 4096)
+		next := time.Now()
+		if interval > 0 { // spread the callers over the interval, not in lockstep
+			next = next.Add(rand.N(interval))
+		}
 		for pb.Next() {
+			if interval > 0 {
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+				next = next.Add(interval)
+			}
 			start := time.Now()
 			if err := do(); err != nil {
 				b.Error(err)
@@ -166,6 +201,28 @@ func BenchmarkIMDSCredentials(b *testing.B) {
 		b.Cleanup(func() { c.conn.Close() })
 		return c.do, nil
 	})
+}
+
+// BenchmarkContainerEndpointPaced offers a fixed load from the same 64
+// callers, to show the latency when the machine is not saturated.
+func BenchmarkContainerEndpointPaced(b *testing.B) {
+	for _, rate := range []int{8000, 16000, 32000} {
+		b.Run(fmt.Sprintf("rps=%d", rate), func(b *testing.B) {
+			s := benchServer(b, EndpointContainer)
+			runPacedCallers(b, time.Second*benchCallers/time.Duration(rate), func() (func() error, error) {
+				r, err := containerRequest(s)
+				if err != nil {
+					return nil, err
+				}
+				c, err := newRawCaller(s.Addr(), r)
+				if err != nil {
+					return nil, err
+				}
+				b.Cleanup(func() { c.conn.Close() })
+				return c.do, nil
+			})
+		})
+	}
 }
 
 func BenchmarkContainerEndpointGoClient(b *testing.B) {
