@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
@@ -16,6 +17,7 @@ import (
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/storage"
+	"golang.org/x/time/rate"
 )
 
 // Reason codes of refusals that are not identity or upstream errors.
@@ -81,6 +83,14 @@ type Config struct {
 	Now      func() time.Time
 	// DefaultRegion is used when a role sets none.
 	DefaultRegion string
+	// Users creates and deletes IAM users (iam_user roles); Denier adds
+	// deny statements for revoked sessions (early_revocation). Either may
+	// be nil when no role needs it.
+	Users  Users
+	Denier SessionDenier
+	// Lifecycle tunes expiry, revocation and reconciliation.
+	Lifecycle         LifecycleConfig
+	LifecycleObserver LifecycleObserver
 }
 
 // Manager issues, lists and revokes leases. It is safe for concurrent use.
@@ -94,6 +104,16 @@ type Manager struct {
 	log      *slog.Logger
 	now      func() time.Time
 	region   string
+
+	users   Users
+	denier  SessionDenier
+	lc      LifecycleConfig
+	lobs    LifecycleObserver
+	limiter *rate.Limiter
+	kick    chan struct{}
+
+	inflightMu sync.Mutex
+	inflight   map[string]bool
 }
 
 // NewManager returns a Manager.
@@ -111,6 +131,14 @@ func NewManager(cfg Config) *Manager {
 	if m.obs == nil {
 		m.obs = nopObserver{}
 	}
+	m.users, m.denier, m.lc, m.lobs = cfg.Users, cfg.Denier, cfg.Lifecycle, cfg.LifecycleObserver
+	m.lc.setDefaults()
+	if m.lobs == nil {
+		m.lobs = nopLifecycle{}
+	}
+	m.limiter = newLimiter(m.lc.RevocationsPerSecond)
+	m.kick = make(chan struct{}, 1)
+	m.inflight = map[string]bool{}
 	return m
 }
 
@@ -230,9 +258,13 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 
 	ttl := r.AWS.TTL.D()
 	if req.TTL != 0 {
-		if req.TTL < 15*time.Minute || req.TTL > ttl {
+		minTTL := policy.MinTTL
+		if r.AWS.Type == policy.TypeIAMUser {
+			minTTL = policy.MinUserTTL
+		}
+		if req.TTL < minTTL || req.TTL > ttl {
 			return nil, deny(id, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
-				Message: fmt.Sprintf("ttl_seconds must be between 900 and the role's ttl (%d)", int64(ttl.Seconds()))})
+				Message: fmt.Sprintf("ttl_seconds must be between %d and the role's ttl (%d)", int64(minTTL.Seconds()), int64(ttl.Seconds()))})
 		}
 		ttl = req.TTL
 	}
@@ -247,6 +279,9 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 	region := r.AWS.Region
 	if region == "" {
 		region = m.region
+	}
+	if r.AWS.Type == policy.TypeIAMUser {
+		return m.issueUser(ctx, req, id, r, rendered, leaseID, now, ttl, region, deny)
 	}
 	preq := awsprov.Request{
 		Region: region, RoleARN: r.AWS.RoleARN, SessionName: rendered.SessionName,
@@ -274,7 +309,7 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		SessionName: rendered.SessionName, AccessKeyID: creds.AccessKeyID, IssuedAt: now.UTC(),
 		ExpiresAt: creds.Expiration.UTC(), State: StateActive, RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 		MaxExpiresAt: now.Add(r.AWS.MaxTTL.D()).UTC(), Region: r.AWS.Region, Tags: rendered.Tags, SourceIdentity: rendered.SourceIdentity,
-		Issuer: id.Issuer,
+		Issuer: id.Issuer, AssumedRoleID: creds.AssumedRoleID, EarlyRevocation: r.AWS.EarlyRevocation,
 	}
 	var handle string
 	if refreshable(l.Type) {
@@ -446,63 +481,10 @@ func (m *Manager) List(ctx context.Context, f Filter) ([]Lease, string, error) {
 	return out, next, err
 }
 
-// RevokeRequest names a lease to revoke and who asks.
-type RevokeRequest struct {
-	ID         string
-	Actor      string
-	Reason     string // free text from the operator, recorded in the note
-	RequestID  string
-	SourceAddr string
-}
-
-// Revoke marks a lease revoked and audits it. Revoking a revoked lease is a
-// no-op that returns the lease (idempotent). For STS sessions AWS offers no
-// way to delete a session: the lease is marked revoked, and the
-// credentials keep working upstream until they expire.
-func (m *Manager) Revoke(ctx context.Context, req RevokeRequest) (*Lease, error) {
-	id, actor := req.ID, req.Actor
-	changed := false
-	l, err := m.update(ctx, id, func(l *Lease) error {
-		changed = false
-		if l.State == StateRevoked {
-			return nil
-		}
-		changed = true
-		l.State, l.RevokedAt, l.RevokedBy = StateRevoked, m.now().UTC(), actor
-		var notes []string
-		if req.Reason != "" {
-			notes = append(notes, "reason: "+req.Reason)
-		}
-		if l.Type == policy.TypeAssumeRole || l.Type == policy.TypeWebIdentity {
-			notes = append(notes, "STS sessions cannot be deleted: the credentials stay valid upstream until "+l.ExpiresAt.Format(time.RFC3339))
-		}
-		l.RevokeNote = strings.Join(notes, "; ")
-		return nil
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("lease %q not found", id)}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if changed {
-		s := l.Identity
-		if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-			Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
-			Actor: actor, RequestID: req.RequestID, SourceAddr: req.SourceAddr, Message: l.RevokeNote, Reason: "revoked_by_operator",
-		}); err != nil {
-			// The revocation stands (it only takes power away); report the
-			// audit failure to the operator.
-			return l, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "lease revoked, but the audit log is unavailable", Err: err}
-		}
-	}
-	return l, nil
-}
-
 // ValidState reports whether s names a state usable in a filter.
 func ValidState(s string) bool {
 	switch State(strings.ToLower(s)) {
-	case StatePending, StateActive, StateRevoking, StateRevoked, StateExpired:
+	case StatePending, StateActive, StateRevoking, StateRevoked, StateIrrevocable, StateExpired:
 		return true
 	}
 	return false

@@ -96,7 +96,7 @@ func ParseDenyPolicy(doc string) (DenyDoc, error) {
 			if err != nil {
 				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
 			}
-			ids, err := stringList(s.Condition["StringEquals"]["aws:userid"])
+			ids, err := stringList(s.Condition["StringLike"]["aws:userid"])
 			if err != nil {
 				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
 			}
@@ -212,7 +212,7 @@ func (d *DenyDoc) render() (string, error) {
 		sort.Strings(ids)
 		p.Statement = append(p.Statement, statement{
 			Sid: sidUntil + h.UTC().Format(hourLayout), Effect: "Deny", Action: "*", Resource: "*",
-			Condition: map[string]map[string]any{"StringEquals": {"aws:userid": ids}},
+			Condition: map[string]map[string]any{"StringLike": {"aws:userid": ids}},
 		})
 	}
 	if !d.Before.IsZero() {

@@ -1,0 +1,510 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/policy"
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
+	"github.com/keyferry/keyferry/internal/storage"
+)
+
+// Users creates and deletes the IAM users of iam_user leases. Errors are
+// *awsprov.Error where the upstream refused.
+type Users interface {
+	CreateUser(ctx context.Context, s UserSpec) (*User, error)
+	WaitUsable(ctx context.Context, accessKeyID, secret string, successes int, interval time.Duration) error
+	DeleteUser(ctx context.Context, userName string) error
+	ListUsers(ctx context.Context, pathPrefix string) ([]UserInfo, error)
+}
+
+// UserSpec describes an IAM user to create.
+type UserSpec struct {
+	UserName, Path, PermissionsBoundary string
+	InlinePolicyName, InlinePolicy      string
+	PolicyARNs, Groups                  []string
+	Tags                                []awsprov.Tag
+}
+
+// User is a created user and its access key (a secret).
+type User struct {
+	UserName, UserARN, AccessKeyID, SecretAccessKey string
+}
+
+// UserInfo is a listed user.
+type UserInfo struct {
+	UserName, Path string
+	Created        time.Time
+	Tags           map[string]string
+}
+
+// SessionDenier cuts off assumed-role sessions before they expire, by a
+// deny statement on the role (see denylist.go).
+type SessionDenier interface {
+	DenySession(ctx context.Context, roleARN, userID string, until time.Time) error
+}
+
+// LifecycleObserver receives lifecycle metrics; nil means none.
+type LifecycleObserver interface {
+	// Revoked reports a finished upstream revocation and, for expiries,
+	// the lag between expiry and revocation (0 for operator revokes).
+	Revoked(leaseType string, lag time.Duration)
+	RevokeFailed(code string)
+	Irrevocable()
+	// Backlog reports the revocations due now but not yet done.
+	Backlog(n int)
+	Orphan(action string)
+}
+
+// LifecycleConfig tunes expiry, revocation and reconciliation.
+type LifecycleConfig struct {
+	// Tick is how often the scheduler and dispatcher look for due work
+	// (default 250ms).
+	Tick time.Duration
+	// Batch bounds the entries moved per transaction (default 500).
+	Batch int
+	// Workers is the number of concurrent upstream revocations (default 8).
+	Workers int
+	// IAMWritesPerSecond rate-limits revocations against the IAM account
+	// (each deletes a user: several IAM writes; default 5 revocations/s).
+	RevocationsPerSecond float64
+	// MaxAttempts before a lease becomes irrevocable (default 10).
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the retry delays (default 1s, 5m),
+	// doubled per attempt with ±50% jitter.
+	BackoffBase, BackoffMax time.Duration
+	// PendingGrace is how old a pending lease must be before the
+	// reconciler treats it as abandoned (default 3m: longer than an
+	// issuance can take).
+	PendingGrace time.Duration
+	// SweepInterval is how often IAM is checked for orphaned users
+	// (default 10m; 0 keeps the default, negative disables).
+	SweepInterval time.Duration
+	// OrphanGrace is how old an unowned user must be before deletion
+	// (default 15m).
+	OrphanGrace time.Duration
+	// SweepDryRun reports orphans without deleting them.
+	SweepDryRun bool
+	// SweepPaths are the IAM paths swept (default /keyferry/).
+	SweepPaths []string
+	// UsableProbe: consecutive successes and interval of WaitUsable, and
+	// its bound (defaults 3, 1s, 60s).
+	UsableSuccesses int
+	UsableInterval  time.Duration
+	UsableTimeout   time.Duration
+}
+
+func (c *LifecycleConfig) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Tick, 250*time.Millisecond)
+	def(&c.BackoffBase, time.Second)
+	def(&c.BackoffMax, 5*time.Minute)
+	def(&c.PendingGrace, 3*time.Minute)
+	def(&c.SweepInterval, 10*time.Minute)
+	def(&c.OrphanGrace, 15*time.Minute)
+	def(&c.UsableInterval, time.Second)
+	def(&c.UsableTimeout, 60*time.Second)
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.RevocationsPerSecond <= 0 {
+		c.RevocationsPerSecond = 5
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.UsableSuccesses <= 0 {
+		c.UsableSuccesses = 3
+	}
+	if len(c.SweepPaths) == 0 {
+		c.SweepPaths = []string{policy.DefaultUserPath}
+	}
+}
+
+type nopLifecycle struct{}
+
+func (nopLifecycle) Revoked(string, time.Duration) {}
+func (nopLifecycle) RevokeFailed(string)           {}
+func (nopLifecycle) Irrevocable()                  {}
+func (nopLifecycle) Backlog(int)                   {}
+func (nopLifecycle) Orphan(string)                 {}
+
+// Run runs the lease lifecycle until ctx is done: the expiry scheduler,
+// the revocation dispatcher and its workers, and the reconciler of
+// abandoned pending leases and orphaned IAM users. Start-up reads only
+// what is due: its cost does not grow with the number of live leases.
+func (m *Manager) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	work := make(chan string)
+	g.Go(func() error { return m.runScheduler(ctx) })
+	g.Go(func() error { return m.runDispatcher(ctx, work) })
+	for i := 0; i < m.lc.Workers; i++ {
+		g.Go(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case id := <-work:
+					m.revokeOne(ctx, id)
+					m.done(id)
+				}
+			}
+		})
+	}
+	g.Go(func() error { return m.runReconciler(ctx) })
+	return g.Wait()
+}
+
+// wake nudges the scheduler and dispatcher (a revoke was queued).
+func (m *Manager) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) runScheduler(ctx context.Context) error {
+	t := time.NewTicker(m.lc.Tick)
+	defer t.Stop()
+	for {
+		if _, err := m.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("expiry scheduler", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// ExpireDue moves every lease whose expiry has passed out of the expiry
+// index: iam_user leases (and STS leases with early revocation pending,
+// none today) into the revocation queue; STS leases simply drop their
+// entry, since AWS ends the session itself. It reads only due entries.
+func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		now := m.now()
+		n := 0
+		err := m.store.Update(ctx, func(tx storage.Txn) error {
+			n = 0
+			var due []string
+			err := tx.Scan(expiryPrefix, "", func(k string, _ []byte) (bool, error) {
+				t, _, ok := parseTimeKey(expiryPrefix, k)
+				if !ok || t.After(now) {
+					return false, nil
+				}
+				due = append(due, k)
+				return len(due) < m.lc.Batch, nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range due {
+				_, id, _ := parseTimeKey(expiryPrefix, k)
+				if err := tx.Delete(k); err != nil {
+					return err
+				}
+				l, err := getLease(tx, id)
+				if errors.Is(err, storage.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				n++
+				if l.Type != policy.TypeIAMUser || (l.State != StateActive && l.State != StatePending) {
+					continue
+				}
+				old := *l
+				l.State, l.NextAttemptAt, l.RevokedBy = StateRevoking, now, "keyferry (expired)"
+				if err := saveLease(tx, &old, l); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < m.lc.Batch {
+			if total > 0 {
+				m.wake()
+			}
+			return total, nil
+		}
+	}
+}
+
+// runDispatcher hands due revocations to the workers, each lease once.
+func (m *Manager) runDispatcher(ctx context.Context, work chan<- string) error {
+	t := time.NewTicker(m.lc.Tick)
+	defer t.Stop()
+	for {
+		due, err := m.dueRevocations(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("revocation dispatcher", "err", err)
+		}
+		m.lobs.Backlog(len(due) + m.inflightCount())
+		for _, id := range due {
+			if !m.claim(id) {
+				continue
+			}
+			select {
+			case work <- id:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-m.kick:
+		}
+	}
+}
+
+func (m *Manager) dueRevocations(ctx context.Context) ([]string, error) {
+	now := m.now()
+	var ids []string
+	limit := m.lc.Batch
+	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
+		return tx.Scan(revokePrefix, "", func(k string, _ []byte) (bool, error) {
+			t, id, ok := parseTimeKey(revokePrefix, k)
+			if !ok || t.After(now) {
+				return false, nil
+			}
+			ids = append(ids, id)
+			return len(ids) < limit, nil
+		})
+	})
+	return ids, err
+}
+
+func (m *Manager) claim(id string) bool {
+	m.inflightMu.Lock()
+	defer m.inflightMu.Unlock()
+	if m.inflight[id] {
+		return false
+	}
+	m.inflight[id] = true
+	return true
+}
+
+func (m *Manager) done(id string) {
+	m.inflightMu.Lock()
+	delete(m.inflight, id)
+	m.inflightMu.Unlock()
+}
+
+func (m *Manager) inflightCount() int {
+	m.inflightMu.Lock()
+	defer m.inflightMu.Unlock()
+	return len(m.inflight)
+}
+
+// revokeOne performs one revocation attempt for a revoking lease and
+// records the outcome: revoked, a retry later, or irrevocable.
+func (m *Manager) revokeOne(ctx context.Context, id string) {
+	l, err := m.Get(ctx, id)
+	if err != nil || l.State != StateRevoking {
+		return // revoked meanwhile, forgotten, or the store is down: the next tick sees it again
+	}
+	if err := m.limiter.Wait(ctx); err != nil {
+		return
+	}
+	upErr := m.upstreamRevoke(ctx, l)
+	if ctx.Err() != nil && upErr != nil {
+		return // shutting down: the queue entry stays, the next start retries
+	}
+	now := m.now()
+	var final *Lease
+	event := ""
+	_, err = m.update(context.WithoutCancel(ctx), id, func(cur *Lease) error {
+		final, event = nil, ""
+		if cur.State != StateRevoking {
+			return errSkip
+		}
+		if upErr == nil {
+			cur.State, cur.RevokedAt, cur.LastError = StateRevoked, now, ""
+			event = "revoked"
+		} else {
+			cur.Attempts++
+			cur.LastError = revokeErrorText(upErr)
+			if cur.Attempts >= m.lc.MaxAttempts {
+				cur.State = StateIrrevocable
+				event = "irrevocable"
+			} else {
+				cur.NextAttemptAt = now.Add(m.backoff(cur.Attempts, upErr))
+			}
+		}
+		final = cur
+		return nil
+	})
+	if err != nil {
+		m.log.Error("recording a revocation attempt", "lease_id", id, "err", err)
+		return
+	}
+	if upErr != nil {
+		var ae *awsprov.Error
+		code := "error"
+		if errors.As(upErr, &ae) {
+			code = ae.Code
+		}
+		m.lobs.RevokeFailed(code)
+		m.log.Warn("revocation attempt failed", "lease_id", id, "attempt", final.Attempts, "err", upErr)
+	}
+	if final == nil || event == "" {
+		return
+	}
+	s := final.Identity
+	ev := &audit.Event{Type: audit.TypeRevoke, Role: final.Role, Identity: &s, LeaseID: final.ID, AccessKeyID: final.AccessKeyID,
+		Actor: final.RevokedBy, Object: final.UserName}
+	switch event {
+	case "revoked":
+		lag := time.Duration(0)
+		if final.RevokedBy == "keyferry (expired)" {
+			lag = now.Sub(final.ExpiresAt)
+		}
+		m.lobs.Revoked(final.Type, lag)
+		ev.Message = "upstream cleanup done"
+		if final.Type == policy.TypeIAMUser {
+			ev.Message = "IAM user " + final.UserName + " deleted"
+		}
+	case "irrevocable":
+		m.lobs.Irrevocable()
+		ev.Type, ev.Decision, ev.Reason = audit.TypeRevoke, audit.DecisionDeny, "irrevocable"
+		ev.Message = fmt.Sprintf("gave up after %d attempts: %s", final.Attempts, final.LastError)
+	}
+	if err := m.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
+		m.log.Error("audit write failed for a revocation", "lease_id", id, "err", err)
+	}
+}
+
+// upstreamRevoke does the upstream part of a revocation.
+func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
+	switch {
+	case l.Type == policy.TypeIAMUser:
+		if m.users == nil {
+			return errors.New("no IAM client configured")
+		}
+		return m.users.DeleteUser(ctx, l.UserName)
+	case l.EarlyRevocation && m.now().Before(l.ExpiresAt):
+		if m.denier == nil {
+			return errors.New("no IAM client configured for early revocation")
+		}
+		return m.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), l.ExpiresAt)
+	}
+	return nil
+}
+
+// sessionUserID is the aws:userid of an assumed-role session: STS's
+// AssumedRoleId ("AROA…:session-name"). When STS did not report it, the
+// role's unique id is unknown and "*:session-name" is matched instead
+// (session names are unique per job, and a StringLike needs no more).
+func sessionUserID(l *Lease) string {
+	if strings.HasSuffix(l.AssumedRoleID, ":"+l.SessionName) {
+		return l.AssumedRoleID
+	}
+	return "*:" + l.SessionName
+}
+
+// backoff is exponential with ±50% jitter, capped; a throttling error
+// waits at least its Retry-After.
+func (m *Manager) backoff(attempt int, err error) time.Duration {
+	d := m.lc.BackoffBase << min(attempt-1, 20)
+	if d <= 0 || d > m.lc.BackoffMax {
+		d = m.lc.BackoffMax
+	}
+	d = d/2 + time.Duration(rand.Int64N(int64(d)))
+	var ae *awsprov.Error
+	if errors.As(err, &ae) && ae.RetryAfter > d {
+		d = ae.RetryAfter
+	}
+	return d
+}
+
+func revokeErrorText(err error) string {
+	var ae *awsprov.Error
+	if errors.As(err, &ae) {
+		return ae.Code + ": " + ae.Message
+	}
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// queueRevoke moves a lease into the revocation queue (due now). It is
+// idempotent: a lease already revoking keeps its schedule.
+func (m *Manager) queueRevoke(ctx context.Context, id, actor, note string) (*Lease, bool, error) {
+	changed := false
+	now := m.now()
+	l, err := m.update(ctx, id, func(l *Lease) error {
+		changed = false
+		switch l.State {
+		case StateRevoked, StateRevoking, StateIrrevocable:
+			return errSkip
+		}
+		changed = true
+		l.State, l.NextAttemptAt, l.RevokedBy, l.Attempts, l.LastError = StateRevoking, now, actor, 0, ""
+		if note != "" {
+			l.RevokeNote = note
+		}
+		return nil
+	})
+	if changed {
+		m.wake()
+	}
+	return l, changed, err
+}
+
+// needsUpstream reports whether revoking l involves an upstream call.
+func (m *Manager) needsUpstream(l *Lease) bool {
+	return l.Type == policy.TypeIAMUser || (l.EarlyRevocation && m.now().Before(l.ExpiresAt))
+}
+
+// waitRevoked polls until lease id leaves the revoking state or ctx ends.
+func (m *Manager) waitRevoked(ctx context.Context, id string) (*Lease, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		l, err := m.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if l.State != StateRevoking {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return l, nil // still queued: the caller reports "revoking"
+		case <-t.C:
+		}
+	}
+}
+
+// limiterFor builds the upstream revocation rate limiter.
+func newLimiter(perSecond float64) *rate.Limiter {
+	burst := max(1, int(perSecond))
+	return rate.NewLimiter(rate.Limit(perSecond), burst)
+}
