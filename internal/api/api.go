@@ -109,9 +109,28 @@ type RoleTestResponse struct {
 	SourceIdentity string            `json:"source_identity,omitempty"`
 }
 
-// RevokeRequest is the optional body of POST /v1/leases/{id}/revoke.
+// RevokeRequest is the optional body of POST /v1/leases/{id}/revoke
+// (and of retry and forget, where Reason is required for forget).
 type RevokeRequest struct {
 	Reason string `json:"reason,omitempty"`
+}
+
+// BulkRevokeRequest is the body of POST /v1/leases/revoke: every live
+// lease matching all the given fields (at least one) is revoked.
+type BulkRevokeRequest struct {
+	Role        string `json:"role,omitempty"`
+	Project     string `json:"project,omitempty"`
+	Pipeline    string `json:"pipeline,omitempty"`
+	Subject     string `json:"sub,omitempty"`
+	AccessKeyID string `json:"access_key_id,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// DryRun lists the leases without revoking them.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// RenewRequest is the optional body of POST /v1/leases/{id}/renew.
+type RenewRequest struct {
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
 }
 
 // TokenCreateRequest is the body of POST /v1/admin-tokens.

@@ -385,11 +385,25 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "role", "project", "pipeline", "state", "after", "limit":
+		case "role", "project", "pipeline", "state", "after", "limit", "access_key_id":
 		default:
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("unknown query parameter %q (known: role, project, pipeline, state, after, limit)", k)})
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("unknown query parameter %q (known: role, project, pipeline, state, access_key_id, after, limit)", k)})
 			return
 		}
+	}
+	if akid := q.Get("access_key_id"); akid != "" {
+		// The leak runbook's first question: which lease had this key?
+		ls, err := s.Leases.FindByKey(r.Context(), akid)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out := make([]lease.Lease, len(ls))
+		for i := range ls {
+			out[i] = s.leaseView(ls[i])
+		}
+		s.writeJSON(w, http.StatusOK, map[string]any{"leases": out, "next": ""})
+		return
 	}
 	f := lease.Filter{Role: q.Get("role"), Project: q.Get("project"), Pipeline: q.Get("pipeline"), After: q.Get("after")}
 	if st := q.Get("state"); st != "" {
@@ -450,12 +464,126 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	l, err := s.Leases.Revoke(r.Context(), lease.RevokeRequest{ID: id, Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
+	wait := false
+	if v := r.URL.Query().Get("wait"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "wait must be true or false"})
+			return
+		}
+		wait = b
+	}
+	ctx := r.Context()
+	if wait {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	l, err := s.Leases.Revoke(ctx, lease.RevokeRequest{ID: id, Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r), Wait: wait})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+}
+
+// bulkRevoke is the break-glass endpoint: revoke every live lease of a
+// role, project, pipeline, subject or access key.
+func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
+	var req api.BulkRevokeRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(req.Reason) > 512 {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "reason must be at most 512 characters"})
+		return
+	}
+	sel := lease.Selector{Role: req.Role, Project: req.Project, Pipeline: req.Pipeline, Subject: req.Subject, AccessKeyID: req.AccessKeyID}
+	var (
+		ls  []lease.Lease
+		err error
+	)
+	if req.DryRun {
+		ls, err = s.Leases.Select(r.Context(), sel)
+	} else {
+		ls, err = s.Leases.RevokeMatching(r.Context(), sel, lease.RevokeRequest{Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
+	}
+	if err != nil && ls == nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]lease.Lease, len(ls))
+	for i := range ls {
+		out[i] = s.leaseView(ls[i])
+	}
+	s.log.Warn("bulk revoke", "request_id", RequestID(r.Context()), "actor", actor(r), "dry_run", req.DryRun, "count", len(out),
+		"role", req.Role, "project", req.Project, "pipeline", req.Pipeline, "sub", req.Subject, "access_key_id", req.AccessKeyID)
+	resp := map[string]any{"count": len(out), "dry_run": req.DryRun, "leases": out}
+	if err != nil {
+		resp["error"] = toAPIError(err).Message
+	}
+	s.writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !leaseIDRE.MatchString(id) {
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
+		return
+	}
+	var (
+		l   *lease.Lease
+		err error
+	)
+	rid, src := RequestID(r.Context()), remoteHost(r)
+	switch r.PathValue("action") {
+	case "retry":
+		l, err = s.Leases.Retry(r.Context(), id, actor(r), rid, src)
+	case "forget":
+		var req api.RevokeRequest
+		if err := decode(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		l, err = s.Leases.Forget(r.Context(), id, actor(r), req.Reason, rid, src)
+	case "renew":
+		var req api.RenewRequest
+		if r.ContentLength != 0 {
+			if err := decode(r, &req); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		if req.TTLSeconds < 0 {
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must not be negative"})
+			return
+		}
+		l, err = s.Leases.Renew(r.Context(), id, time.Duration(req.TTLSeconds)*time.Second, actor(r), rid, src)
+	default:
+		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "unknown lease action: want revoke, retry, forget or renew"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+}
+
+// sweepOrphans runs the orphan sweep now (dry_run=true only reports).
+func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
+	dry, err := dryRun(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	orphans, err := s.Leases.SweepOrphansNow(r.Context(), dry)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"dry_run": dry, "orphans": orphans})
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {

@@ -102,6 +102,9 @@ func New(cfg Config) http.Handler {
 	handle("GET /v1/leases", s.admin(admintoken.ScopeLeasesRead, s.listLeases))
 	handle("GET /v1/leases/{id}", s.admin(admintoken.ScopeLeasesRead, s.getLease))
 	handle("POST /v1/leases/{id}/revoke", s.admin(admintoken.ScopeLeasesRevoke, s.revokeLease))
+	handle("POST /v1/leases/{id}/{action}", s.admin(admintoken.ScopeLeasesRevoke, s.leaseAction))
+	handle("POST /v1/leases/revoke", s.admin(admintoken.ScopeLeasesRevoke, s.bulkRevoke))
+	handle("POST /v1/orphans/sweep", s.admin(admintoken.ScopeLeasesRevoke, s.sweepOrphans))
 
 	handle("GET /v1/admin-tokens", s.admin(admintoken.ScopeTokensWrite, s.listTokens))
 	handle("POST /v1/admin-tokens", s.admin(admintoken.ScopeTokensWrite, s.createToken))

@@ -324,17 +324,15 @@ func TestOrphanSweep(t *testing.T) {
 	f.users.users["kf-orphan"] = UserSpec{UserName: "kf-orphan", Path: "/keyferry/"}
 	f.users.created["kf-orphan"] = f.now
 	f.users.users["someone-else"] = UserSpec{UserName: "someone-else", Path: "/humans/"}
-	if got, _ := f.m.SweepOrphans(ctx); len(got) != 0 {
+	if got, _ := f.m.SweepOrphans(ctx, false); len(got) != 0 {
 		t.Fatalf("young orphans swept: %+v", got)
 	}
 	f.now = f.now.Add(time.Hour)
-	f.m.lc.SweepDryRun = true
-	got, err := f.m.SweepOrphans(ctx)
+	got, err := f.m.SweepOrphans(ctx, true)
 	if err != nil || len(got) != 1 || got[0].UserName != "kf-orphan" || got[0].Deleted || !f.users.exists("kf-orphan") {
 		t.Fatalf("dry run: %+v %v", got, err)
 	}
-	f.m.lc.SweepDryRun = false
-	got, _ = f.m.SweepOrphans(ctx)
+	got, _ = f.m.SweepOrphans(ctx, false)
 	if len(got) != 1 || !got[0].Deleted || f.users.exists("kf-orphan") {
 		t.Fatalf("sweep: %+v", got)
 	}

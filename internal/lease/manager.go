@@ -114,6 +114,7 @@ type Manager struct {
 
 	inflightMu sync.Mutex
 	inflight   map[string]bool
+	sweepMu    sync.Mutex // one orphan sweep at a time
 }
 
 // NewManager returns a Manager.

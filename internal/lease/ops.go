@@ -275,3 +275,32 @@ func (m *Manager) notFound(id string, err error) error {
 	}
 	return err
 }
+
+// FindByKey returns every lease that ever held accessKeyID, whatever its
+// state (the leaked-key runbook).
+func (m *Manager) FindByKey(ctx context.Context, accessKeyID string) ([]Lease, error) {
+	var out []Lease
+	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
+		prefix := byKeyPrefix(FieldKey, accessKeyID)
+		return tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
+			l, err := getLease(tx, k[len(prefix):])
+			if errors.Is(err, storage.ErrNotFound) {
+				return true, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			out = append(out, *l)
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// SweepOrphansNow runs the orphan sweep once, on demand.
+func (m *Manager) SweepOrphansNow(ctx context.Context, dryRun bool) ([]Orphan, error) {
+	if m.users == nil {
+		return nil, &Error{Status: http.StatusConflict, Code: "no_iam", Message: "this server has no IAM client configured (no iam_user roles)"}
+	}
+	return m.SweepOrphans(ctx, dryRun || m.lc.SweepDryRun)
+}

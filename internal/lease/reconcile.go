@@ -39,7 +39,7 @@ func (m *Manager) runReconciler(ctx context.Context) error {
 				m.log.Error("reclaiming pending leases", "err", err)
 			}
 		case <-sweepC:
-			if _, err := m.SweepOrphans(ctx); err != nil && ctx.Err() == nil {
+			if _, err := m.SweepOrphans(ctx, m.lc.SweepDryRun); err != nil && ctx.Err() == nil {
 				m.log.Error("orphan sweep", "err", err)
 			}
 		}
@@ -97,10 +97,12 @@ type Orphan struct {
 // pending, active or revoking owns its user; a revoking one is the
 // workers' job). In dry-run mode it only reports them. Every deletion is
 // audited.
-func (m *Manager) SweepOrphans(ctx context.Context) ([]Orphan, error) {
+func (m *Manager) SweepOrphans(ctx context.Context, dryRun bool) ([]Orphan, error) {
 	if m.users == nil {
 		return nil, nil
 	}
+	m.sweepMu.Lock()
+	defer m.sweepMu.Unlock()
 	now := m.now()
 	var out []Orphan
 	for _, path := range m.lc.SweepPaths {
@@ -123,7 +125,7 @@ func (m *Manager) SweepOrphans(ctx context.Context) ([]Orphan, error) {
 				leaseID = u.Tags[TagLeaseID]
 			}
 			o := Orphan{UserName: u.UserName, Path: u.Path, Created: u.Created, LeaseID: leaseID}
-			if m.lc.SweepDryRun {
+			if dryRun {
 				m.lobs.Orphan("found")
 				_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: "orphan.found", Actor: "keyferry (orphan sweep, dry run)",
 					Object: u.UserName, LeaseID: leaseID, Message: "IAM user under " + u.Path + " owned by no live lease"})
@@ -146,7 +148,7 @@ func (m *Manager) SweepOrphans(ctx context.Context) ([]Orphan, error) {
 		}
 	}
 	if len(out) > 0 {
-		m.log.Warn("orphan sweep", "orphans", len(out), "dry_run", m.lc.SweepDryRun)
+		m.log.Warn("orphan sweep", "orphans", len(out), "dry_run", dryRun)
 	}
 	return out, nil
 }

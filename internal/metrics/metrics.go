@@ -21,6 +21,12 @@ type Metrics struct {
 	upstreamErrs  *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
 	httpLatency   *prometheus.HistogramVec
+	revoked       *prometheus.CounterVec
+	revokeLag     prometheus.Histogram
+	revokeFailed  *prometheus.CounterVec
+	irrevocable   prometheus.Counter
+	backlog       prometheus.Gauge
+	orphans       *prometheus.CounterVec
 	auditFlushes  *prometheus.CounterVec
 	auditBatch    prometheus.Histogram
 	auditFlushDur prometheus.Histogram
@@ -58,6 +64,31 @@ func New() *Metrics {
 			Help:    "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_revocations_total",
+			Help: "Upstream revocations completed, by lease type.",
+		}, []string{"type"}),
+		revokeLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyferry_expiry_revocation_lag_seconds",
+			Help:    "Time from a lease's expiry to the end of its upstream revocation.",
+			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 1800},
+		}),
+		revokeFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_revocation_failures_total",
+			Help: "Failed upstream revocation attempts, by error code (each is retried with backoff).",
+		}, []string{"code"}),
+		irrevocable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyferry_irrevocable_leases_total",
+			Help: "Leases given up on after the maximum number of revocation attempts.",
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keyferry_revocation_backlog",
+			Help: "Revocations due now and not yet done (queued or in flight).",
+		}),
+		orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyferry_orphan_users_total",
+			Help: "IAM users under keyferry's path owned by no live lease, by action (found in dry run, deleted, error).",
+		}, []string{"action"}),
 		auditFlushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyferry_audit_flushes_total",
 			Help: "Audit log flushes (write + fsync) by result.",
@@ -74,7 +105,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.issuances, m.issueLatency, m.jwksFetches, m.upstreamErrs, m.httpRequests, m.httpLatency,
-		m.auditFlushes, m.auditBatch, m.auditFlushDur,
+		m.auditFlushes, m.auditBatch, m.auditFlushDur, m.revoked, m.revokeLag, m.revokeFailed, m.irrevocable, m.backlog, m.orphans,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -129,4 +160,48 @@ func (m *Metrics) AuditFlush(events int, took time.Duration, err error) {
 	m.auditFlushes.WithLabelValues("ok").Inc()
 	m.auditBatch.Observe(float64(events))
 	m.auditFlushDur.Observe(took.Seconds())
+}
+
+// Revoked records a finished upstream revocation; lag is the time since
+// expiry for expiries, 0 otherwise.
+func (m *Metrics) Revoked(leaseType string, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.revoked.WithLabelValues(leaseType).Inc()
+	if lag > 0 {
+		m.revokeLag.Observe(lag.Seconds())
+	}
+}
+
+// RevokeFailed records a failed revocation attempt.
+func (m *Metrics) RevokeFailed(code string) {
+	if m == nil {
+		return
+	}
+	m.revokeFailed.WithLabelValues(code).Inc()
+}
+
+// Irrevocable records a lease given up on.
+func (m *Metrics) Irrevocable() {
+	if m == nil {
+		return
+	}
+	m.irrevocable.Inc()
+}
+
+// Backlog sets the revocation backlog.
+func (m *Metrics) Backlog(n int) {
+	if m == nil {
+		return
+	}
+	m.backlog.Set(float64(n))
+}
+
+// Orphan records an orphan sweep finding.
+func (m *Metrics) Orphan(action string) {
+	if m == nil {
+		return
+	}
+	m.orphans.WithLabelValues(action).Inc()
 }

@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	leases := lease.NewManager(lease.Config{
-		Store: store, Audit: sink, Verifier: verifier, Roles: reg, Minter: minter, Observer: m,
+		Store: store, Audit: sink, Verifier: verifier, Roles: reg, Minter: minter, Observer: m, LifecycleObserver: m,
 		Logger: log.With("component", "lease"), DefaultRegion: cfg.AWS.Region,
 	})
 	handler := httpapi.New(httpapi.Config{
@@ -175,6 +175,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		return fmt.Errorf("server: http: %w", err)
 	})
+	g.Go(func() error { return leases.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout.D())
