@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -274,6 +275,49 @@ func (c *Client) RevokeLease(ctx context.Context, id, reason string) (*lease.Lea
 		body = api.RevokeRequest{Reason: reason}
 	}
 	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", nil, body, &out)
+}
+
+// LeasesByKey returns every lease that ever held accessKeyID.
+func (c *Client) LeasesByKey(ctx context.Context, accessKeyID string) ([]lease.Lease, error) {
+	var out struct {
+		Leases []lease.Lease `json:"leases"`
+	}
+	return out.Leases, c.do(ctx, http.MethodGet, "/v1/leases", url.Values{"access_key_id": {accessKeyID}}, nil, &out)
+}
+
+// RevokeLeaseWait revokes a lease and waits (up to 30 s on the server) for
+// its upstream cleanup.
+func (c *Client) RevokeLeaseWait(ctx context.Context, id, reason string) (*lease.Lease, error) {
+	var out lease.Lease
+	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", url.Values{"wait": {"true"}}, api.RevokeRequest{Reason: reason}, &out)
+}
+
+// BulkRevokeResult is the answer of a break-glass revocation.
+type BulkRevokeResult struct {
+	Count  int           `json:"count"`
+	DryRun bool          `json:"dry_run"`
+	Leases []lease.Lease `json:"leases"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// BulkRevoke revokes (or, with DryRun, lists) every live lease matching.
+func (c *Client) BulkRevoke(ctx context.Context, req api.BulkRevokeRequest) (*BulkRevokeResult, error) {
+	var out BulkRevokeResult
+	return &out, c.do(ctx, http.MethodPost, "/v1/leases/revoke", nil, req, &out)
+}
+
+// LeaseAction runs retry, forget or renew on a lease.
+func (c *Client) LeaseAction(ctx context.Context, id, action string, body any) (*lease.Lease, error) {
+	var out lease.Lease
+	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/"+action, nil, body, &out)
+}
+
+// SweepOrphans runs the orphan sweep now.
+func (c *Client) SweepOrphans(ctx context.Context, dryRun bool) ([]lease.Orphan, error) {
+	var out struct {
+		Orphans []lease.Orphan `json:"orphans"`
+	}
+	return out.Orphans, c.do(ctx, http.MethodPost, "/v1/orphans/sweep", url.Values{"dry_run": {strconv.FormatBool(dryRun)}}, nil, &out)
 }
 
 // DevToken mints a dev job token (dev mode only).
