@@ -389,7 +389,11 @@ func compactPolicy(raw json.RawMessage) string {
 }
 
 func (m *Manager) put(ctx context.Context, l *Lease) error {
-	return m.store.Update(ctx, func(tx storage.Txn) error { return createLease(tx, l) })
+	b, err := encodeLease(l)
+	if err != nil {
+		return err
+	}
+	return m.store.Update(ctx, func(tx storage.Txn) error { return createLease(tx, l, b) })
 }
 
 func getLease(tx storage.ReadTxn, id string) (*Lease, error) {

@@ -88,12 +88,16 @@ func indexKeys(l *Lease) []string {
 	return keys
 }
 
-// createLease writes a new lease with its expiry entry and indexes.
-func createLease(tx storage.Txn, l *Lease) error {
-	b, err := json.Marshal(l)
-	if err != nil {
-		return err
-	}
+// encodeLease encodes l for createLease. Callers encode before
+// storage.Store.Update, so that encoding does not run inside the
+// transaction: bolt runs the functions of a batch one after another on one
+// goroutine while it holds its only writer lock, and a lease with its
+// claims takes longer to encode than to insert.
+func encodeLease(l *Lease) ([]byte, error) { return json.Marshal(l) }
+
+// createLease writes a new lease, encoded as b by encodeLease, with its
+// expiry entry and indexes.
+func createLease(tx storage.Txn, l *Lease, b []byte) error {
 	if err := tx.Create(leasePrefix+l.ID, b); err != nil {
 		return err
 	}
