@@ -572,9 +572,10 @@ func (b *broker) credsAsJSON(t testing.TB, role, jobToken string) credsJSON {
 
 // auditEvent is one line of the audit log, in the documented schema.
 type auditEvent struct {
-	Seq       uint64 `json:"seq"`
-	Type      string `json:"type"`
-	RequestID string `json:"request_id"`
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	RequestID string    `json:"request_id"`
 	Identity  *struct {
 		Issuer   string `json:"iss"`
 		Subject  string `json:"sub"`

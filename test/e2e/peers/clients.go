@@ -81,6 +81,25 @@ func AWSCLIv1(t testing.TB, env []string, args ...string) Result {
 	return Run(t, "aws-cli-v1", env, nil, py.exe, append([]string{"-m", "awscli"}, args...)...)
 }
 
+// AWSCLIv1Command is the command line that runs aws-cli v1, for callers
+// that start it themselves (e.g. under `keyferry exec`).
+func AWSCLIv1Command(t testing.TB) []string {
+	t.Helper()
+	py := requirePython(t)
+	if !py.awscli {
+		failOrSkip(t, missingPeer("aws-cli v1 (the awscli Python package) is not importable by "+py.exe,
+			"install it with `"+py.exe+" -m pip install awscli`"))
+	}
+	return []string{py.exe, "-m", "awscli"}
+}
+
+// PythonExe is the absolute path of the python3 that has boto3, for
+// callers that run a script themselves (e.g. under `keyferry exec`).
+func PythonExe(t testing.TB) string {
+	t.Helper()
+	return requirePython(t).exe
+}
+
 // Boto3 runs a Python script (fed on stdin) with args as sys.argv[1:].
 func Boto3(t testing.TB, env []string, script string, args ...string) Result {
 	t.Helper()
@@ -143,7 +162,13 @@ print(json.dumps({k: out[k] for k in ("Account", "Arn", "UserId")}))
 // Later entries of env win over earlier ones.
 func Run(t testing.TB, name string, env []string, stdin []byte, prog string, args ...string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ClientTimeout)
+	return RunTimeout(t, ClientTimeout, name, env, stdin, prog, args...)
+}
+
+// RunTimeout is Run with another bound than ClientTimeout, for long jobs.
+func RunTimeout(t testing.TB, timeout time.Duration, name string, env []string, stdin []byte, prog string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Env = clientEnv(env, t.TempDir)
@@ -163,7 +188,7 @@ func Run(t testing.TB, name string, env []string, stdin []byte, prog string, arg
 	default:
 		res.ExitCode = -1
 		if ctx.Err() != nil {
-			err = fmt.Errorf("killed after %s: %w", ClientTimeout, err)
+			err = fmt.Errorf("killed after %s: %w", timeout, err)
 		}
 		res.Stderr += "\npeers: " + err.Error()
 	}

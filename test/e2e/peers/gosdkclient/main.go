@@ -4,9 +4,19 @@
 // calls sts:GetCallerIdentity and s3:PutObject.
 //
 //	gosdkclient [-endpoint URL] [-identity] [-bucket B -key K -body TEXT]
+//	gosdkclient [-endpoint URL] -bucket B -key K -repeat N -interval D
+//
+// -endpoint is set on the STS and S3 clients themselves, so it wins over
+// AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_S3, which still steer the
+// credential providers (e.g. web identity through an STS-compatible
+// endpoint) while the calls the program makes go to -endpoint.
 //
 // It prints one JSON object on stdout (never the secret key or session
 // token) and each failed step on stderr as "STEP: api error CODE: MESSAGE".
+// With -repeat N (N > 1) it is a long-running job instead: N puts of K-0 …
+// K-(N-1), -interval apart, each on one stdout line {"i","time",
+// "accessKeyId","putObject"|"error"} naming the credentials it signed
+// with, so that a test can watch them being refreshed.
 // Exit status: 0 all steps succeeded, 1 a step failed, 2 bad usage.
 package main
 
@@ -61,15 +71,85 @@ func main() {
 	key := flag.String("key", "gosdkclient.txt", "object key")
 	body := flag.String("body", "hello from gosdkclient", "object body")
 	timeout := flag.Duration("timeout", time.Minute, "overall timeout")
+	repeat := flag.Int("repeat", 1, "put this many objects, -interval apart (needs -bucket)")
+	interval := flag.Duration("interval", 10*time.Second, "time between the puts of -repeat")
 	flag.Parse()
-	if flag.NArg() != 0 {
+	if flag.NArg() != 0 || *repeat < 1 || (*repeat > 1 && (*bucket == "" || *identity)) {
 		flag.Usage()
 		os.Exit(2)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if *repeat > 1 {
+		os.Exit(loop(ctx, *endpoint, *bucket, *key, *body, *repeat, *interval))
+	}
 	os.Exit(run(ctx, *endpoint, *identity, *bucket, *key, *body))
+}
+
+// withEndpoint returns the client options that send calls to endpoint.
+// cfg.BaseEndpoint alone is not enough: AWS_ENDPOINT_URL_<SERVICE> beats
+// it, and option functions run after that lookup.
+func withEndpoint[O any](endpoint string, set func(o *O, ep *string)) []func(*O) {
+	if endpoint == "" {
+		return nil
+	}
+	return []func(*O){func(o *O) { set(o, aws.String(endpoint)) }}
+}
+
+func s3Client(cfg aws.Config, endpoint string) *s3.Client {
+	opts := append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }},
+		withEndpoint(endpoint, func(o *s3.Options, ep *string) { o.BaseEndpoint = ep })...)
+	return s3.NewFromConfig(cfg, opts...)
+}
+
+// loopLine is one put of a -repeat run.
+type loopLine struct {
+	I           int       `json:"i"`
+	Time        time.Time `json:"time"`
+	AccessKeyID string    `json:"accessKeyId,omitempty"`
+	PutObject   string    `json:"putObject,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// loop is a long job: one S3 client, one credential chain for the whole
+// run, as a real tool has; the SDK refreshes the credentials by itself.
+func loop(ctx context.Context, endpoint, bucket, key, body string, n int, interval time.Duration) int {
+	enc := json.NewEncoder(os.Stdout)
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "load-config: %v\n", err)
+		return 1
+	}
+	client := s3Client(cfg, endpoint)
+	code := 0
+	for i := range n {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				fmt.Fprintf(os.Stderr, "put %d: %v\n", i, ctx.Err())
+				return 1
+			case <-time.After(interval):
+			}
+		}
+		line := loopLine{I: i, Time: time.Now().UTC()}
+		// The key the signer is about to use: the same cached provider.
+		creds, err := cfg.Credentials.Retrieve(ctx)
+		if err == nil {
+			line.AccessKeyID = creds.AccessKeyID
+			k := fmt.Sprintf("%s-%d", key, i)
+			_, err = client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &k, Body: strings.NewReader(body)})
+		}
+		if err != nil {
+			line.Error = err.Error()
+			fmt.Fprintf(os.Stderr, "put %d: %v\n", i, err)
+			code = 1
+		} else {
+			line.PutObject = "ok"
+		}
+		enc.Encode(line)
+	}
+	return code
 }
 
 func run(ctx context.Context, endpoint string, identity bool, bucket, key, body string) int {
@@ -92,9 +172,6 @@ func run(ctx context.Context, endpoint string, identity bool, bucket, key, body 
 		fail("load-config", err)
 		return 1
 	}
-	if endpoint != "" {
-		cfg.BaseEndpoint = aws.String(endpoint)
-	}
 	creds, err := cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		fail("credentials", err)
@@ -107,7 +184,8 @@ func run(ctx context.Context, endpoint string, identity bool, bucket, key, body 
 	rep.Credentials = cr
 
 	if identity {
-		out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		client := sts.NewFromConfig(cfg, withEndpoint(endpoint, func(o *sts.Options, ep *string) { o.BaseEndpoint = ep })...)
+		out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 		if err != nil {
 			fail("get-caller-identity", err)
 		} else {
@@ -115,8 +193,7 @@ func run(ctx context.Context, endpoint string, identity bool, bucket, key, body 
 		}
 	}
 	if bucket != "" {
-		client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-		_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(body)})
+		_, err := s3Client(cfg, endpoint).PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(body)})
 		if err != nil {
 			fail("put-object", err)
 		} else {
