@@ -1,7 +1,9 @@
 // Package testutil holds in-process fakes that speak real wire protocols, for
 // tests and benchmarks. FakeSTS speaks the AWS STS query API (form-encoded
 // POST in, XML out) closely enough that the real AWS SDKs cannot tell it
-// from STS for the operations keyferry uses.
+// from STS for the operations keyferry uses. FakeIAM does the same for the
+// IAM user, group, access-key and role-policy operations, with AWS's rules
+// (DeleteConflict, quotas, eventually consistent new keys).
 package testutil
 
 import (
@@ -72,14 +74,7 @@ type STSRequest struct {
 
 // STSError is an STS error answer. Return one from a hook or token validator
 // to choose the exact code and status.
-type STSError struct {
-	// Status is the HTTP status; 0 means the status AWS uses for Code.
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *STSError) Error() string { return "sts " + e.Code + ": " + e.Message }
+type STSError = QueryError
 
 // STSFault makes the fake misbehave for matching calls.
 type STSFault struct {
@@ -105,11 +100,6 @@ type STSFault struct {
 	Drop bool
 }
 
-type stsFaultState struct {
-	STSFault
-	left int
-}
-
 // STSOption configures a fake STS.
 type STSOption func(*stsConfig)
 
@@ -122,6 +112,7 @@ type stsConfig struct {
 	hook          func(*STSRequest) error
 	omitAccount   bool
 	noRecording   bool
+	keySource     STSKeySource
 }
 
 // WithSTSAccount sets the account used when a role ARN names none, and the
@@ -169,14 +160,42 @@ func WithSTSOmitAccount() STSOption { return func(c *stsConfig) { c.omitAccount 
 // sessions) so memory stays flat under load; counters still work.
 func WithoutSTSRecording() STSOption { return func(c *stsConfig) { c.noRecording = true } }
 
+// STSKeySource supplies long-term access keys issued outside the fake STS
+// (by a fake IAM), so that requests signed with them are verified and
+// GetCallerIdentity answers for their user. Its methods may run
+// concurrently.
+type STSKeySource interface {
+	// LookupSTSKey returns the key with accessKeyID; ok is false for a key
+	// that does not exist (never created, or deleted).
+	LookupSTSKey(accessKeyID string) (key STSLongTermKey, ok bool)
+}
+
+// STSLongTermKey is an IAM user's access key as the fake STS sees it.
+type STSLongTermKey struct {
+	Secret string
+	// ARN, UserID and Account are what GetCallerIdentity answers.
+	ARN, UserID, Account string
+	// UsableAt is when STS starts accepting the key (IAM is eventually
+	// consistent: a new key fails with InvalidClientTokenId for a while);
+	// the zero time means at once. It is compared with the STS's clock.
+	UsableAt time.Time
+}
+
+// WithSTSKeySource makes the fake accept the long-term keys src knows, with
+// their eventual consistency. With a key source, requests signed with an
+// unknown key are refused (InvalidClientTokenId) even when no key is
+// configured with WithSTSKey.
+func WithSTSKeySource(src STSKeySource) STSOption { return func(c *stsConfig) { c.keySource = src } }
+
 // stsSession is a set of credentials the fake issued, so that later calls
 // signed with them can be verified and answered (GetCallerIdentity, role
-// chaining).
+// chaining), or a long-term key from the key source (longTerm).
 type stsSession struct {
 	secret, token string
 	arn, userID   string
 	account       string
 	expires       time.Time
+	longTerm      bool
 }
 
 // FakeSTSHandler is the fake STS as an http.Handler, usable without a
@@ -187,10 +206,9 @@ type FakeSTSHandler struct {
 
 	calls     atomic.Int64
 	perAction [4]atomic.Int64 // AssumeRole, WebIdentity, GetCallerIdentity, other
-	hasFaults atomic.Bool
+	faults    faultQueue
 
 	mu       sync.Mutex
-	faults   []*stsFaultState
 	requests []STSRequest
 	sessions map[string]*stsSession
 
@@ -247,9 +265,8 @@ func (h *FakeSTSHandler) LastRequest() (STSRequest, bool) {
 func (h *FakeSTSHandler) Reset() {
 	h.mu.Lock()
 	h.requests = nil
-	h.faults = nil
-	h.hasFaults.Store(false)
 	h.mu.Unlock()
+	h.faults.clear()
 	h.calls.Store(0)
 	for i := range h.perAction {
 		h.perAction[i].Store(0)
@@ -257,29 +274,14 @@ func (h *FakeSTSHandler) Reset() {
 }
 
 // SetFault replaces every pending fault with f.
-func (h *FakeSTSHandler) SetFault(f STSFault) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.faults = []*stsFaultState{{STSFault: f, left: f.Times}}
-	h.hasFaults.Store(true)
-}
+func (h *FakeSTSHandler) SetFault(f STSFault) { h.faults.set(f) }
 
 // AddFault queues f after the pending faults; the first pending fault that
 // matches a call applies to it.
-func (h *FakeSTSHandler) AddFault(f STSFault) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.faults = append(h.faults, &stsFaultState{STSFault: f, left: f.Times})
-	h.hasFaults.Store(true)
-}
+func (h *FakeSTSHandler) AddFault(f STSFault) { h.faults.add(f) }
 
 // ClearFaults removes every pending fault.
-func (h *FakeSTSHandler) ClearFaults() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.faults = nil
-	h.hasFaults.Store(false)
-}
+func (h *FakeSTSHandler) ClearFaults() { h.faults.clear() }
 
 // Throttle answers the next n calls with Throttling (HTTP 400), as STS does.
 func (h *FakeSTSHandler) Throttle(n int) {
@@ -296,29 +298,6 @@ func actionIndex(action string) int {
 		return 2
 	}
 	return 3
-}
-
-func (h *FakeSTSHandler) nextFault(action string) *STSFault {
-	if !h.hasFaults.Load() {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, f := range h.faults {
-		if f.Action != "" && f.Action != action {
-			continue
-		}
-		out := f.STSFault
-		if f.Times > 0 {
-			f.left--
-			if f.left <= 0 {
-				h.faults = append(h.faults[:i:i], h.faults[i+1:]...)
-				h.hasFaults.Store(len(h.faults) > 0)
-			}
-		}
-		return &out
-	}
-	return nil
 }
 
 // record stores req and returns its index, or -1 when recording is off.
@@ -378,8 +357,11 @@ func (h *FakeSTSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.perAction[actionIndex(req.Action)].Add(1)
 	idx := h.record(&req)
 
-	if f := h.nextFault(req.Action); f != nil {
-		if handled := h.applyFault(w, r, reqID, f, &req, idx); handled {
+	if f := h.faults.next(req.Action); f != nil {
+		writeErr := func(e *QueryError) int { return writeSTSError(w, reqID, e) }
+		defaultMsg := func(code string) string { return defaultSTSMessage(code, &req, h.cfg.callerARN) }
+		if handled, status, code := applyFault(w, r, h.closed, reqID, f, writeErr, defaultMsg); handled {
+			h.finish(idx, status, code, "")
 			return
 		}
 	}
@@ -393,62 +375,6 @@ func (h *FakeSTSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeSTSOK(w, reqID, out)
 	putBuf(out)
 	h.finish(idx, http.StatusOK, "", issued)
-}
-
-// applyFault applies f and reports whether it answered the request.
-func (h *FakeSTSHandler) applyFault(w http.ResponseWriter, r *http.Request, reqID string, f *STSFault, req *STSRequest, idx int) bool {
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return true
-		case <-h.closed:
-			t.Stop()
-			return true
-		}
-	}
-	switch {
-	case f.Hang:
-		select {
-		case <-r.Context().Done():
-		case <-h.closed:
-		}
-		return true
-	case f.Drop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return true
-			}
-		}
-		panic(http.ErrAbortHandler) // aborts the response without writing it
-	case f.Body != "":
-		status := f.Status
-		if status == 0 {
-			status = http.StatusBadGateway
-		}
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(status)
-		io.WriteString(w, f.Body)
-		h.finish(idx, status, "", "")
-		return true
-	case f.Code != "":
-		msg := f.Message
-		if msg == "" {
-			msg = defaultSTSMessage(f.Code, req, h.cfg.callerARN)
-		}
-		status := writeSTSError(w, reqID, &STSError{Status: f.Status, Code: f.Code, Message: msg})
-		h.finish(idx, status, f.Code, "")
-		return true
-	case f.Status != 0:
-		w.Header().Set("x-amzn-RequestId", reqID)
-		w.WriteHeader(f.Status)
-		h.finish(idx, f.Status, "", "")
-		return true
-	}
-	return false // latency only: answer normally
 }
 
 func (h *FakeSTSHandler) dispatch(r *http.Request, body []byte, req *STSRequest, reqID string) (out []byte, issued string, serr *STSError) {
@@ -480,16 +406,9 @@ func (h *FakeSTSHandler) runHook(req *STSRequest) *STSError {
 		return nil
 	}
 	if err := h.cfg.hook(req); err != nil {
-		return asSTSError(err, "AccessDenied")
+		return asQueryError(err, "AccessDenied")
 	}
 	return nil
-}
-
-func asSTSError(err error, code string) *STSError {
-	if se, ok := err.(*STSError); ok {
-		return se
-	}
-	return &STSError{Code: code, Message: err.Error()}
 }
 
 func (h *FakeSTSHandler) assumeRole(r *http.Request, body []byte, req *STSRequest, reqID string) ([]byte, string, *STSError) {
@@ -504,7 +423,7 @@ func (h *FakeSTSHandler) assumeRole(r *http.Request, body []byte, req *STSReques
 	if serr != nil {
 		return nil, "", serr
 	}
-	if caller != nil && req.DurationSeconds > 3600 {
+	if caller != nil && !caller.longTerm && req.DurationSeconds > 3600 {
 		return nil, "", &STSError{Code: "ValidationError", Message: "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."}
 	}
 	if serr := h.runHook(req); serr != nil {
@@ -551,7 +470,7 @@ func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string
 	}
 	if h.cfg.validateToken != nil {
 		if err := h.cfg.validateToken(req.WebIdentityToken); err != nil {
-			return nil, "", asSTSError(err, "InvalidIdentityToken")
+			return nil, "", asQueryError(err, "InvalidIdentityToken")
 		}
 	}
 	if serr := h.runHook(req); serr != nil {

@@ -57,34 +57,53 @@ func parseSigV4Header(h string) (sigV4Auth, bool) {
 	return a, true
 }
 
-// authenticate checks a request that must be signed. It returns the issued
-// session the request was signed with, or nil for a configured or unknown
-// key.
-func (h *FakeSTSHandler) authenticate(r *http.Request, body []byte, req *STSRequest) (*stsSession, *STSError) {
-	if req.Authorization == "" {
-		return nil, &STSError{Code: "MissingAuthenticationToken", Message: "Request is missing Authentication Token"}
+// sigV4Scope parses a request's SigV4 Authorization header and checks that
+// it is scoped to service.
+func sigV4Scope(authorization, service string) (sigV4Auth, *QueryError) {
+	if authorization == "" {
+		return sigV4Auth{}, &QueryError{Code: "MissingAuthenticationToken", Message: "Request is missing Authentication Token"}
 	}
-	a, ok := parseSigV4Header(req.Authorization)
+	a, ok := parseSigV4Header(authorization)
 	if !ok {
-		return nil, &STSError{Code: "IncompleteSignature", Message: "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters. Authorization=" + req.Authorization}
+		return sigV4Auth{}, &QueryError{Code: "IncompleteSignature", Message: "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters. Authorization=" + authorization}
 	}
-	if a.service != "sts" {
-		return nil, &STSError{Code: "SignatureDoesNotMatch", Message: "Credential should be scoped to correct service: 'sts'."}
+	if a.service != service {
+		return sigV4Auth{}, &QueryError{Code: "SignatureDoesNotMatch", Message: "Credential should be scoped to correct service: '" + service + "'."}
+	}
+	return a, nil
+}
+
+var errInvalidClientTokenID = &QueryError{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid."}
+
+// authenticate checks a request that must be signed. It returns the issued
+// session (or key source key) the request was signed with, or nil for a
+// configured or unknown key.
+func (h *FakeSTSHandler) authenticate(r *http.Request, body []byte, req *STSRequest) (*stsSession, *STSError) {
+	a, serr := sigV4Scope(req.Authorization, "sts")
+	if serr != nil {
+		return nil, serr
 	}
 	secret, known := h.cfg.keys[a.accessKeyID]
 	sess := h.session(a.accessKeyID)
 	switch {
 	case sess != nil:
 		if subtle.ConstantTimeCompare([]byte(req.SecurityToken), []byte(sess.token)) != 1 {
-			return nil, &STSError{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid."}
+			return nil, errInvalidClientTokenID
 		}
 		if !h.cfg.now().Before(sess.expires) {
 			return nil, &STSError{Code: "ExpiredToken", Message: "The security token included in the request is expired"}
 		}
 		secret = sess.secret
 	case known:
+	case h.cfg.keySource != nil:
+		k, ok := h.cfg.keySource.LookupSTSKey(a.accessKeyID)
+		if !ok || req.SecurityToken != "" || h.cfg.now().Before(k.UsableAt) {
+			return nil, errInvalidClientTokenID
+		}
+		secret = k.Secret
+		sess = &stsSession{secret: k.Secret, arn: k.ARN, userID: k.UserID, account: k.Account, longTerm: true}
 	case len(h.cfg.keys) > 0:
-		return nil, &STSError{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid."}
+		return nil, errInvalidClientTokenID
 	default:
 		return nil, nil // no keys configured: accept unverified
 	}
@@ -95,13 +114,14 @@ func (h *FakeSTSHandler) authenticate(r *http.Request, body []byte, req *STSRequ
 }
 
 // verifySigV4 re-signs a copy of r, holding only the headers the client
-// signed, with aws-sdk-go-v2's signer and compares the signatures.
-func verifySigV4(r *http.Request, body []byte, a sigV4Auth, secret string) *STSError {
-	mismatch := &STSError{Code: "SignatureDoesNotMatch", Message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
+// signed, with aws-sdk-go-v2's signer for a's service and region, and
+// compares the signatures.
+func verifySigV4(r *http.Request, body []byte, a sigV4Auth, secret string) *QueryError {
+	mismatch := &QueryError{Code: "SignatureDoesNotMatch", Message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
 	amzDate := r.Header.Get("X-Amz-Date")
 	t, err := time.Parse("20060102T150405Z", amzDate)
 	if err != nil || !strings.HasPrefix(amzDate, a.date) {
-		return &STSError{Code: "IncompleteSignature", Message: "Date must be in ISO-8601 'basic format'. Got '" + amzDate + "'."}
+		return &QueryError{Code: "IncompleteSignature", Message: "Date must be in ISO-8601 'basic format'. Got '" + amzDate + "'."}
 	}
 	cp := &http.Request{
 		Method: r.Method,
@@ -120,7 +140,7 @@ func verifySigV4(r *http.Request, body []byte, a sigV4Auth, secret string) *STSE
 	}
 	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: a.accessKeyID, SecretAccessKey: secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, cp, hex.EncodeToString(sum[:]), "sts", a.region, t); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, cp, hex.EncodeToString(sum[:]), a.service, a.region, t); err != nil {
 		return mismatch
 	}
 	got, ok := parseSigV4Header(cp.Header.Get("Authorization"))

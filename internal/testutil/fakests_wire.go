@@ -20,7 +20,6 @@ const (
 	tmplAssumeRoleOpen  = "<AssumeRoleResponse " + stsXMLNS + ">\n  <AssumeRoleResult>\n"
 	tmplWebIdentityOpen = "<AssumeRoleWithWebIdentityResponse " + stsXMLNS + ">\n  <AssumeRoleWithWebIdentityResult>\n"
 	tmplCallerOpen      = "<GetCallerIdentityResponse " + stsXMLNS + ">\n  <GetCallerIdentityResult>\n"
-	tmplErrorOpen       = "<ErrorResponse " + stsXMLNS + ">\n  <Error>\n    <Type>"
 	stsTimeFormat       = "2006-01-02T15:04:05Z"
 )
 
@@ -55,32 +54,7 @@ func appendClose(buf []byte, action, reqID string) []byte {
 // writeSTSError writes an ErrorResponse the way STS does and returns the
 // HTTP status used.
 func writeSTSError(w http.ResponseWriter, reqID string, e *STSError) int {
-	status := e.Status
-	if status == 0 {
-		status = stsErrorStatus(e.Code)
-	}
-	typ := "Sender"
-	if status >= 500 {
-		typ = "Receiver"
-	}
-	buf := getBuf()
-	buf = append(buf, tmplErrorOpen...)
-	buf = append(buf, typ...)
-	buf = append(buf, "</Type>\n    <Code>"...)
-	buf = appendXMLEscaped(buf, e.Code)
-	buf = append(buf, "</Code>\n    <Message>"...)
-	buf = appendXMLEscaped(buf, e.Message)
-	buf = append(buf, "</Message>\n  </Error>\n  <RequestId>"...)
-	buf = append(buf, reqID...)
-	buf = append(buf, "</RequestId>\n</ErrorResponse>\n"...)
-	hdr := w.Header()
-	hdr["Content-Type"] = []string{"text/xml"}
-	hdr["X-Amzn-Requestid"] = []string{reqID}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(buf))}
-	w.WriteHeader(status)
-	w.Write(buf)
-	putBuf(buf)
-	return status
+	return writeQueryError(w, stsXMLNS, reqID, e, stsErrorStatus)
 }
 
 // stsErrorStatus is the HTTP status AWS answers with for an error code.
@@ -166,9 +140,13 @@ func appendXMLEscaped(buf []byte, s string) []byte {
 const base32Upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 // newAccessKeyID returns ASIA + 16 characters of AWS's key-id alphabet.
-func newAccessKeyID() string {
+func newAccessKeyID() string { return newKeyID("ASIA") }
+
+// newKeyID returns a 4-character prefix (ASIA, AKIA) + 16 characters of
+// AWS's key-id alphabet.
+func newKeyID(prefix string) string {
 	var b [20]byte
-	copy(b[:], "ASIA")
+	copy(b[:4], prefix)
 	x, y := rand.Uint64(), rand.Uint64()
 	for i := 4; i < 16; i++ {
 		b[i] = base32Upper[x&31]

@@ -1,7 +1,8 @@
 // Package aws mints AWS credentials for keyferry roles with aws-sdk-go-v2:
-// STS AssumeRole with the broker's own credentials, and
-// AssumeRoleWithWebIdentity forwarding the job's token. Upstream failures
-// are mapped to *Error values with a stable code.
+// STS AssumeRole with the broker's own credentials,
+// AssumeRoleWithWebIdentity forwarding the job's token, and dynamic IAM
+// users (CreateUser, WaitUsable, DeleteUser). Upstream failures are mapped
+// to *Error values with a stable code.
 package aws
 
 import (

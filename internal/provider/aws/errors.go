@@ -18,11 +18,15 @@ var (
 		"RequestThrottled", "RequestThrottledException", "RequestLimitExceeded",
 		"TooManyRequestsException", "SlowDown")
 	accessDeniedCodes = codeSet("AccessDenied", "AccessDeniedException")
-	// The request itself is wrong; STS's message names only what the caller
-	// sent (policy, tags, duration, region), so it is safe to pass on.
+	// The request itself is wrong; the upstream message names only what the
+	// broker sent for the role (policy, tags, duration, region; for IAM the
+	// user, a policy ARN, a group or the quota hit), so it is safe to pass on.
 	invalidRequestCodes = codeSet("MalformedPolicyDocument", "PackedPolicyTooLarge",
 		"ValidationError", "RegionDisabledException", "InvalidParameterValue",
-		"InvalidParameterCombination", "MissingParameter")
+		"InvalidParameterCombination", "MissingParameter",
+		// IAM
+		"LimitExceeded", "EntityAlreadyExists", "InvalidInput", "NoSuchEntity",
+		"PolicyNotAttachable", "UnmodifiableEntity")
 	// Web identity only: the job's token was refused. "ExpiredToken" is
 	// here because for an unsigned call it can only be about the job's
 	// token; on AssumeRole it means the broker's own session expired.
@@ -44,17 +48,25 @@ const (
 	maxRetryAfter = 5 * time.Second
 )
 
-// classify maps an SDK error to an *Error. Message is safe for the caller:
-// it names the operation, the role and the upstream code, and carries the
-// upstream message only for codes where STS's text describes the request.
+// Services named in messages.
+const (
+	svcSTS = "STS"
+	svcIAM = "IAM"
+)
+
+// classify maps an SDK error of service svc ("STS", "IAM") to an *Error.
+// Message is safe for the caller: it names the service, the operation, its
+// target (a role ARN, an IAM user) and the upstream code, and carries the
+// upstream message only for codes where the text describes the request.
 // timedOut reports whether the call's own deadline (CallTimeout) ended it.
-func classify(op, role string, err error, timedOut bool, callTimeout, maxBackoff time.Duration) *Error {
+func classify(svc, op, target string, err error, timedOut bool, callTimeout, maxBackoff time.Duration) *Error {
 	on := ""
-	if role != "" {
-		on = " on " + role
+	if target != "" {
+		on = " on " + target
 	}
+	who := "AWS " + svc
 	if timedOut {
-		return &Error{Code: CodeTimeout, Message: fmt.Sprintf("AWS STS did not answer %s%s within %s", op, on, callTimeout), Err: err}
+		return &Error{Code: CodeTimeout, Message: fmt.Sprintf("%s did not answer %s%s within %s", who, op, on, callTimeout), Err: err}
 	}
 
 	var invalidParams smithy.InvalidParamsError
@@ -74,41 +86,41 @@ func classify(op, role string, err error, timedOut bool, callTimeout, maxBackoff
 	case in(throttleCodes, code) || (code == "" && status == http.StatusTooManyRequests):
 		e.Code = CodeThrottled
 		e.RetryAfter = retryAfterHint(err, maxBackoff)
-		e.Message = fmt.Sprintf("AWS STS is throttling %s calls (%s); retry later", op, codeOrStatus(code, status))
+		e.Message = fmt.Sprintf("%s is throttling %s calls (%s); retry later", who, op, codeOrStatus(code, status))
 	case in(accessDeniedCodes, code):
 		// The upstream text names the broker's own principal: logs only.
 		e.Code = CodeAccessDenied
-		e.Message = fmt.Sprintf("AWS STS denied %s%s (%s)", op, on, code)
+		e.Message = fmt.Sprintf("%s denied %s%s (%s)", who, op, on, code)
 	case in(invalidRequestCodes, code):
 		e.Code = CodeInvalidRequest
-		e.Message = fmt.Sprintf("AWS STS rejected %s%s (%s): %s", op, on, code, safeText(upstreamMsg))
+		e.Message = fmt.Sprintf("%s rejected %s%s (%s): %s", who, op, on, code, safeText(upstreamMsg))
 	case op == opAssumeRoleWithWebIdentity && in(tokenRejectedCodes, code):
 		// The text is about the job's own token (audience, expiry, claims).
 		e.Code = CodeTokenRejected
-		e.Message = fmt.Sprintf("AWS STS rejected the web identity token for %s (%s): %s", role, code, safeText(upstreamMsg))
+		e.Message = fmt.Sprintf("%s rejected the web identity token for %s (%s): %s", who, target, code, safeText(upstreamMsg))
 	case code == "IDPCommunicationError":
 		e.Code = CodeUnavailable
-		e.Message = fmt.Sprintf("AWS STS could not reach the identity provider for %s%s (%s)", op, on, code)
+		e.Message = fmt.Sprintf("%s could not reach the identity provider for %s%s (%s)", who, op, on, code)
 	case status >= 500:
 		e.Code = CodeUnavailable
-		e.Message = fmt.Sprintf("AWS STS is unavailable for %s (%s)", op, codeOrStatus(code, status))
+		e.Message = fmt.Sprintf("%s is unavailable for %s (%s)", who, op, codeOrStatus(code, status))
 	case code != "":
 		// Any other refusal concerns the broker's own setup (invalid or
 		// expired broker credentials, signature, unknown action): nothing the
 		// caller can fix.
 		e.Code = CodeUnavailable
-		e.Message = fmt.Sprintf("AWS STS refused the broker's %s call%s (%s)", op, on, code)
+		e.Message = fmt.Sprintf("%s refused the broker's %s call%s (%s)", who, op, on, code)
 	case status != 0:
 		e.Code = CodeUnavailable
-		e.Message = fmt.Sprintf("AWS STS answered %s with HTTP %d", op, status)
+		e.Message = fmt.Sprintf("%s answered %s with HTTP %d", who, op, status)
 	case isCredentialsError(err):
 		// The SDK could not resolve the broker's own credentials.
 		e.Code = CodeUnavailable
-		e.Message = fmt.Sprintf("the broker has no usable AWS credentials for STS %s: an operator must configure them (environment, shared files, or an instance or container role)", op)
+		e.Message = fmt.Sprintf("the broker has no usable AWS credentials for %s %s: an operator must configure them (environment, shared files, or an instance or container role)", svc, op)
 	default:
 		// Connection refused or reset, DNS, TLS.
 		e.Code = CodeUnavailable
-		e.Message = fmt.Sprintf("could not complete AWS STS %s", op)
+		e.Message = fmt.Sprintf("could not complete %s %s", who, op)
 	}
 	return e
 }

@@ -47,7 +47,7 @@ func TestRetryAfterHint(t *testing.T) {
 			if tt.header != "" {
 				h.Set("X-Amz-Retry-After", tt.header)
 			}
-			e := classify(opAssumeRole, testRoleARN, responseError(400, h, throttle), false, time.Second, tt.maxBackoff)
+			e := classify(svcSTS, opAssumeRole, testRoleARN, responseError(400, h, throttle), false, time.Second, tt.maxBackoff)
 			if e.Code != CodeThrottled {
 				t.Fatalf("got code %q, want %q", e.Code, CodeThrottled)
 			}
@@ -101,7 +101,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := classify(tt.op, testRoleARN, tt.err, tt.timedOut, time.Second, time.Second)
+			e := classify(svcSTS, tt.op, testRoleARN, tt.err, tt.timedOut, time.Second, time.Second)
 			if e.Code != tt.wantCode || e.UpstreamCode != tt.wantUp {
 				t.Errorf("got code %q upstream %q, want %q upstream %q", e.Code, e.UpstreamCode, tt.wantCode, tt.wantUp)
 			}

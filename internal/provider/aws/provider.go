@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go/middleware"
@@ -73,7 +74,14 @@ type Config struct {
 	// HTTPClient is optional; the default is the SDK's client with more idle
 	// connections per host.
 	HTTPClient *http.Client
-	// CallTimeout bounds one STS call including its retries (default 10s).
+	// IAMEndpoint is an optional IAM endpoint URL, for any AWS-compatible
+	// IAM (e.g. http://127.0.0.1:18333). Default: AWS's global endpoint.
+	IAMEndpoint string
+	// IAMRegion is the region IAM calls are signed for (default us-east-1:
+	// IAM is global; aws-cn and aws-us-gov use their own).
+	IAMRegion string
+	// CallTimeout bounds one STS or IAM call including its retries (default
+	// 10s).
 	CallTimeout time.Duration
 	// MaxAttempts is the number of attempts per call, first included
 	// (default 4).
@@ -85,9 +93,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Provider mints credentials with STS. It keeps one STS client per region,
-// created on first use and shared by every call; it is safe for concurrent
-// use.
+// Provider mints credentials with STS and IAM. It keeps one STS client per
+// region, created on first use, and one IAM client, all shared by every
+// call; it is safe for concurrent use.
 type Provider struct {
 	cfg  Config
 	base aws.Config
@@ -96,10 +104,12 @@ type Provider struct {
 	clients sync.Map   // region → *sts.Client
 	mu      sync.Mutex // serialises client creation
 	created atomic.Int64
+
+	iam *iam.Client // created by New, shared by every IAM call
 }
 
 // New loads the AWS configuration once and creates the default region's
-// STS client.
+// STS client and the IAM client.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.CallTimeout < 0 || cfg.MaxAttempts < 0 || cfg.MaxBackoff < 0 {
 		return nil, errors.New("aws: CallTimeout, MaxAttempts and MaxBackoff must not be negative")
@@ -124,10 +134,17 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if base.Region == "" {
 		return nil, errors.New("aws: no region: set Config.Region")
 	}
+	if cfg.IAMRegion == "" {
+		cfg.IAMRegion = DefaultIAMRegion
+	}
+	if !validRegion(cfg.IAMRegion) {
+		return nil, fmt.Errorf("aws: invalid IAMRegion %q", cfg.IAMRegion)
+	}
 	p := &Provider{cfg: cfg, base: base, log: log}
 	if _, err := p.client(""); err != nil {
 		return nil, err
 	}
+	p.iam = p.newIAMClient()
 	return p, nil
 }
 
@@ -341,7 +358,7 @@ func (p *Provider) fail(ctx, callCtx context.Context, op, role, region string, e
 		return fmt.Errorf("aws: %s %s: %w", op, role, ctxErr)
 	}
 	timedOut := errors.Is(context.Cause(callCtx), errCallTimeout)
-	e := classify(op, role, err, timedOut, p.cfg.CallTimeout, p.cfg.MaxBackoff)
+	e := classify(svcSTS, op, role, err, timedOut, p.cfg.CallTimeout, p.cfg.MaxBackoff)
 	p.logFailure(ctx, op, role, region, e, requestID(err))
 	return e
 }

@@ -1,0 +1,772 @@
+package testutil
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+)
+
+// act runs one authenticated IAM action on the fake's state and returns
+// the answer, or an IAM error. The state lock is held throughout: every
+// action is atomic, as far as callers can tell.
+func (h *FakeIAMHandler) act(req *IAMRequest, reqID string) ([]byte, string, *QueryError) {
+	now := h.cfg.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []byte
+	var e *QueryError
+	issued := ""
+	switch req.Action {
+	case ActionCreateUser:
+		out, e = h.createUser(req, reqID, now)
+	case ActionGetUser:
+		out, e = h.getUser(req, reqID)
+	case ActionListUsers:
+		out, e = h.listUsers(req, reqID)
+	case ActionTagUser:
+		out, e = h.tagUser(req, reqID)
+	case ActionListUserTags:
+		out, e = h.listUserTags(req, reqID)
+	case ActionDeleteUser:
+		out, e = h.deleteUser(req, reqID)
+	case ActionPutUserPolicy:
+		out, e = h.putUserPolicy(req, reqID)
+	case ActionListUserPolicies:
+		out, e = h.listUserPolicies(req, reqID)
+	case ActionDeleteUserPolicy:
+		out, e = h.deleteUserPolicy(req, reqID)
+	case ActionAttachUserPolicy:
+		out, e = h.attachUserPolicy(req, reqID)
+	case ActionListAttachedUserPolicies:
+		out, e = h.listAttachedUserPolicies(req, reqID)
+	case ActionDetachUserPolicy:
+		out, e = h.detachUserPolicy(req, reqID)
+	case ActionCreateGroup:
+		out, e = h.createGroup(req, reqID, now)
+	case ActionAddUserToGroup:
+		out, e = h.addUserToGroup(req, reqID)
+	case ActionListGroupsForUser:
+		out, e = h.listGroupsForUser(req, reqID)
+	case ActionRemoveUserFromGroup:
+		out, e = h.removeUserFromGroup(req, reqID)
+	case ActionCreateLoginProfile:
+		out, e = h.createLoginProfile(req, reqID, now)
+	case ActionDeleteLoginProfile:
+		out, e = h.deleteLoginProfile(req, reqID)
+	case ActionCreateAccessKey:
+		out, issued, e = h.createAccessKey(req, reqID, now)
+	case ActionListAccessKeys:
+		out, e = h.listAccessKeys(req, reqID)
+	case ActionDeleteAccessKey:
+		out, e = h.deleteAccessKey(req, reqID)
+	case ActionListMFADevices, ActionListSigningCertificates, ActionListSSHPublicKeys, ActionListServiceSpecificCredentials:
+		out, e = h.listExtras(req, reqID, now)
+	case ActionDeactivateMFADevice, ActionDeleteSigningCertificate, ActionDeleteSSHPublicKey, ActionDeleteServiceSpecificCredential:
+		out, e = h.deleteExtra(req, reqID)
+	case ActionPutRolePolicy:
+		out, e = h.putRolePolicy(req, reqID)
+	case ActionGetRolePolicy:
+		out, e = h.getRolePolicy(req, reqID)
+	case ActionDeleteRolePolicy:
+		out, e = h.deleteRolePolicy(req, reqID)
+	case ActionListRolePolicies:
+		out, e = h.listRolePolicies(req, reqID)
+	default:
+		e = &QueryError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + iamVersion}
+	}
+	return out, issued, e
+}
+
+// user finds the user a request names, or answers NoSuchEntity.
+func (h *FakeIAMHandler) user(req *IAMRequest) (*iamUser, *QueryError) {
+	if req.UserName == "" {
+		return nil, validationError(null, "userName", "not be null")
+	}
+	u := h.users[strings.ToLower(req.UserName)]
+	if u == nil {
+		return nil, noSuchUser(req.UserName)
+	}
+	return u, nil
+}
+
+func (h *FakeIAMHandler) policyExists(arn string) bool {
+	return strings.HasPrefix(arn, "arn:aws:iam::aws:policy/") || h.policies[arn]
+}
+
+func (h *FakeIAMHandler) createUser(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
+	name := req.UserName
+	if !iamNameOK(name, 64) {
+		return nil, validationError(name, "userName", `satisfy regular expression pattern: [\w+=,.@-]+ and have length between 1 and 64`)
+	}
+	path := "/"
+	if _, ok := req.Params["Path"]; ok {
+		path = req.Path
+	}
+	if !iamPathOK(path) {
+		return nil, validationError(path, "path", `satisfy regular expression pattern: (\u002F)|(\u002F[\u0021-\u007E]+\u002F)`)
+	}
+	if e := validateTags(req.Tags); e != nil {
+		return nil, e
+	}
+	if b := req.PermissionsBoundary; b != "" {
+		if _, ok := parsePolicyARN(b); !ok {
+			return nil, &QueryError{Code: "InvalidInput", Message: "ARN " + b + " is not valid."}
+		}
+		if !h.policyExists(b) {
+			return nil, &QueryError{Code: "NoSuchEntity", Message: "Scope ARN: " + b + " does not exist or is not attachable."}
+		}
+	}
+	key := strings.ToLower(name)
+	if h.users[key] != nil {
+		return nil, &QueryError{Code: "EntityAlreadyExists", Message: "User with name " + name + " already exists."}
+	}
+	u := &iamUser{
+		name: name, path: path, arn: "arn:aws:iam::" + h.cfg.account + ":user" + path + name,
+		id: newUniqueID("AIDA"), created: now.UTC().Truncate(time.Second),
+		boundary: req.PermissionsBoundary, tags: slices.Clone(req.Tags), inline: make(map[string]string),
+	}
+	h.users[key] = u
+	h.userKeys = insertSorted(h.userKeys, key)
+
+	buf := iamOpen(ActionCreateUser)
+	buf = append(buf, "    <User>\n"...)
+	buf = appendUser(buf, "      ", u, true)
+	buf = append(buf, "    </User>\n"...)
+	return appendClose(buf, ActionCreateUser, reqID), nil
+}
+
+func (h *FakeIAMHandler) getUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u := h.adminUser // no UserName: the caller
+	if req.UserName != "" {
+		var e *QueryError
+		if u, e = h.user(req); e != nil {
+			return nil, e
+		}
+	}
+	buf := iamOpen(ActionGetUser)
+	buf = append(buf, "    <User>\n"...)
+	buf = appendUser(buf, "      ", u, true)
+	buf = append(buf, "    </User>\n"...)
+	return appendClose(buf, ActionGetUser, reqID), nil
+}
+
+func (h *FakeIAMHandler) listUsers(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	prefix := req.Params.Get("PathPrefix")
+	if prefix == "" {
+		prefix = "/"
+	}
+	if prefix[0] != '/' || len(prefix) > 512 {
+		return nil, validationError(prefix, "pathPrefix", `satisfy regular expression pattern: \u002F[\u0021-\u007F]*`)
+	}
+	var match []*iamUser
+	var keys []string
+	for _, k := range h.userKeys {
+		if u := h.users[k]; strings.HasPrefix(u.path, prefix) {
+			match = append(match, u)
+			keys = append(keys, k)
+		}
+	}
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(match), func(i int) string { return keys[i] })
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(ActionListUsers)
+	buf = append(buf, "    <Users>\n"...)
+	for _, u := range match[start:end] {
+		buf = append(buf, "      <member>\n"...)
+		buf = appendUser(buf, "        ", u, false)
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </Users>\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, ActionListUsers, reqID), nil
+}
+
+func (h *FakeIAMHandler) tagUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if len(req.Tags) == 0 {
+		return nil, validationError(null, "tags", "not be null")
+	}
+	if e := validateTags(req.Tags); e != nil {
+		return nil, e
+	}
+	tags := slices.Clone(u.tags)
+next:
+	for _, t := range req.Tags {
+		for i := range tags {
+			if strings.EqualFold(tags[i].Key, t.Key) {
+				tags[i] = t
+				continue next
+			}
+		}
+		tags = append(tags, t)
+	}
+	if len(tags) > IAMMaxTagsPerUser {
+		return nil, &QueryError{Code: "LimitExceeded", Message: "The number of tags has reached the maximum limit."}
+	}
+	u.tags = tags
+	return iamEmpty(ActionTagUser, reqID), nil
+}
+
+func (h *FakeIAMHandler) listUserTags(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.tags), indexKey)
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(ActionListUserTags)
+	buf = appendTags(buf, "    ", u.tags[start:end])
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, ActionListUserTags, reqID), nil
+}
+
+// deleteConflict is AWS's rule: a user can only be deleted once nothing
+// hangs off it.
+func deleteConflict(u *iamUser) *QueryError {
+	what := ""
+	switch {
+	case len(u.keys) > 0:
+		what = "must delete access keys first."
+	case len(u.inline) > 0:
+		what = "must delete policies first."
+	case len(u.attached) > 0:
+		what = "must detach all policies first."
+	case len(u.groups) > 0:
+		what = "must remove users from group first."
+	case u.extras.LoginProfile:
+		what = "must delete login profile first."
+	case len(u.extras.MFADevices) > 0:
+		what = "must delete MFA device first."
+	case len(u.extras.SigningCertificates) > 0:
+		what = "must delete signing certificate first."
+	case len(u.extras.SSHPublicKeys) > 0:
+		what = "must delete SSH public key first."
+	case len(u.extras.ServiceSpecificCredentials) > 0:
+		what = "must delete service specific credentials first."
+	default:
+		return nil
+	}
+	return &QueryError{Code: "DeleteConflict", Message: "Cannot delete entity, " + what}
+}
+
+func (h *FakeIAMHandler) deleteUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if e := deleteConflict(u); e != nil {
+		return nil, e
+	}
+	key := strings.ToLower(u.name)
+	delete(h.users, key)
+	h.userKeys, _ = removeSorted(h.userKeys, key)
+	return iamEmpty(ActionDeleteUser, reqID), nil
+}
+
+func checkPolicy(req *IAMRequest) *QueryError {
+	if !iamNameOK(req.PolicyName, 128) {
+		return validationError(req.PolicyName, "policyName", `satisfy regular expression pattern: [\w+=,.@-]+ and have length between 1 and 128`)
+	}
+	if _, ok := req.Params["PolicyDocument"]; !ok {
+		return validationError(null, "policyDocument", "not be null")
+	}
+	if len(req.PolicyDocument) > 131072 {
+		return validationError("…", "policyDocument", "have length less than or equal to 131072")
+	}
+	if !json.Valid([]byte(req.PolicyDocument)) {
+		return errMalformedPolicy
+	}
+	return nil
+}
+
+// inlineSize is the aggregate size of policies with doc replacing name.
+func inlineSize(policies map[string]string, name, doc string) int {
+	n := policySize(doc)
+	for k, v := range policies {
+		if k != name {
+			n += policySize(v)
+		}
+	}
+	return n
+}
+
+func (h *FakeIAMHandler) putUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if e := checkPolicy(req); e != nil {
+		return nil, e
+	}
+	if inlineSize(u.inline, req.PolicyName, req.PolicyDocument) > IAMMaxUserInlinePolicySize {
+		return nil, &QueryError{Code: "LimitExceeded", Message: "Maximum policy size of 2048 bytes exceeded for user " + u.name}
+	}
+	u.inline[req.PolicyName] = req.PolicyDocument
+	return iamEmpty(ActionPutUserPolicy, reqID), nil
+}
+
+// appendPolicyNames appends a page of policy names as a PolicyNames list.
+func (h *FakeIAMHandler) appendPolicyNames(buf []byte, p map[string]string, req *IAMRequest) ([]byte, *QueryError) {
+	names := sortedKeys(p)
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(names), func(i int) string { return names[i] })
+	if e != nil {
+		return buf, e
+	}
+	buf = append(buf, "    <PolicyNames>\n"...)
+	for _, n := range names[start:end] {
+		buf = appendEl(buf, "      ", "member", n)
+	}
+	buf = append(buf, "    </PolicyNames>\n"...)
+	return appendTruncation(buf, next), nil
+}
+
+func (h *FakeIAMHandler) listUserPolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	buf, e := h.appendPolicyNames(iamOpen(ActionListUserPolicies), u.inline, req)
+	if e != nil {
+		putBuf(buf)
+		return nil, e
+	}
+	return appendClose(buf, ActionListUserPolicies, reqID), nil
+}
+
+func (h *FakeIAMHandler) deleteUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if _, ok := u.inline[req.PolicyName]; !ok {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "The user policy with name " + req.PolicyName + " cannot be found."}
+	}
+	delete(u.inline, req.PolicyName)
+	return iamEmpty(ActionDeleteUserPolicy, reqID), nil
+}
+
+func (h *FakeIAMHandler) attachUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	arn := req.PolicyARN
+	if _, ok := parsePolicyARN(arn); !ok {
+		return nil, &QueryError{Code: "InvalidInput", Message: "ARN " + arn + " is not valid."}
+	}
+	if !h.policyExists(arn) {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "Policy " + arn + " does not exist or is not attachable."}
+	}
+	if _, found := slices.BinarySearch(u.attached, arn); found {
+		return iamEmpty(ActionAttachUserPolicy, reqID), nil // idempotent
+	}
+	if len(u.attached) >= IAMMaxManagedPoliciesPerUser {
+		return nil, limitExceeded("PoliciesPerUser", IAMMaxManagedPoliciesPerUser)
+	}
+	u.attached = insertSorted(u.attached, arn)
+	return iamEmpty(ActionAttachUserPolicy, reqID), nil
+}
+
+func (h *FakeIAMHandler) listAttachedUserPolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.attached), func(i int) string { return u.attached[i] })
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(ActionListAttachedUserPolicies)
+	buf = append(buf, "    <AttachedPolicies>\n"...)
+	for _, arn := range u.attached[start:end] {
+		name, _ := parsePolicyARN(arn)
+		buf = append(buf, "      <member>\n"...)
+		buf = appendEl(buf, "        ", "PolicyName", name)
+		buf = appendEl(buf, "        ", "PolicyArn", arn)
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </AttachedPolicies>\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, ActionListAttachedUserPolicies, reqID), nil
+}
+
+func (h *FakeIAMHandler) detachUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	var found bool
+	if u.attached, found = removeSorted(u.attached, req.PolicyARN); !found {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "Policy " + req.PolicyARN + " was not found."}
+	}
+	return iamEmpty(ActionDetachUserPolicy, reqID), nil
+}
+
+func (h *FakeIAMHandler) createGroup(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
+	name := req.GroupName
+	if !iamNameOK(name, 128) {
+		return nil, validationError(name, "groupName", `satisfy regular expression pattern: [\w+=,.@-]+`)
+	}
+	path := "/"
+	if _, ok := req.Params["Path"]; ok {
+		path = req.Path
+	}
+	if !iamPathOK(path) {
+		return nil, validationError(path, "path", `satisfy regular expression pattern: (\u002F)|(\u002F[\u0021-\u007E]+\u002F)`)
+	}
+	key := strings.ToLower(name)
+	if h.groups[key] != nil {
+		return nil, &QueryError{Code: "EntityAlreadyExists", Message: "Group with name " + name + " already exists."}
+	}
+	g := h.newGroup(name, path, now.UTC().Truncate(time.Second))
+	h.groups[key] = g
+	buf := iamOpen(ActionCreateGroup)
+	buf = append(buf, "    <Group>\n"...)
+	buf = appendGroup(buf, "      ", g)
+	buf = append(buf, "    </Group>\n"...)
+	return appendClose(buf, ActionCreateGroup, reqID), nil
+}
+
+func appendGroup(buf []byte, indent string, g *iamGroup) []byte {
+	buf = appendEl(buf, indent, "Path", g.path)
+	buf = appendEl(buf, indent, "GroupName", g.name)
+	buf = appendEl(buf, indent, "GroupId", g.id)
+	buf = appendEl(buf, indent, "Arn", g.arn)
+	return appendTimeEl(buf, indent, "CreateDate", g.created)
+}
+
+func (h *FakeIAMHandler) group(req *IAMRequest) (string, *QueryError) {
+	key := strings.ToLower(req.GroupName)
+	if h.groups[key] == nil {
+		return "", &QueryError{Code: "NoSuchEntity", Message: "The group with name " + req.GroupName + " cannot be found."}
+	}
+	return key, nil
+}
+
+func (h *FakeIAMHandler) addUserToGroup(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	gk, e := h.group(req)
+	if e != nil {
+		return nil, e
+	}
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if _, found := slices.BinarySearch(u.groups, gk); found {
+		return iamEmpty(ActionAddUserToGroup, reqID), nil // idempotent
+	}
+	if len(u.groups) >= IAMMaxGroupsPerUser {
+		return nil, limitExceeded("GroupsPerUser", IAMMaxGroupsPerUser)
+	}
+	u.groups = insertSorted(u.groups, gk)
+	return iamEmpty(ActionAddUserToGroup, reqID), nil
+}
+
+func (h *FakeIAMHandler) listGroupsForUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.groups), func(i int) string { return u.groups[i] })
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(ActionListGroupsForUser)
+	buf = append(buf, "    <Groups>\n"...)
+	for _, gk := range u.groups[start:end] {
+		buf = append(buf, "      <member>\n"...)
+		buf = appendGroup(buf, "        ", h.groups[gk])
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </Groups>\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, ActionListGroupsForUser, reqID), nil
+}
+
+func (h *FakeIAMHandler) removeUserFromGroup(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	gk, e := h.group(req)
+	if e != nil {
+		return nil, e
+	}
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	var found bool
+	if u.groups, found = removeSorted(u.groups, gk); !found {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "User " + u.name + " is not in group " + h.groups[gk].name + "."}
+	}
+	return iamEmpty(ActionRemoveUserFromGroup, reqID), nil
+}
+
+func (h *FakeIAMHandler) createLoginProfile(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if req.Params.Get("Password") == "" {
+		return nil, validationError(null, "password", "not be null")
+	}
+	if u.extras.LoginProfile {
+		return nil, &QueryError{Code: "EntityAlreadyExists", Message: "Login Profile for user " + u.name + " already exists."}
+	}
+	u.extras.LoginProfile = true
+	buf := iamOpen(ActionCreateLoginProfile)
+	buf = append(buf, "    <LoginProfile>\n"...)
+	buf = appendEl(buf, "      ", "UserName", u.name)
+	buf = appendTimeEl(buf, "      ", "CreateDate", now)
+	buf = appendEl(buf, "      ", "PasswordResetRequired", "false")
+	buf = append(buf, "    </LoginProfile>\n"...)
+	return appendClose(buf, ActionCreateLoginProfile, reqID), nil
+}
+
+func (h *FakeIAMHandler) deleteLoginProfile(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	if !u.extras.LoginProfile {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "Login Profile for User " + u.name + " cannot be found."}
+	}
+	u.extras.LoginProfile = false
+	return iamEmpty(ActionDeleteLoginProfile, reqID), nil
+}
+
+func (h *FakeIAMHandler) createAccessKey(req *IAMRequest, reqID string, now time.Time) ([]byte, string, *QueryError) {
+	if req.UserName == "" {
+		return nil, "", &QueryError{Code: "ValidationError", Message: "fake IAM: CreateAccessKey needs a UserName (keys for the caller are not modelled)"}
+	}
+	u, e := h.user(req)
+	if e != nil {
+		return nil, "", e
+	}
+	if len(u.keys) >= IAMMaxAccessKeysPerUser {
+		return nil, "", limitExceeded("AccessKeysPerUser", IAMMaxAccessKeysPerUser)
+	}
+	k := &iamKey{id: newKeyID("AKIA"), secret: newSecretKey(), status: "Active", created: now.UTC().Truncate(time.Second), usableAt: now.Add(h.cfg.keyDelay), user: u}
+	u.keys = append(u.keys, k)
+	h.keys[k.id] = k
+	buf := iamOpen(ActionCreateAccessKey)
+	buf = append(buf, "    <AccessKey>\n"...)
+	buf = appendEl(buf, "      ", "UserName", u.name)
+	buf = appendEl(buf, "      ", "AccessKeyId", k.id)
+	buf = appendEl(buf, "      ", "Status", k.status)
+	buf = appendEl(buf, "      ", "SecretAccessKey", k.secret)
+	buf = appendTimeEl(buf, "      ", "CreateDate", k.created)
+	buf = append(buf, "    </AccessKey>\n"...)
+	return appendClose(buf, ActionCreateAccessKey, reqID), k.id, nil
+}
+
+func (h *FakeIAMHandler) listAccessKeys(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.keys), indexKey)
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(ActionListAccessKeys)
+	buf = append(buf, "    <AccessKeyMetadata>\n"...)
+	for _, k := range u.keys[start:end] {
+		buf = append(buf, "      <member>\n"...)
+		buf = appendEl(buf, "        ", "UserName", u.name)
+		buf = appendEl(buf, "        ", "AccessKeyId", k.id)
+		buf = appendEl(buf, "        ", "Status", k.status)
+		buf = appendTimeEl(buf, "        ", "CreateDate", k.created)
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </AccessKeyMetadata>\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, ActionListAccessKeys, reqID), nil
+}
+
+func (h *FakeIAMHandler) deleteAccessKey(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	k := h.keys[req.AccessKeyID]
+	if k == nil || k.user != u {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "The Access Key with id " + req.AccessKeyID + " cannot be found."}
+	}
+	delete(h.keys, k.id)
+	u.keys = slices.DeleteFunc(u.keys, func(x *iamKey) bool { return x == k })
+	return iamEmpty(ActionDeleteAccessKey, reqID), nil
+}
+
+// extraKind describes one kind of IAMUserExtras list for the list and
+// delete actions.
+type extraKind struct {
+	list      func(*IAMUserExtras) *[]string
+	listEl    string // the list element of the List answer
+	idParam   string // the id parameter of the Delete action
+	idEl      string // the id element of a member
+	notFound  string // message prefix for NoSuchEntity
+	dateEl    string
+	extraEls  [][2]string
+	hasStatus bool
+}
+
+var extraKinds = map[string]extraKind{
+	ActionListMFADevices: {
+		list: func(x *IAMUserExtras) *[]string { return &x.MFADevices }, listEl: "MFADevices",
+		idEl: "SerialNumber", dateEl: "EnableDate",
+	},
+	ActionDeactivateMFADevice: {
+		list: func(x *IAMUserExtras) *[]string { return &x.MFADevices }, idParam: "SerialNumber",
+		notFound: "MFA Device with serial number ",
+	},
+	ActionListSigningCertificates: {
+		list: func(x *IAMUserExtras) *[]string { return &x.SigningCertificates }, listEl: "Certificates",
+		idEl: "CertificateId", dateEl: "UploadDate", hasStatus: true,
+		extraEls: [][2]string{{"CertificateBody", "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----"}},
+	},
+	ActionDeleteSigningCertificate: {
+		list: func(x *IAMUserExtras) *[]string { return &x.SigningCertificates }, idParam: "CertificateId",
+		notFound: "The Certificate with id ",
+	},
+	ActionListSSHPublicKeys: {
+		list: func(x *IAMUserExtras) *[]string { return &x.SSHPublicKeys }, listEl: "SSHPublicKeys",
+		idEl: "SSHPublicKeyId", dateEl: "UploadDate", hasStatus: true,
+	},
+	ActionDeleteSSHPublicKey: {
+		list: func(x *IAMUserExtras) *[]string { return &x.SSHPublicKeys }, idParam: "SSHPublicKeyId",
+		notFound: "The Public Key with id ",
+	},
+	ActionListServiceSpecificCredentials: {
+		list: func(x *IAMUserExtras) *[]string { return &x.ServiceSpecificCredentials }, listEl: "ServiceSpecificCredentials",
+		idEl: "ServiceSpecificCredentialId", dateEl: "CreateDate", hasStatus: true,
+		extraEls: [][2]string{{"ServiceName", "codecommit.amazonaws.com"}, {"ServiceUserName", "fake-at-123456789012"}},
+	},
+	ActionDeleteServiceSpecificCredential: {
+		list: func(x *IAMUserExtras) *[]string { return &x.ServiceSpecificCredentials }, idParam: "ServiceSpecificCredentialId",
+		notFound: "The Service Specific Credential with id ",
+	},
+}
+
+func (h *FakeIAMHandler) listExtras(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	k := extraKinds[req.Action]
+	ids := *k.list(&u.extras)
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(ids), indexKey)
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(req.Action)
+	buf = append(buf, "    <"+k.listEl+">\n"...)
+	for _, id := range ids[start:end] {
+		buf = append(buf, "      <member>\n"...)
+		buf = appendEl(buf, "        ", "UserName", u.name)
+		buf = appendEl(buf, "        ", k.idEl, id)
+		if k.hasStatus {
+			buf = appendEl(buf, "        ", "Status", "Active")
+		}
+		for _, kv := range k.extraEls {
+			buf = appendEl(buf, "        ", kv[0], kv[1])
+		}
+		buf = appendTimeEl(buf, "        ", k.dateEl, now)
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </"+k.listEl+">\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, req.Action, reqID), nil
+}
+
+func (h *FakeIAMHandler) deleteExtra(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	k := extraKinds[req.Action]
+	id := req.Params.Get(k.idParam)
+	list := k.list(&u.extras)
+	i := slices.Index(*list, id)
+	if i < 0 {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: k.notFound + id + " cannot be found."}
+	}
+	*list = slices.Delete(*list, i, i+1)
+	return iamEmpty(req.Action, reqID), nil
+}
+
+func (h *FakeIAMHandler) role(req *IAMRequest) (*iamRole, *QueryError) {
+	if req.RoleName == "" {
+		return nil, validationError(null, "roleName", "not be null")
+	}
+	r := h.roles[strings.ToLower(req.RoleName)]
+	if r == nil {
+		return nil, &QueryError{Code: "NoSuchEntity", Message: "The role with name " + req.RoleName + " cannot be found."}
+	}
+	return r, nil
+}
+
+func (h *FakeIAMHandler) putRolePolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	r, e := h.role(req)
+	if e != nil {
+		return nil, e
+	}
+	if e := checkPolicy(req); e != nil {
+		return nil, e
+	}
+	if inlineSize(r.policies, req.PolicyName, req.PolicyDocument) > IAMMaxRoleInlinePolicySize {
+		return nil, &QueryError{Code: "LimitExceeded", Message: "Maximum policy size of 10240 bytes exceeded for role " + r.name}
+	}
+	r.policies[req.PolicyName] = req.PolicyDocument
+	return iamEmpty(ActionPutRolePolicy, reqID), nil
+}
+
+func (h *FakeIAMHandler) rolePolicy(req *IAMRequest) (*iamRole, string, *QueryError) {
+	r, e := h.role(req)
+	if e != nil {
+		return nil, "", e
+	}
+	doc, ok := r.policies[req.PolicyName]
+	if !ok {
+		return nil, "", &QueryError{Code: "NoSuchEntity", Message: "The role policy with name " + req.PolicyName + " cannot be found."}
+	}
+	return r, doc, nil
+}
+
+func (h *FakeIAMHandler) getRolePolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	r, doc, e := h.rolePolicy(req)
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(ActionGetRolePolicy)
+	buf = appendEl(buf, "    ", "RoleName", r.name)
+	buf = appendEl(buf, "    ", "PolicyName", req.PolicyName)
+	buf = appendEl(buf, "    ", "PolicyDocument", iamPolicyEscape(doc))
+	return appendClose(buf, ActionGetRolePolicy, reqID), nil
+}
+
+func (h *FakeIAMHandler) deleteRolePolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	r, _, e := h.rolePolicy(req)
+	if e != nil {
+		return nil, e
+	}
+	delete(r.policies, req.PolicyName)
+	return iamEmpty(ActionDeleteRolePolicy, reqID), nil
+}
+
+func (h *FakeIAMHandler) listRolePolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	r, e := h.role(req)
+	if e != nil {
+		return nil, e
+	}
+	buf, e := h.appendPolicyNames(iamOpen(ActionListRolePolicies), r.policies, req)
+	if e != nil {
+		putBuf(buf)
+		return nil, e
+	}
+	return appendClose(buf, ActionListRolePolicies, reqID), nil
+}
