@@ -305,12 +305,20 @@ func (c *Cache) now() time.Time {
 	return time.Now()
 }
 
+// fresh reports whether e can be served: more than MinRemaining left, or,
+// for credentials that never had that much (a 15-minute session), more
+// than half of their lifetime — otherwise every aws command would fetch
+// new ones, since botocore re-runs the helper below 15 minutes anyway.
 func (c *Cache) fresh(e *Entry) bool {
 	need := c.MinRemaining
 	if need <= 0 {
 		need = DefaultMinRemaining
 	}
-	return e.Response.Credentials.Expiration.Sub(c.now()) > need
+	exp := e.Response.Credentials.Expiration
+	if !e.StoredAt.IsZero() {
+		need = min(need, exp.Sub(e.StoredAt)/2)
+	}
+	return exp.Sub(c.now()) > need
 }
 
 func (c *Cache) warn(msg string) {

@@ -187,10 +187,17 @@ func TestStaleEntryIsReplaced(t *testing.T) {
 
 // A role whose credentials live less than MinRemaining is stored (for its
 // refresh handle) but refreshed on every run: the broker must issue more.
-func TestShortLivedEntryIsRefetchedEveryTime(t *testing.T) {
+// TestShortLivedEntryIsRefetchedPastHalfLife: an entry with less than
+// MinRemaining from the start is served for half its life, then refetched
+// with its refresh handle.
+func TestShortLivedEntryIsRefetchedPastHalfLife(t *testing.T) {
 	f := newFixture(t)
 	f.rec.ttl = 12 * time.Minute
 	f.get(t)
+	if _, hit := f.get(t); !hit {
+		t.Fatal("a fresh 12-minute entry was not served from the cache")
+	}
+	f.clock.add(7 * time.Minute)
 	e, hit := f.get(t)
 	if hit || f.rec.calls.Load() != 2 {
 		t.Fatalf("got hit=%v after %d fetches, want a miss after 2", hit, f.rec.calls.Load())
@@ -773,5 +780,33 @@ func TestWaiterReturnsLandedEntryWithoutTheLock(t *testing.T) {
 	}
 	if n := f.rec.calls.Load(); n != 1 {
 		t.Errorf("got %d fetches, want none by the waiter", n-1)
+	}
+}
+
+// TestShortLivedEntriesAreServed: a 15-minute session (the STS minimum) is
+// served from the cache for the first half of its life, not refetched by
+// every aws command.
+func TestShortLivedEntriesAreServed(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &Cache{Dir: filepath.Join(t.TempDir(), "cache"), Now: func() time.Time { return now }}
+	fetches := 0
+	fetch := func(context.Context, *Entry) (*Entry, error) {
+		fetches++
+		return &Entry{Response: api.CredsResponse{Credentials: api.Credentials{AccessKeyID: "ASIATEST", SecretAccessKey: "s", Expiration: now.Add(15 * time.Minute)}}}, nil
+	}
+	key := Key("a", "b", "c")
+	for _, after := range []time.Duration{0, time.Minute, 7 * time.Minute} {
+		now = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Add(after)
+		if _, _, err := c.Get(context.Background(), key, fetch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fetches != 1 {
+		t.Fatalf("got %d fetches in the first half of a 15-minute session, want 1", fetches)
+	}
+	now = time.Date(2030, 1, 1, 0, 8, 0, 0, time.UTC)
+	_, _, _ = c.Get(context.Background(), key, fetch)
+	if fetches != 2 {
+		t.Fatalf("got %d fetches past half the lifetime, want 2", fetches)
 	}
 }
