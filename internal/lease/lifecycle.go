@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"time"
 
@@ -50,6 +51,8 @@ type UserInfo struct {
 // deny statement on the role (see denylist.go).
 type SessionDenier interface {
 	DenySession(ctx context.Context, roleARN, userID string, until time.Time) error
+	// PruneDeniedSessions drops expired entries; true when none is left.
+	PruneDeniedSessions(ctx context.Context, roleARN string) (bool, error)
 }
 
 // LifecycleObserver receives lifecycle metrics; nil means none.
@@ -411,7 +414,62 @@ func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
 		if m.denier == nil {
 			return errors.New("no IAM client configured for early revocation")
 		}
-		return m.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), l.ExpiresAt)
+		if err := m.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), l.ExpiresAt); err != nil {
+			return err
+		}
+		// Remember the role, so the reconciler prunes its policy once the
+		// session would have expired anyway.
+		return m.store.Update(ctx, func(tx storage.Txn) error {
+			k := denyPrefix + url.PathEscape(l.RoleARN)
+			if b, err := tx.Get(k); err == nil {
+				if t, err := time.Parse(time.RFC3339, string(b)); err == nil && !t.Before(l.ExpiresAt) {
+					return nil
+				}
+			}
+			return tx.Put(k, []byte(l.ExpiresAt.UTC().Format(time.RFC3339)))
+		})
+	}
+	return nil
+}
+
+// denyPrefix keys the roles whose deny policy keyferry must prune:
+// lease-deny/<escaped role ARN> → the latest expiry it holds (RFC 3339).
+const denyPrefix = "lease-deny/"
+
+// PruneDenials prunes the deny policy of every role whose last denied
+// session has expired, and forgets the role once its policy is gone.
+func (m *Manager) PruneDenials(ctx context.Context) error {
+	if m.denier == nil {
+		return nil
+	}
+	now := m.now()
+	var due []string
+	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
+		return tx.Scan(denyPrefix, "", func(k string, v []byte) (bool, error) {
+			if t, err := time.Parse(time.RFC3339, string(v)); err != nil || !t.After(now) {
+				due = append(due, k)
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range due {
+		arn, err := url.PathUnescape(k[len(denyPrefix):])
+		if err != nil {
+			continue
+		}
+		empty, err := m.denier.PruneDeniedSessions(ctx, arn)
+		if err != nil {
+			m.log.Warn("pruning a role's deny policy", "role_arn", arn, "err", err)
+			continue
+		}
+		if empty {
+			if err := m.store.Update(ctx, func(tx storage.Txn) error { return tx.Delete(k) }); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

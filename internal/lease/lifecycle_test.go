@@ -97,6 +97,7 @@ func (f *fakeUsers) exists(name string) bool {
 type fakeDenier struct {
 	mu     sync.Mutex
 	denied []string
+	pruned []string
 }
 
 func (d *fakeDenier) DenySession(_ context.Context, roleARN, userID string, _ time.Time) error {
@@ -104,6 +105,13 @@ func (d *fakeDenier) DenySession(_ context.Context, roleARN, userID string, _ ti
 	defer d.mu.Unlock()
 	d.denied = append(d.denied, roleARN+" "+userID)
 	return nil
+}
+
+func (d *fakeDenier) PruneDeniedSessions(_ context.Context, roleARN string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pruned = append(d.pruned, roleARN)
+	return true, nil
 }
 
 type lcFixture struct {
@@ -406,6 +414,18 @@ func TestEarlyRevocationOfSTSSession(t *testing.T) {
 	}
 	if f.state(t, l.ID).State != StateRevoked {
 		t.Error("not revoked after the deny statement")
+	}
+	// Pruned only once the session would have expired anyway.
+	if err := f.m.PruneDenials(ctx); err != nil || len(f.deny.pruned) != 0 {
+		t.Fatalf("pruned %v (%v) before the session expired", f.deny.pruned, err)
+	}
+	f.now = l.ExpiresAt.Add(time.Second)
+	if err := f.m.PruneDenials(ctx); err != nil || len(f.deny.pruned) != 1 {
+		t.Fatalf("pruned %v (%v), want the role once", f.deny.pruned, err)
+	}
+	_ = f.m.PruneDenials(ctx)
+	if len(f.deny.pruned) != 1 {
+		t.Errorf("an empty policy's role is pruned again: %v", f.deny.pruned)
 	}
 }
 

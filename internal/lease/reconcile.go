@@ -38,6 +38,9 @@ func (m *Manager) runReconciler(ctx context.Context) error {
 			if _, err := m.ReclaimPending(ctx, m.now().Add(-m.lc.PendingGrace)); err != nil && ctx.Err() == nil {
 				m.log.Error("reclaiming pending leases", "err", err)
 			}
+			if err := m.PruneDenials(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("pruning deny policies", "err", err)
+			}
 		case <-sweepC:
 			if _, err := m.SweepOrphans(ctx, m.lc.SweepDryRun); err != nil && ctx.Err() == nil {
 				m.log.Error("orphan sweep", "err", err)

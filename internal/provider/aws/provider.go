@@ -77,6 +77,10 @@ type Config struct {
 	// IAMEndpoint is an optional IAM endpoint URL, for any AWS-compatible
 	// IAM (e.g. http://127.0.0.1:18333). Default: AWS's global endpoint.
 	IAMEndpoint string
+	// DenyPolicyBudget caps the size of the keyferry-revoked-sessions role
+	// policy (default DefaultDenyBudget; IAM allows 10,240 characters of
+	// inline policy per role in all).
+	DenyPolicyBudget int
 	// IAMRegion is the region IAM calls are signed for (default us-east-1:
 	// IAM is global; aws-cn and aws-us-gov use their own).
 	IAMRegion string
@@ -106,6 +110,8 @@ type Provider struct {
 	created atomic.Int64
 
 	iam *iam.Client // created by New, shared by every IAM call
+
+	denyLocks roleLocks // one deny-policy edit per role at a time
 }
 
 // New loads the AWS configuration once and creates the default region's
