@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/cli"
@@ -240,9 +241,11 @@ func TestCredentialProcessCachesAndRefreshes(t *testing.T) {
 	if !found {
 		t.Errorf("no cache entry in %v", entries)
 	}
-	// Credentials are due: the refresh handle from the cache gets new
-	// ones (an audited refresh, not a second token exchange).
-	third := parse(run(env, "credential-process", "--role", "deploy", "--min-remaining", "2h"))
+	// Make the cached credentials due (as if 55 of their 60 minutes had
+	// passed): the refresh handle from the cache gets new ones (an
+	// audited refresh, not a second token exchange).
+	ageCacheEntries(t, env["KEYFERRY_CACHE_DIR"], 55*time.Minute)
+	third := parse(run(env, "credential-process", "--role", "deploy"))
 	if third["AccessKeyId"] == first["AccessKeyId"] {
 		t.Fatal("a due entry was served from the cache")
 	}
@@ -317,5 +320,44 @@ exit 7`
 	r = run(map[string]string{"KEYFERRY_ADDR": env["KEYFERRY_ADDR"], "KEYFERRY_ID_TOKEN": "garbage"}, "exec", "--role", "deploy", "--", "true")
 	if r.code == 0 || !strings.Contains(r.stderr, "token_malformed") {
 		t.Errorf("a broker refusal must fail before the command runs: %+v", r)
+	}
+}
+
+// ageCacheEntries rewrites every credential cache entry as if it had been
+// stored d earlier.
+func ageCacheEntries(t *testing.T, dir string, d time.Duration) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range entries {
+		if !strings.HasSuffix(de.Name(), ".json") {
+			continue
+		}
+		p := filepath.Join(dir, de.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Version int    `json:"version"`
+			Key     string `json:"key"`
+			Entry   struct {
+				Response      api.CredsResponse `json:"response"`
+				RefreshHandle string            `json:"refresh_handle,omitempty"`
+				Identity      string            `json:"identity"`
+				StoredAt      time.Time         `json:"stored_at"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatal(err)
+		}
+		f.Entry.StoredAt = f.Entry.StoredAt.Add(-d)
+		f.Entry.Response.Credentials.Expiration = f.Entry.Response.Credentials.Expiration.Add(-d)
+		nb, _ := json.Marshal(f)
+		if err := os.WriteFile(p, nb, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -29,6 +29,7 @@ var serverFlagFields = []struct{ flag, field, usage string }{
 	{"tls-key", "tls.key_file", "TLS private key file (PEM)"},
 	{"aws-region", "aws.region", "default AWS region (default us-east-1)"},
 	{"aws-sts-endpoint", "aws.sts_endpoint", "STS endpoint URL (AWS-compatible servers)"},
+	{"aws-iam-endpoint", "aws.iam_endpoint", "IAM endpoint URL (AWS-compatible servers; iam_user roles)"},
 	{"log-level", "log.level", "debug, info, warn or error"},
 	{"log-format", "log.format", "json or text"},
 }

@@ -51,6 +51,7 @@ type Config struct {
 	Audit   Audit  `json:"audit,omitempty"`
 	AWS     AWS    `json:"aws,omitempty"`
 	Log     Log    `json:"log,omitempty"`
+	Leases  Leases `json:"leases,omitempty"`
 	Limits  Limits `json:"limits,omitempty"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout dur.Duration `json:"shutdown_timeout,omitempty"`
@@ -79,10 +80,36 @@ type AWS struct {
 	Region string `json:"region,omitempty"`
 	// STSEndpoint overrides the STS endpoint (any AWS-compatible STS).
 	STSEndpoint string `json:"sts_endpoint,omitempty"`
+	// IAMEndpoint overrides the IAM endpoint (iam_user roles, early
+	// revocation).
+	IAMEndpoint string `json:"iam_endpoint,omitempty"`
 	// CallTimeout bounds each upstream call, retries included.
 	CallTimeout dur.Duration `json:"call_timeout,omitempty"`
 	// MaxAttempts is the number of attempts per upstream call.
 	MaxAttempts int `json:"max_attempts,omitempty"`
+}
+
+// Leases tunes the lease lifecycle (docs/leases.md). Zero values keep
+// the defaults.
+type Leases struct {
+	// RevocationWorkers is the number of concurrent upstream revocations
+	// (default 8).
+	RevocationWorkers int `json:"revocation_workers,omitempty"`
+	// RevocationsPerSecond rate-limits upstream revocations against the
+	// IAM account (default 5; each deletes a user: several IAM writes).
+	RevocationsPerSecond float64 `json:"revocations_per_second,omitempty"`
+	// MaxRevokeAttempts before a lease becomes irrevocable (default 10).
+	MaxRevokeAttempts int `json:"max_revoke_attempts,omitempty"`
+	// OrphanSweepInterval is how often IAM users under keyferry's paths
+	// are checked for an owner (default 10m; "-1s" disables).
+	OrphanSweepInterval dur.Duration `json:"orphan_sweep_interval,omitempty"`
+	// OrphanGrace is the minimum age of an unowned user before deletion
+	// (default 15m).
+	OrphanGrace dur.Duration `json:"orphan_grace,omitempty"`
+	// OrphanSweepDryRun only reports orphans.
+	OrphanSweepDryRun bool `json:"orphan_sweep_dry_run,omitempty"`
+	// UserPaths are the IAM paths swept (default [/keyferry/]).
+	UserPaths []string `json:"user_paths,omitempty"`
 }
 
 // Log configures the server log.
@@ -150,6 +177,7 @@ var Env = []struct{ Name, Field string }{
 	{"KEYFERRY_AUDIT_PATH", "audit.path"},
 	{"KEYFERRY_AWS_REGION", "aws.region"},
 	{"KEYFERRY_AWS_STS_ENDPOINT", "aws.sts_endpoint"},
+	{"KEYFERRY_AWS_IAM_ENDPOINT", "aws.iam_endpoint"},
 	{"KEYFERRY_LOG_LEVEL", "log.level"},
 	{"KEYFERRY_LOG_FORMAT", "log.format"},
 }
@@ -193,6 +221,8 @@ func (c *Config) Set(field, v string) error {
 		c.AWS.Region = v
 	case "aws.sts_endpoint":
 		c.AWS.STSEndpoint = v
+	case "aws.iam_endpoint":
+		c.AWS.IAMEndpoint = v
 	case "log.level":
 		c.Log.Level = v
 	case "log.format":
@@ -284,13 +314,34 @@ func (c *Config) Validate() error {
 	if c.AWS.Region != "" && !regionRE.MatchString(c.AWS.Region) {
 		bad("aws.region", "%q is not a region name like us-east-1", c.AWS.Region)
 	}
-	if c.AWS.STSEndpoint != "" {
-		u, err := url.Parse(c.AWS.STSEndpoint)
+	for field, ep := range map[string]string{"aws.sts_endpoint": c.AWS.STSEndpoint, "aws.iam_endpoint": c.AWS.IAMEndpoint} {
+		if ep == "" {
+			continue
+		}
+		u, err := url.Parse(ep)
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-			bad("aws.sts_endpoint", "%q is not an http(s) URL", c.AWS.STSEndpoint)
+			bad(field, "%q is not an http(s) URL", ep)
 		case u.Scheme == "http" && !IsLoopback(u.Hostname()):
-			bad("aws.sts_endpoint", "plain HTTP is only allowed to a loopback address, got %q", c.AWS.STSEndpoint)
+			bad(field, "plain HTTP is only allowed to a loopback address, got %q", ep)
+		}
+	}
+	l := c.Leases
+	if l.RevocationWorkers < 0 || l.RevocationWorkers > 256 {
+		bad("leases.revocation_workers", "must be 1-256, got %d", l.RevocationWorkers)
+	}
+	if l.RevocationsPerSecond < 0 {
+		bad("leases.revocations_per_second", "must be positive, got %g", l.RevocationsPerSecond)
+	}
+	if l.MaxRevokeAttempts < 0 || l.MaxRevokeAttempts > 1000 {
+		bad("leases.max_revoke_attempts", "must be 1-1000, got %d", l.MaxRevokeAttempts)
+	}
+	if l.OrphanGrace < 0 {
+		bad("leases.orphan_grace", "must not be negative")
+	}
+	for i, p := range l.UserPaths {
+		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+			bad(fmt.Sprintf("leases.user_paths[%d]", i), "%q is not an IAM path (/name/)", p)
 		}
 	}
 	if c.AWS.CallTimeout < 0 || (c.AWS.CallTimeout != 0 && c.AWS.CallTimeout.D() < 100*time.Millisecond) {

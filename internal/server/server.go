@@ -48,6 +48,10 @@ type Options struct {
 	Logger        *slog.Logger
 	// Minter replaces the AWS provider (benchmarks and tests only).
 	Minter lease.Minter
+	// Users and Denier replace the AWS provider's IAM side (tests and
+	// benchmarks only).
+	Users  lease.Users
+	Denier lease.SessionDenier
 	// Listener, if set, is used instead of listening on cfg.Listen.
 	Listener net.Listener
 }
@@ -105,16 +109,24 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		log.Warn("role left out of service", "problem", p.Error())
 	}
 
-	minter := opts.Minter
-	if minter == nil {
+	minter, users, denier := opts.Minter, opts.Users, opts.Denier
+	if minter == nil || users == nil || denier == nil {
 		p, err := awsprov.New(ctx, awsprov.Config{
-			Region: cfg.AWS.Region, Endpoint: cfg.AWS.STSEndpoint, CallTimeout: cfg.AWS.CallTimeout.D(),
+			Region: cfg.AWS.Region, Endpoint: cfg.AWS.STSEndpoint, IAMEndpoint: cfg.AWS.IAMEndpoint, CallTimeout: cfg.AWS.CallTimeout.D(),
 			MaxAttempts: cfg.AWS.MaxAttempts, Logger: log.With("component", "aws"),
 		})
 		if err != nil {
 			return fmt.Errorf("server: aws: %w", err)
 		}
-		minter = p
+		if minter == nil {
+			minter = p
+		}
+		if users == nil {
+			users = iamUsers{p}
+		}
+		if denier == nil {
+			denier = p
+		}
 	}
 
 	var dev *devissuer.Issuer
@@ -130,6 +142,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 	leases := lease.NewManager(lease.Config{
 		Store: store, Audit: sink, Verifier: verifier, Roles: reg, Minter: minter, Observer: m, LifecycleObserver: m,
+		Users: users, Denier: denier,
+		Lifecycle: lease.LifecycleConfig{
+			Workers: cfg.Leases.RevocationWorkers, RevocationsPerSecond: cfg.Leases.RevocationsPerSecond,
+			MaxAttempts: cfg.Leases.MaxRevokeAttempts, SweepInterval: cfg.Leases.OrphanSweepInterval.D(),
+			OrphanGrace: cfg.Leases.OrphanGrace.D(), SweepDryRun: cfg.Leases.OrphanSweepDryRun, SweepPaths: cfg.Leases.UserPaths,
+		},
 		Logger: log.With("component", "lease"), DefaultRegion: cfg.AWS.Region,
 	})
 	handler := httpapi.New(httpapi.Config{
