@@ -29,7 +29,9 @@ func (u iamUsers) WaitUsable(ctx context.Context, akid, secret string, successes
 	return u.p.WaitUsable(ctx, akid, secret, successes, interval)
 }
 
-func (u iamUsers) DeleteUser(ctx context.Context, name string) error { return u.p.DeleteUser(ctx, name) }
+func (u iamUsers) DeleteUser(ctx context.Context, name string) error {
+	return u.p.DeleteUser(ctx, name)
+}
 
 func (u iamUsers) ListUsers(ctx context.Context, path string) ([]lease.UserInfo, error) {
 	us, err := u.p.ListUsers(ctx, path)
