@@ -257,24 +257,21 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 }
 
 // runDispatcher hands due revocations to the workers, each lease once.
+// After a full batch it looks again at once, so a backlog drains as fast
+// as the workers and the rate limit allow rather than one batch per tick.
 func (m *Manager) runDispatcher(ctx context.Context, work chan<- string) error {
 	t := time.NewTicker(m.lc.Tick)
 	defer t.Stop()
 	for {
-		due, err := m.dueRevocations(ctx)
+		more, err := m.dispatch(ctx, work)
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("revocation dispatcher", "err", err)
 		}
-		m.lobs.Backlog(len(due) + m.inflightCount())
-		for _, id := range due {
-			if !m.claim(id) {
-				continue
-			}
-			select {
-			case work <- id:
-			case <-ctx.Done():
-				return nil
-			}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if more {
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -285,6 +282,26 @@ func (m *Manager) runDispatcher(ctx context.Context, work chan<- string) error {
 	}
 }
 
+// dispatch hands one batch of due revocations to the workers, blocking
+// until they take them. more reports a full batch: more may be due.
+func (m *Manager) dispatch(ctx context.Context, work chan<- string) (more bool, err error) {
+	due, err := m.dueRevocations(ctx)
+	m.lobs.Backlog(len(due) + m.inflightCount())
+	for _, id := range due {
+		if !m.claim(id) {
+			continue
+		}
+		select {
+		case work <- id:
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+	return len(due) == m.lc.Batch, err
+}
+
+// dueRevocations returns up to Batch due revocations, in queue order,
+// leaving out those a worker holds.
 func (m *Manager) dueRevocations(ctx context.Context) ([]string, error) {
 	now := m.now()
 	var ids []string
@@ -294,6 +311,9 @@ func (m *Manager) dueRevocations(ctx context.Context) ([]string, error) {
 			t, id, ok := parseTimeKey(revokePrefix, k)
 			if !ok || t.After(now) {
 				return false, nil
+			}
+			if m.held(id) {
+				return true, nil
 			}
 			ids = append(ids, id)
 			return len(ids) < limit, nil
@@ -310,6 +330,13 @@ func (m *Manager) claim(id string) bool {
 	}
 	m.inflight[id] = true
 	return true
+}
+
+// held reports whether a worker holds id.
+func (m *Manager) held(id string) bool {
+	m.inflightMu.Lock()
+	defer m.inflightMu.Unlock()
+	return m.inflight[id]
 }
 
 func (m *Manager) done(id string) {

@@ -1,0 +1,69 @@
+package lease
+
+import (
+	"context"
+	"testing"
+)
+
+// queueRevocations issues n iam_user leases and queues each for revocation
+// (due now), returning their ids.
+func queueRevocations(t *testing.T, f *lcFixture, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var ids []string
+	for range n {
+		out, err := f.m.Issue(ctx, IssueRequest{Role: "artifacts", Token: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.m.Revoke(ctx, RevokeRequest{ID: out.Lease.ID, Actor: "op"}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, out.Lease.ID)
+	}
+	return ids
+}
+
+// TestDispatchFullBatchAsksForMore: a full batch reports that more may be
+// due, and the next batch skips the revocations workers still hold, so a
+// backlog larger than one batch is handed out without waiting for ticks.
+func TestDispatchFullBatchAsksForMore(t *testing.T) {
+	f := newLCFixture(t)
+	f.m.lc.Batch = 2
+	ids := queueRevocations(t, f, 5)
+	work := make(chan string, 10) // workers that take everything and never finish
+	ctx := context.Background()
+	for i, wantMore := range []bool{true, true, false, false} {
+		more, err := f.m.dispatch(ctx, work)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if more != wantMore {
+			t.Errorf("dispatch %d: got more=%v, want %v", i+1, more, wantMore)
+		}
+	}
+	close(work)
+	var got []string
+	for id := range work {
+		got = append(got, id)
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("handed out %v, want each of %v once", got, ids)
+	}
+	seen := map[string]bool{}
+	for _, id := range got {
+		if seen[id] {
+			t.Errorf("%s handed out twice", id)
+		}
+		seen[id] = true
+	}
+	// A worker that gives a lease back (done) makes it due again.
+	f.m.done(got[0])
+	work = make(chan string, 10)
+	if _, err := f.m.dispatch(ctx, work); err != nil {
+		t.Fatal(err)
+	}
+	if len(work) != 1 || <-work != got[0] {
+		t.Errorf("after done: got %d handed out, want %s again", len(work), got[0])
+	}
+}
