@@ -24,9 +24,10 @@ demo: build ## run the whole pipeline locally: dev broker + SeaweedFS + aws s3 c
 test: deps test-unit test-e2e ## install what the tests need, then run every test
 
 .PHONY: deps
-deps: ## install the e2e peers and clients (SeaweedFS, aws-cli v2, botocore)
+deps: ## install the e2e peers and clients (SeaweedFS, versitygw, aws-cli v2, botocore)
 	./scripts/peers.sh clients
 	./scripts/peers.sh seaweedfs
+	./scripts/peers.sh versitygw
 
 .PHONY: test-unit
 test-unit: ## unit, conformance and repo-rule tests (fast)
