@@ -48,7 +48,11 @@ func (m *Manager) Revoke(ctx context.Context, req RevokeRequest) (*Lease, error)
 			return nil, err
 		}
 		if changed {
-			if err := m.auditRevoke(ctx, l, req, "revocation queued"); err != nil {
+			msg := "revocation queued"
+			if l.RevokeNote != "" {
+				msg += "; " + l.RevokeNote
+			}
+			if err := m.auditRevoke(ctx, l, req, msg); err != nil {
 				return l, err
 			}
 		}
@@ -233,40 +237,63 @@ func (m *Manager) Forget(ctx context.Context, id, actor, reason, requestID, sour
 }
 
 // Renew extends an iam_user lease by ttl (default the role's ttl), up to
-// its max_ttl. STS sessions cannot be extended: refresh them instead.
+// its max_ttl. STS sessions cannot be extended: refresh them instead. The
+// audit event is written before the lease changes (renewing extends
+// power, so it fails closed).
 func (m *Manager) Renew(ctx context.Context, id string, ttl time.Duration, actor, requestID, sourceAddr string) (*Lease, error) {
 	now := m.now()
+	cur, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := m.renewedExpiry(cur, ttl, now)
+	if err != nil {
+		return nil, err
+	}
+	s := cur.Identity
+	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: audit.TypeRenew, Role: cur.Role, Identity: &s, LeaseID: cur.ID,
+		AccessKeyID: cur.AccessKeyID, Expiration: exp, Actor: actor, RequestID: requestID, SourceAddr: sourceAddr}); err != nil {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; the lease was not renewed", Err: err}
+	}
 	l, err := m.update(ctx, id, func(l *Lease) error {
-		if l.Type != policy.TypeIAMUser {
-			return &Error{Status: http.StatusConflict, Code: "not_renewable", Message: "STS sessions cannot be extended: use the refresh handle to get new credentials"}
+		e, err := m.renewedExpiry(l, ttl, now)
+		if err != nil {
+			return err
 		}
-		if l.EffectiveState(now) != StateActive {
-			return &Error{Status: http.StatusConflict, Code: "not_renewable", Message: fmt.Sprintf("lease %s is %s", id, l.EffectiveState(now))}
-		}
-		if ttl <= 0 {
-			if c, ok := m.roles.Role(l.Role); ok {
-				ttl = c.Role().AWS.TTL.D()
-			} else {
-				ttl = l.ExpiresAt.Sub(l.IssuedAt)
-			}
-		}
-		exp := now.Add(ttl)
-		if exp.After(l.MaxExpiresAt) {
-			exp = l.MaxExpiresAt
-		}
-		if !exp.After(l.ExpiresAt) {
-			return &Error{Status: http.StatusConflict, Code: CodeMaxTTLReached, Message: fmt.Sprintf("the lease cannot be extended past its max_ttl (%s)", l.MaxExpiresAt.Format(time.RFC3339))}
-		}
-		l.ExpiresAt = exp.UTC()
+		l.ExpiresAt = e
 		return nil
 	})
 	if err != nil {
 		return nil, m.notFound(id, err)
 	}
-	s := l.Identity
-	_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: "renew", Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
-		Expiration: l.ExpiresAt, Actor: actor, RequestID: requestID, SourceAddr: sourceAddr})
 	return l, nil
+}
+
+func (m *Manager) renewedExpiry(l *Lease, ttl time.Duration, now time.Time) (time.Time, error) {
+	if l.Type != policy.TypeIAMUser {
+		return time.Time{}, &Error{Status: http.StatusConflict, Code: "not_renewable", Message: "STS sessions cannot be extended: use the refresh handle to get new credentials"}
+	}
+	if st := l.EffectiveState(now); st != StateActive {
+		return time.Time{}, &Error{Status: http.StatusConflict, Code: "not_renewable", Message: fmt.Sprintf("lease %s is %s", l.ID, st)}
+	}
+	if ttl <= 0 {
+		if c, ok := m.roles.Role(l.Role); ok {
+			ttl = c.Role().AWS.TTL.D()
+		} else {
+			ttl = l.ExpiresAt.Sub(l.IssuedAt)
+		}
+	}
+	exp := now.Add(ttl)
+	if exp.After(l.MaxExpiresAt) {
+		exp = l.MaxExpiresAt
+	}
+	if !exp.After(l.ExpiresAt) {
+		if !l.ExpiresAt.Before(l.MaxExpiresAt) {
+			return time.Time{}, &Error{Status: http.StatusConflict, Code: CodeMaxTTLReached, Message: fmt.Sprintf("the lease cannot be extended past its max_ttl (%s)", l.MaxExpiresAt.Format(time.RFC3339))}
+		}
+		return time.Time{}, &Error{Status: http.StatusConflict, Code: "not_renewable", Message: fmt.Sprintf("a ttl of %s would not extend the lease (it expires %s)", ttl, l.ExpiresAt.Format(time.RFC3339))}
+	}
+	return exp.UTC(), nil
 }
 
 func (m *Manager) notFound(id string, err error) error {

@@ -130,7 +130,7 @@ func (m *Manager) SweepOrphans(ctx context.Context, dryRun bool) ([]Orphan, erro
 			o := Orphan{UserName: u.UserName, Path: u.Path, Created: u.Created, LeaseID: leaseID}
 			if dryRun {
 				m.lobs.Orphan("found")
-				_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: "orphan.found", Actor: "keyferry (orphan sweep, dry run)",
+				_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: audit.TypeOrphanFound, Actor: "keyferry (orphan sweep, dry run)",
 					Object: u.UserName, LeaseID: leaseID, Message: "IAM user under " + u.Path + " owned by no live lease"})
 				out = append(out, o)
 				continue
@@ -144,7 +144,7 @@ func (m *Manager) SweepOrphans(ctx context.Context, dryRun bool) ([]Orphan, erro
 			} else {
 				o.Deleted = true
 				m.lobs.Orphan("deleted")
-				_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: "orphan.delete", Actor: "keyferry (orphan sweep)",
+				_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: audit.TypeOrphanDelete, Actor: "keyferry (orphan sweep)",
 					Object: u.UserName, LeaseID: leaseID, Message: "deleted IAM user under " + u.Path + " owned by no live lease"})
 			}
 			out = append(out, o)

@@ -125,7 +125,7 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 	default:
 		return nil, l, m.denyRefresh(ctx, req, l, invalid)
 	}
-	if l.State == StateRevoked || l.State == StateRevoking {
+	if l.State != StateActive {
 		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusUnauthorized, Code: CodeLeaseRevoked, Message: "the lease was revoked: its credentials can no longer be refreshed"})
 	}
 	now := m.now()
