@@ -97,7 +97,7 @@ func (e *env) client() (*client.Client, error) {
 	return client.New(addr, client.Options{
 		Token:             first(e.token, e.getenv("KEYFERRY_TOKEN")),
 		CACertFile:        first(e.cacert, e.getenv("KEYFERRY_CACERT")),
-		AllowInsecureHTTP: e.getenv("KEYFERRY_INSECURE_HTTP") == "1",
+		AllowInsecureHTTP: e.getenv("KEYFERRY_CLIENT_INSECURE_HTTP") == "1",
 	})
 }
 

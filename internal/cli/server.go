@@ -30,6 +30,7 @@ var serverFlagFields = []struct{ flag, field, usage string }{
 	{"aws-region", "aws.region", "default AWS region (default us-east-1)"},
 	{"aws-sts-endpoint", "aws.sts_endpoint", "STS endpoint URL (AWS-compatible servers)"},
 	{"aws-iam-endpoint", "aws.iam_endpoint", "IAM endpoint URL (AWS-compatible servers; iam_user roles)"},
+	{"aws-iam-region", "aws.iam_region", "region IAM calls are signed for (default us-east-1; cn-north-1 or us-gov-west-1 in other partitions)"},
 	{"log-level", "log.level", "debug, info, warn or error"},
 	{"log-format", "log.format", "json or text"},
 }

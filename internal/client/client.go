@@ -59,7 +59,7 @@ func New(addr string, o Options) (*Client, error) {
 		return nil, fmt.Errorf("keyferry address %q is not an http(s) URL", addr)
 	}
 	if u.Scheme == "http" && !o.AllowInsecureHTTP && !isLoopback(u.Hostname()) {
-		return nil, fmt.Errorf("refusing plain HTTP to %s: requests carry tokens; use https:// (or set KEYFERRY_INSECURE_HTTP=1 on a trusted network)", u.Host)
+		return nil, fmt.Errorf("refusing plain HTTP to %s: requests carry tokens; use https:// (or set KEYFERRY_CLIENT_INSECURE_HTTP=1 on a trusted network)", u.Host)
 	}
 	hc := o.HTTPClient
 	if hc == nil {

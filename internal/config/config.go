@@ -83,6 +83,10 @@ type AWS struct {
 	// IAMEndpoint overrides the IAM endpoint (iam_user roles, early
 	// revocation).
 	IAMEndpoint string `json:"iam_endpoint,omitempty"`
+	// IAMRegion is the region IAM calls are signed for: us-east-1 (the
+	// default) in the aws partition, cn-north-1 in aws-cn, us-gov-west-1
+	// in aws-us-gov.
+	IAMRegion string `json:"iam_region,omitempty"`
 	// CallTimeout bounds each upstream call, retries included.
 	CallTimeout dur.Duration `json:"call_timeout,omitempty"`
 	// MaxAttempts is the number of attempts per upstream call.
@@ -178,6 +182,7 @@ var Env = []struct{ Name, Field string }{
 	{"KEYFERRY_AWS_REGION", "aws.region"},
 	{"KEYFERRY_AWS_STS_ENDPOINT", "aws.sts_endpoint"},
 	{"KEYFERRY_AWS_IAM_ENDPOINT", "aws.iam_endpoint"},
+	{"KEYFERRY_AWS_IAM_REGION", "aws.iam_region"},
 	{"KEYFERRY_LOG_LEVEL", "log.level"},
 	{"KEYFERRY_LOG_FORMAT", "log.format"},
 }
@@ -223,6 +228,8 @@ func (c *Config) Set(field, v string) error {
 		c.AWS.STSEndpoint = v
 	case "aws.iam_endpoint":
 		c.AWS.IAMEndpoint = v
+	case "aws.iam_region":
+		c.AWS.IAMRegion = v
 	case "log.level":
 		c.Log.Level = v
 	case "log.format":
@@ -314,6 +321,9 @@ func (c *Config) Validate() error {
 	if c.AWS.Region != "" && !regionRE.MatchString(c.AWS.Region) {
 		bad("aws.region", "%q is not a region name like us-east-1", c.AWS.Region)
 	}
+	if c.AWS.IAMRegion != "" && !regionRE.MatchString(c.AWS.IAMRegion) {
+		bad("aws.iam_region", "%q is not a region name like us-east-1", c.AWS.IAMRegion)
+	}
 	for field, ep := range map[string]string{"aws.sts_endpoint": c.AWS.STSEndpoint, "aws.iam_endpoint": c.AWS.IAMEndpoint} {
 		if ep == "" {
 			continue
@@ -340,7 +350,10 @@ func (c *Config) Validate() error {
 		bad("leases.orphan_grace", "must not be negative")
 	}
 	for i, p := range l.UserPaths {
-		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		switch {
+		case p == "/":
+			bad(fmt.Sprintf("leases.user_paths[%d]", i), "the root path would make the orphan sweep delete every IAM user of the account: give keyferry a path of its own, like /keyferry/")
+		case len(p) < 3 || !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/"):
 			bad(fmt.Sprintf("leases.user_paths[%d]", i), "%q is not an IAM path (/name/)", p)
 		}
 	}

@@ -45,6 +45,8 @@ const (
 	maxUserPolicy    = 2048 // IAM's aggregate inline-policy size for a user
 	maxGroups        = 10
 	maxUserPath      = 512
+	// ReservedUserTags is how many tags keyferry puts on IAM users itself.
+	ReservedUserTags = 4
 	maxRoleNameInARN = 64
 	minExternalID    = 2
 	maxExternalID    = 1224
@@ -564,6 +566,16 @@ func compileIAMUser(c *Compiled, a *AWS, known map[string]bool, ps *problems) {
 	}
 	if len(a.UserPolicy) == 0 && len(a.PolicyARNs) == 0 && len(a.Groups) == 0 {
 		ps.add("aws.user_policy", "the user would have no permissions: set user_policy, policy_arns or groups")
+	}
+	// keyferry adds up to ReservedUserTags tags of its own (keyferry:…)
+	// to every user; IAM allows 50 per user.
+	if len(a.Tags) > maxTags-ReservedUserTags {
+		ps.add("aws.tags", "%d tags; iam_user roles may set at most %d (keyferry adds %d keyferry:… tags, IAM allows %d)", len(a.Tags), maxTags-ReservedUserTags, ReservedUserTags, maxTags)
+	}
+	for k := range a.Tags {
+		if strings.HasPrefix(strings.ToLower(k), "keyferry:") {
+			ps.add("aws.tags."+k, "the keyferry: prefix is reserved for the tags keyferry sets")
+		}
 	}
 	c.tags = compileTags(a, known, ps)
 	ttl, maxTTL := a.TTL.D(), a.MaxTTL.D()

@@ -448,6 +448,13 @@ func TestCompileIAMUser(t *testing.T) {
 		{"bad group", func(r *Role) { r.AWS.Groups = []string{"a b"} }, "aws.groups[0]:"},
 		{"ttl too short", func(r *Role) { r.AWS.TTL = dur.Duration(30 * time.Second) }, "aws.ttl:"},
 		{"external id", func(r *Role) { r.AWS.ExternalID = "abc" }, "aws.external_id: iam_user"},
+		{"reserved tag prefix", func(r *Role) { r.AWS.Tags = map[string]string{"keyferry:lease-id": "x"} }, "the keyferry: prefix is reserved"},
+		{"too many tags", func(r *Role) {
+			r.AWS.Tags = map[string]string{}
+			for i := 0; i < 47; i++ {
+				r.AWS.Tags[fmt.Sprintf("t%d", i)] = "v"
+			}
+		}, "iam_user roles may set at most 46"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	minter, users, denier := opts.Minter, opts.Users, opts.Denier
 	if minter == nil || users == nil || denier == nil {
 		p, err := awsprov.New(ctx, awsprov.Config{
-			Region: cfg.AWS.Region, Endpoint: cfg.AWS.STSEndpoint, IAMEndpoint: cfg.AWS.IAMEndpoint, CallTimeout: cfg.AWS.CallTimeout.D(),
+			Region: cfg.AWS.Region, Endpoint: cfg.AWS.STSEndpoint, IAMEndpoint: cfg.AWS.IAMEndpoint, IAMRegion: cfg.AWS.IAMRegion, CallTimeout: cfg.AWS.CallTimeout.D(),
 			MaxAttempts: cfg.AWS.MaxAttempts, Logger: log.With("component", "aws"),
 		})
 		if err != nil {
@@ -249,9 +249,14 @@ func setupDev(ctx context.Context, cfg *config.Config, store storage.Store, reg 
 }
 
 // DevDefaults points a dev config at a fresh temp directory unless the
-// caller chose paths.
+// caller chose paths. The orphan sweep is off unless configured: a dev
+// server started with real AWS credentials must not delete the users of
+// another keyferry.
 func DevDefaults(cfg *config.Config) (cleanup func(), err error) {
 	cleanup = func() {}
+	if cfg.Leases.OrphanSweepInterval == 0 {
+		cfg.Leases.OrphanSweepInterval = -1
+	}
 	if cfg.Storage != "" && cfg.Audit.Path != "" {
 		return cleanup, nil
 	}
