@@ -408,7 +408,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 	f := lease.Filter{Role: q.Get("role"), Project: q.Get("project"), Pipeline: q.Get("pipeline"), After: q.Get("after")}
 	if st := q.Get("state"); st != "" {
 		if !lease.ValidState(st) {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "state must be one of pending, active, revoking, revoked, expired"})
+			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "state must be one of pending, active, revoking, revoked, irrevocable, expired"})
 			return
 		}
 		f.State = lease.State(strings.ToLower(st))
@@ -476,7 +476,9 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if wait {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		// Shorter than the client's 30 s request timeout, so that a slow
+		// deletion answers "revoking" instead of a client-side timeout.
+		ctx, cancel = context.WithTimeout(ctx, 25*time.Second)
 		defer cancel()
 	}
 	l, err := s.Leases.Revoke(ctx, lease.RevokeRequest{ID: id, Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r), Wait: wait})
@@ -578,12 +580,12 @@ func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	orphans, err := s.Leases.SweepOrphansNow(r.Context(), dry)
+	orphans, effectiveDry, err := s.Leases.SweepOrphansNow(r.Context(), dry)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"dry_run": dry, "orphans": orphans})
+	s.writeJSON(w, http.StatusOK, map[string]any{"dry_run": effectiveDry, "orphans": orphans})
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
+	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
 
@@ -156,12 +157,14 @@ func (s *server) rolesForARN(arn string) []string {
 	}
 	path := m[2]
 	name := path[strings.LastIndex(path, "/")+1:]
-	if _, ok := s.Registry.Role(name); ok {
+	// Only STS session roles: an iam_user role would hand a long-lived
+	// key to a client that expects a session.
+	if c, ok := s.Registry.Role(name); ok && c.Role().AWS.Type != policy.TypeIAMUser {
 		out = append(out, name)
 	}
 	var byARN []string
 	for _, r := range s.Registry.Roles() {
-		if r.AWS.RoleARN == arn && r.Name != name {
+		if r.AWS.RoleARN == arn && r.Name != name && r.AWS.Type != policy.TypeIAMUser {
 			byARN = append(byARN, r.Name)
 		}
 	}

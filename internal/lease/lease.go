@@ -89,9 +89,11 @@ type Lease struct {
 	PrevRefreshHashes []string `json:"prev_refresh_hashes,omitempty"`
 }
 
-// Redacted returns the lease as the API shows it: without refresh hashes.
+// Redacted returns the lease as the API shows it: without refresh hashes,
+// and without the token's claims (which may hold personal data such as
+// user_email; the identity summary names the job).
 func (l Lease) Redacted() Lease {
-	l.RefreshHash, l.PrevRefreshHashes = "", nil
+	l.RefreshHash, l.PrevRefreshHashes, l.Claims = "", nil, nil
 	return l
 }
 

@@ -324,10 +324,13 @@ func (m *Manager) FindByKey(ctx context.Context, accessKeyID string) ([]Lease, e
 	return out, err
 }
 
-// SweepOrphansNow runs the orphan sweep once, on demand.
-func (m *Manager) SweepOrphansNow(ctx context.Context, dryRun bool) ([]Orphan, error) {
+// SweepOrphansNow runs the orphan sweep once, on demand, and says whether
+// it was a dry run (the server's orphan_sweep_dry_run forces one).
+func (m *Manager) SweepOrphansNow(ctx context.Context, dryRun bool) ([]Orphan, bool, error) {
 	if m.users == nil {
-		return nil, &Error{Status: http.StatusConflict, Code: "no_iam", Message: "this server has no IAM client configured (no iam_user roles)"}
+		return nil, false, &Error{Status: http.StatusConflict, Code: "no_iam", Message: "this server has no IAM client configured (no iam_user roles)"}
 	}
-	return m.SweepOrphans(ctx, dryRun || m.lc.SweepDryRun)
+	dry := dryRun || m.lc.SweepDryRun
+	out, err := m.SweepOrphans(ctx, dry)
+	return out, dry, err
 }
