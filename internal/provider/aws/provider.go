@@ -112,6 +112,8 @@ type Provider struct {
 	iam *iam.Client // created by New, shared by every IAM call
 
 	denyLocks roleLocks // one deny-policy edit per role at a time
+	acctMu    sync.Mutex
+	acct      *string // the broker's account, once known
 }
 
 // New loads the AWS configuration once and creates the default region's

@@ -69,6 +69,18 @@ func (p *Provider) editDenyPolicy(ctx context.Context, roleARN string, change fu
 	if err != nil {
 		return &Error{Code: CodeInvalidRequest, Message: err.Error()}
 	}
+	// IAM calls name the role, not its account: make sure the broker's
+	// credentials act on the account of roleARN, not on a same-named role
+	// of its own.
+	if acct := accountOfARN(roleARN); acct != "" {
+		mine, err := p.brokerAccount(ctx)
+		if err != nil {
+			return err
+		}
+		if mine != "" && mine != acct {
+			return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("early revocation edits the role with the broker's own credentials, which belong to account %s, not %s: run a broker in that account or turn early_revocation off", mine, acct)}
+		}
+	}
 	defer p.denyLocks.lock(role)()
 
 	var current string
@@ -129,4 +141,35 @@ func (p *Provider) denyBudget() int {
 
 func putRolePolicyInput(role, name, doc string) *iam.PutRolePolicyInput {
 	return &iam.PutRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name), PolicyDocument: aws.String(doc)}
+}
+
+// brokerAccount returns (and remembers) the account of the broker's own
+// credentials, "" when the server does not report one.
+func (p *Provider) brokerAccount(ctx context.Context) (string, error) {
+	p.acctMu.Lock()
+	defer p.acctMu.Unlock()
+	if p.acct != nil {
+		return *p.acct, nil
+	}
+	arn, err := p.CallerIdentity(ctx)
+	if err != nil {
+		return "", err
+	}
+	a := accountOfARN(arn)
+	p.acct = &a
+	return a, nil
+}
+
+// accountOfARN returns the 12-digit account of an IAM or STS ARN, or "".
+func accountOfARN(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 || len(parts[4]) != 12 {
+		return ""
+	}
+	for _, c := range parts[4] {
+		if c < '0' || c > '9' {
+			return ""
+		}
+	}
+	return parts[4]
 }

@@ -72,3 +72,26 @@ func TestDenySessionRefusesHandEditedPolicy(t *testing.T) {
 		t.Fatalf("got %v, want a refusal to overwrite a hand-edited policy", err)
 	}
 }
+
+// TestDenySessionRefusesAnotherAccountsRole: the broker's credentials must
+// not edit a same-named role of its own account.
+func TestDenySessionRefusesAnotherAccountsRole(t *testing.T) {
+	fake := newIAMFake(t)
+	p := newIAMProvider(t, fake)
+	arn, err := p.CallerIdentity(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := accountOfARN(arn)
+	other := "999999999999"
+	if mine == other || mine == "" {
+		t.Fatalf("the fake's account is %q", mine)
+	}
+	err = p.DenySession(t.Context(), "arn:aws:iam::"+other+":role/deploy", "AROAEXAMPLE:gl-1", time.Now().Add(time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "belong to account") {
+		t.Fatalf("got %v, want a refusal naming the accounts", err)
+	}
+	if _, ok := fake.RolePolicy("deploy", DenyPolicyName); ok {
+		t.Error("the broker's own role was edited")
+	}
+}
