@@ -148,25 +148,29 @@ func (s *server) getRole(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, c.Role())
 }
 
+// readNamed decodes the body of PUT /v1/<kind>s/{name}: the object's name
+// defaults to the path's and must agree with it; ?dry_run is parsed too.
+func readNamed[T any](r *http.Request, kind string, nameOf func(*T) *string) (obj T, name string, dry bool, err error) {
+	if name, err = pathName(r, "name"); err != nil {
+		return
+	}
+	if err = decode(r, &obj); err != nil {
+		return
+	}
+	n := nameOf(&obj)
+	if *n == "" {
+		*n = name
+	}
+	if *n != name {
+		err = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("body names %s %q but the path names %q", kind, *n, name)}
+		return
+	}
+	dry, err = dryRun(r)
+	return
+}
+
 func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
-	name, err := pathName(r, "name")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var ro policy.Role
-	if err := decode(r, &ro); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if ro.Name == "" {
-		ro.Name = name
-	}
-	if ro.Name != name {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("body names role %q but the path names %q", ro.Name, name)})
-		return
-	}
-	dry, err := dryRun(r)
+	ro, name, dry, err := readNamed(r, "role", func(ro *policy.Role) *string { return &ro.Name })
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -316,24 +320,7 @@ func (s *server) getIssuer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
-	name, err := pathName(r, "name")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var is identity.Issuer
-	if err := decode(r, &is); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if is.Name == "" {
-		is.Name = name
-	}
-	if is.Name != name {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("body names issuer %q but the path names %q", is.Name, name)})
-		return
-	}
-	dry, err := dryRun(r)
+	is, name, dry, err := readNamed(r, "issuer", func(is *identity.Issuer) *string { return &is.Name })
 	if err != nil {
 		s.fail(w, r, err)
 		return
