@@ -457,8 +457,10 @@ func auditVerify(t testing.TB, b *broker) {
 // an iam_user lease with ttl 1m (the shortest keyferry allows) works in S3
 // within its policy and only there; `lease revoke ID --wait` deletes the
 // user before it returns and the key is refused at once; at expiry the user
-// is deleted within seconds and the same key is refused. The audit log has
-// one issue event per lease and one "IAM user … deleted" revoke event.
+// is deleted within seconds and the same key is refused. A lease that
+// expires while its broker is down (SIGKILL) is deleted within seconds of
+// the restart. The audit log has one issue event per lease and one "IAM
+// user … deleted" revoke event.
 func TestIAMUserLifecycle(t *testing.T) {
 	requireExecutable(t, peers.AWSCLIv2Path, "install it with `scripts/peers.sh clients`")
 	t.Parallel() // a minute of waiting for the expiry: overlap it with other parallel tests
@@ -491,6 +493,19 @@ func testIAMUserLifecycle(t *testing.T, p iamPeer) {
 	took := time.Since(start)
 	c2 := b.iamJobCreds(t, role.Name, b.devToken(t, "--project", "group/iam", "--job-id", "502", "--pipeline-id", "50"))
 	t.Logf("%s: first iam_user issuance (wait_until_usable on) took %s", p.Name, took.Round(time.Millisecond))
+
+	// Lease 3 belongs to a second broker (its own store), killed with
+	// SIGKILL at once and restarted only after the lease expired.
+	downDir := t.TempDir()
+	down := startIAMBroker(t, p, downDir, "", "")
+	downRole := iamRoleSpec{Name: "iu", UserPrefix: "kfld-", Projects: []string{"group/iam"}, Bucket: kfCIBucket, TTL: "1m"}
+	down.writeRole(t, downRole.yaml())
+	c3 := down.iamJobCreds(t, downRole.Name, down.devToken(t, "--project", "group/iam", "--job-id", "503"))
+	l3 := down.leaseByKey(t, c3.AccessKeyID)
+	if err := down.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	down.wait(10 * time.Second)
 	if left := time.Until(c1.Expiration); left < 50*time.Second || left > 61*time.Second {
 		t.Errorf("AWS_CREDENTIAL_EXPIRATION is %s away, want the role's ttl of 1m", left.Round(time.Second))
 	}
@@ -562,6 +577,31 @@ func testIAMUserLifecycle(t *testing.T, p iamPeer) {
 	if left := p.users(t, "kflc-"); len(left) != 0 {
 		t.Errorf("%s: users left behind: %v", p.Name, left)
 	}
+
+	// Lease 3 expired while its broker was down: its user and key live on
+	// until the broker is back, which then deletes the user within seconds.
+	if time.Now().Before(l3.ExpiresAt) {
+		time.Sleep(time.Until(l3.ExpiresAt))
+	}
+	if _, ok := p.users(t, "kfld-")[l3.UserName]; !ok {
+		t.Fatalf("%s: user %s of the dead broker's lease is gone before its broker came back", p.Name, l3.UserName)
+	}
+	p.requirePutOK(t, "lease 3's key pair, expired while its broker is down", leakedKey(c3.Env), kfCIBucket, "iu/"+l3.ID+"-down")
+	restarted := time.Now()
+	down = startIAMBroker(t, p, downDir, "", "")
+	downLag := p.waitUserGone(t, l3.UserName, 15*time.Second).Sub(restarted)
+	t.Logf("%s: user %s of a lease that expired while its broker was down gone %s after the restart", p.Name, l3.UserName, downLag.Round(time.Millisecond))
+	if downLag > 5*time.Second {
+		t.Errorf("%s: user deleted %s after the restart, want within 5s", p.Name, downLag.Round(time.Millisecond))
+	}
+	p.requirePutRefused(t, "lease 3's key pair after the restart", leakedKey(c3.Env), kfCIBucket, "iu/"+l3.ID+"-after", codeDeletedKey)
+	if l := down.iamLease(t, l3.ID); l.State != "revoked" || l.RevokedBy != "keyferry (expired)" {
+		t.Errorf("lease %s after the restart: state %q revoked_by %q, want revoked by keyferry (expired)", l3.ID, l.State, l.RevokedBy)
+	}
+	downEvs := down.auditEvents(t)
+	checkIssueEvent(t, downEvs, l3)
+	deletedEvent(t, downEvs, l3, isExpiryActor)
+	auditVerify(t, down)
 
 	// The audit log: one issue per lease; for the operator's revoke, the
 	// queued revocation and the deletion; for the expiry, the deletion.
