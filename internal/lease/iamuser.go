@@ -27,7 +27,7 @@ const (
 //     a record the reconciler finishes by deleting whatever exists);
 //  2. create the user, its policies, groups and key;
 //  3. optionally wait until the key works (IAM is eventually consistent);
-//  4. mark the lease active and audit it; only then return the key.
+//  4. audit it and mark the lease active; only then return the key.
 //
 // Any failure after step 1 queues the lease for revocation, which deletes
 // what was created (NoSuchEntity counts as done).
@@ -81,6 +81,19 @@ func (m *Manager) issueUser(ctx context.Context, req IssueRequest, id *identity.
 				Message: "the new IAM access key did not become usable in time; retry", Err: err})
 		}
 	}
+	// The audit record comes before the lease turns active: a crash in
+	// between leaves a pending lease (reclaimed, the user deleted) with an
+	// issue record for a key nobody received — never a live user without
+	// its record.
+	summary := l.Identity
+	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
+		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: &summary,
+		LeaseID: l.ID, AccessKeyID: u.AccessKeyID, Expiration: l.ExpiresAt, Object: l.UserName,
+		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
+	}); err != nil {
+		m.log.Error("audit write failed: IAM user key withheld", "request_id", req.RequestID, "lease_id", l.ID, "access_key_id", u.AccessKeyID, "err", err)
+		return fail(&Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err})
+	}
 	l, err = m.update(context.WithoutCancel(ctx), l.ID, func(cur *Lease) error {
 		if cur.State != StatePending {
 			// The reconciler decided it was abandoned: do not hand out a
@@ -95,15 +108,6 @@ func (m *Manager) issueUser(ctx context.Context, req IssueRequest, id *identity.
 			return fail(e)
 		}
 		return fail(&Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err})
-	}
-	summary := l.Identity
-	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: &summary,
-		LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Expiration: l.ExpiresAt, Object: l.UserName,
-		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
-	}); err != nil {
-		m.log.Error("audit write failed: IAM user key withheld", "request_id", req.RequestID, "lease_id", l.ID, "access_key_id", l.AccessKeyID, "err", err)
-		return fail(&Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err})
 	}
 	return &Issued{
 		Lease: l, Region: region, Audience: id.Audience,
