@@ -144,10 +144,18 @@ func Open(path string, opts Options) (*Store, error) {
 		Timeout: opts.LockTimeout,
 		NoSync:  opts.NoSync,
 		// Like etcd: the hashmap freelist stays fast when the file is
-		// fragmented, and not writing the freelist saves a page write
-		// per commit (it is rebuilt by a scan at Open instead).
-		FreelistType:   bbolt.FreelistMapType,
-		NoFreelistSync: true,
+		// fragmented.
+		FreelistType: bbolt.FreelistMapType,
+		// Unlike etcd, the freelist is written with every commit. Without
+		// it, Open rebuilds the freelist by walking and checking every
+		// page of the file, so start-up time and resident memory grew
+		// with the number of leases: with a million, tens of seconds and
+		// gigabytes of the file mapped in ("Lease scale" in
+		// docs/benchmarks.md). keyferry does not delete leases in bulk,
+		// so the freelist stays small and writing it costs about one page
+		// per commit. The first Open of a file written without it pays
+		// the walk once and writes it.
+		NoFreelistSync: false,
 	}
 	// A writer that outgrows the mmap must wait for every open read
 	// transaction before it can remap, so a long View would stall all

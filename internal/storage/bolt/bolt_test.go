@@ -1,7 +1,9 @@
 package bolt_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +190,47 @@ func TestBatchRerunsFailingFn(t *testing.T) {
 	}
 	if _, err := storage.Get(t.Context(), s, "failed"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Get(failed) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestFreelistIsPersisted: the file records its freelist, so Open reads
+// it instead of walking every page of the file to rebuild it (which made
+// start-up time and memory grow with the number of leases). The check
+// reads bbolt's meta pages as laid out on disk (format version 2).
+func TestFreelistIsPersisted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kf.db")
+	s := open(t, path, bolt.Options{})
+	for i := range 3 {
+		err := s.Update(t.Context(), func(tx storage.Txn) error {
+			return tx.Put(fmt.Sprintf("leases/%d", i), make([]byte, 3000))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each meta page: a 16-byte page header, then magic, version,
+	// page size, flags (4 bytes each), the root bucket (16), and the
+	// freelist page id, the high-water page id and the txid (8 each).
+	const pgidNoFreelist = ^uint64(0)
+	pageSize := int(binary.LittleEndian.Uint32(b[16+8:]))
+	var freelist, txid uint64
+	for _, off := range []int{0, pageSize} {
+		m := b[off+16:]
+		if binary.LittleEndian.Uint32(m) != 0xED0CDAED {
+			t.Fatalf("no bbolt meta page at offset %d", off)
+		}
+		if id := binary.LittleEndian.Uint64(m[48:]); id >= txid {
+			txid, freelist = id, binary.LittleEndian.Uint64(m[32:])
+		}
+	}
+	if freelist == pgidNoFreelist {
+		t.Errorf("the latest meta page (txid %d) has no freelist: Open would walk the whole file to rebuild it", txid)
 	}
 }
