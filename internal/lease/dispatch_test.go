@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -65,5 +66,47 @@ func TestDispatchFullBatchAsksForMore(t *testing.T) {
 	}
 	if len(work) != 1 || <-work != got[0] {
 		t.Errorf("after done: got %d handed out, want %s again", len(work), got[0])
+	}
+}
+
+type backlogRecorder struct {
+	nopLifecycle
+	got []int
+}
+
+func (r *backlogRecorder) Backlog(n int) { r.got = append(r.got, n) }
+
+// TestBacklogCountsEveryDueRevocation: the gauge counts every due
+// revocation, held by a worker or not, beyond one batch.
+func TestBacklogCountsEveryDueRevocation(t *testing.T) {
+	f := newLCFixture(t)
+	f.m.lc.Batch = 2
+	rec := &backlogRecorder{}
+	f.m.lobs = rec
+	queueRevocations(t, f, 5)
+	ctx := context.Background()
+	work := make(chan string, 10)
+	report := func() {
+		t.Helper()
+		if err := f.m.reportBacklog(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report()
+	if _, err := f.m.dispatch(ctx, work); err != nil {
+		t.Fatal(err)
+	}
+	report() // two held by workers: still due
+	for range 2 {
+		id := <-work
+		f.m.revokeOne(ctx, id)
+		f.m.done(id)
+	}
+	report()
+	if want := []int{5, 5, 3}; !slices.Equal(rec.got, want) {
+		t.Errorf("backlog reports %v, want %v", rec.got, want)
+	}
+	if n, err := f.m.countDue(ctx, 2); err != nil || n != 2 {
+		t.Errorf("countDue with limit 2 = %d, %v; want 2", n, err)
 	}
 }
