@@ -200,11 +200,18 @@ func (m *Manager) runScheduler(ctx context.Context) error {
 // ExpireDue moves every lease whose expiry has passed out of the expiry
 // index: iam_user leases (and STS leases with early revocation pending,
 // none today) into the revocation queue; STS leases simply drop their
-// entry, since AWS ends the session itself. It reads only due entries.
+// entry, since AWS ends the session itself. It reads only due entries,
+// and writes only when one is due: an idle broker commits nothing.
 func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		now := m.now()
+		if due, err := m.anyDue(ctx, expiryPrefix, now); err != nil || !due {
+			if total > 0 {
+				m.wake()
+			}
+			return total, err
+		}
 		n := 0
 		err := m.store.Update(ctx, func(tx storage.Txn) error {
 			n = 0
@@ -255,6 +262,20 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// anyDue reports whether the time-ordered index under prefix has an entry
+// due at now, in a read transaction.
+func (m *Manager) anyDue(ctx context.Context, prefix string, now time.Time) (bool, error) {
+	due := false
+	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
+		return tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
+			t, _, ok := parseTimeKey(prefix, k)
+			due = ok && !t.After(now)
+			return false, nil
+		})
+	})
+	return due, err
 }
 
 // runDispatcher hands due revocations to the workers, each lease once.
