@@ -74,6 +74,9 @@ type Lease struct {
 	// AssumedRoleID is STS's AROA… id of the session (early revocation
 	// denies "AssumedRoleID:SessionName").
 	AssumedRoleID string `json:"assumed_role_id,omitempty"`
+	// SessionIssuedAt is when STS issued the current session (at issuance
+	// or the last refresh): early revocation's issued-before cutoff needs it.
+	SessionIssuedAt time.Time `json:"session_issued_at,omitzero"`
 	// EarlyRevocation records the role's setting at issuance.
 	EarlyRevocation bool `json:"early_revocation,omitempty"`
 

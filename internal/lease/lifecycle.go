@@ -50,7 +50,7 @@ type UserInfo struct {
 // SessionDenier cuts off assumed-role sessions before they expire, by a
 // deny statement on the role (see denylist.go).
 type SessionDenier interface {
-	DenySession(ctx context.Context, roleARN, userID string, until time.Time) error
+	DenySession(ctx context.Context, roleARN, userID string, issuedAt, until time.Time) error
 	// PruneDeniedSessions drops expired entries; true when none is left.
 	PruneDeniedSessions(ctx context.Context, roleARN string) (bool, error)
 }
@@ -510,7 +510,11 @@ func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
 		if m.denier == nil {
 			return errors.New("no IAM client configured for early revocation")
 		}
-		if err := m.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), l.ExpiresAt); err != nil {
+		issued := l.SessionIssuedAt
+		if issued.IsZero() {
+			issued = m.now() // the latest it can have been: the cutoff then surely covers it
+		}
+		if err := m.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), issued, l.ExpiresAt); err != nil {
 			return err
 		}
 		// Remember the role, so the reconciler prunes its policy once the

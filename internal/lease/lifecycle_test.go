@@ -100,7 +100,7 @@ type fakeDenier struct {
 	pruned []string
 }
 
-func (d *fakeDenier) DenySession(_ context.Context, roleARN, userID string, _ time.Time) error {
+func (d *fakeDenier) DenySession(_ context.Context, roleARN, userID string, _, _ time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.denied = append(d.denied, roleARN+" "+userID)

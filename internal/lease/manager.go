@@ -310,7 +310,7 @@ func (m *Manager) issue(ctx context.Context, req IssueRequest) (*Issued, error) 
 		SessionName: rendered.SessionName, AccessKeyID: creds.AccessKeyID, IssuedAt: now.UTC(),
 		ExpiresAt: creds.Expiration.UTC(), State: StateActive, RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 		MaxExpiresAt: now.Add(r.AWS.MaxTTL.D()).UTC(), Region: r.AWS.Region, Tags: rendered.Tags, SourceIdentity: rendered.SourceIdentity,
-		Issuer: id.Issuer, AssumedRoleID: creds.AssumedRoleID, EarlyRevocation: r.AWS.EarlyRevocation,
+		Issuer: id.Issuer, AssumedRoleID: creds.AssumedRoleID, EarlyRevocation: r.AWS.EarlyRevocation, SessionIssuedAt: now.UTC(),
 	}
 	var handle string
 	if refreshable(l.Type) {

@@ -190,7 +190,7 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 			}
 			cur.RefreshHash = hash
 			cur.AccessKeyID, cur.ExpiresAt = creds.AccessKeyID, creds.Expiration.UTC()
-			cur.AssumedRoleID = creds.AssumedRoleID
+			cur.AssumedRoleID, cur.SessionIssuedAt = creds.AssumedRoleID, now.UTC()
 			cur.Refreshes++
 			return nil
 		})

@@ -18,15 +18,17 @@ import (
 //
 //   - one statement per hour bucket, denying a list of session user ids
 //     ("AROAID:session-name", the aws:userid of an assumed-role session);
-//     the Sid names the hour after which every session in it has expired,
-//     "KeyferryRevokedUntil2026112615", so the policy describes itself and
-//     pruning needs no other state;
-//   - when the explicit lists would not fit the size budget, the oldest
-//     entries collapse into one statement that denies every session of the
-//     role issued before a time T (aws:TokenIssueTime), kept until T plus
-//     the longest possible session (12 h). Sessions issued before T that
-//     were not revoked are cut off too: they must get new credentials
-//     (keyferry's refreshing channels do so on their next refresh).
+//     the Sid names the hour after which every session in it has expired
+//     and the latest issue time among them,
+//     "KeyferryRevokedUntil2026112615Issued1795000000", so the policy
+//     describes itself and pruning needs no other state;
+//   - when the explicit lists would not fit the size budget, the bucket
+//     that ends first collapses into one statement that denies every
+//     session of the role issued before T = its latest issue time + 1 s
+//     (aws:TokenIssueTime), kept until the bucket's hour. Sessions issued
+//     before T that were not revoked are cut off too until then: they must
+//     get new credentials (keyferry's refreshing channels do so on their
+//     next refresh).
 //
 // IAM limits the inline policies of a role to 10,240 characters in all;
 // DefaultDenyBudget leaves room for the role's other inline policies.
@@ -36,9 +38,6 @@ const DenyPolicyName = "keyferry-revoked-sessions"
 
 // DefaultDenyBudget is the default size budget of the deny policy.
 const DefaultDenyBudget = 6144
-
-// maxSTSSession is the longest an STS session can live.
-const maxSTSSession = 12 * time.Hour
 
 const (
 	sidUntil   = "KeyferryRevokedUntil"
@@ -50,16 +49,20 @@ const (
 type DeniedSession struct {
 	// UserID is the session's aws:userid, "AROAID:session-name".
 	UserID string
-	// IssuedAt is when STS issued the session; Until when it expires.
+	// IssuedAt is when STS issued the session (zero: unknown, taken as
+	// Until, the latest it can have been); Until when it expires.
 	IssuedAt, Until time.Time
 }
 
 // DenyDoc is the parsed deny policy: explicit sessions by hour bucket, and
 // an optional issued-before cutoff.
 type DenyDoc struct {
-	// Buckets maps an hour (UTC, truncated) to the user ids whose sessions
-	// all expire before the end of that hour.
+	// Buckets maps an hour (UTC) to the user ids whose sessions all
+	// expire by then.
 	Buckets map[time.Time][]string
+	// Issued maps each bucket's hour to the latest issue time among its
+	// sessions.
+	Issued map[time.Time]time.Time
 	// Before, if non-zero, denies sessions issued before it, until
 	// BeforeUntil.
 	Before, BeforeUntil time.Time
@@ -81,7 +84,7 @@ type statement struct {
 // ParseDenyPolicy reads a document written by Render. Statements keyferry
 // did not write are an error: the policy name is keyferry's.
 func ParseDenyPolicy(doc string) (DenyDoc, error) {
-	d := DenyDoc{Buckets: map[time.Time][]string{}}
+	d := DenyDoc{Buckets: map[time.Time][]string{}, Issued: map[time.Time]time.Time{}}
 	if strings.TrimSpace(doc) == "" {
 		return d, nil
 	}
@@ -92,9 +95,17 @@ func ParseDenyPolicy(doc string) (DenyDoc, error) {
 	for _, s := range p.Statement {
 		switch {
 		case strings.HasPrefix(s.Sid, sidUntil):
-			h, err := time.Parse(hourLayout, strings.TrimPrefix(s.Sid, sidUntil))
+			var hour string
+			var issued int64
+			if _, err := fmt.Sscanf(strings.TrimPrefix(s.Sid, sidUntil), "%10sIssued%d", &hour, &issued); err != nil {
+				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
+			}
+			h, err := time.Parse(hourLayout, hour)
 			if err != nil {
 				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
+			}
+			if t := time.Unix(issued, 0).UTC(); t.After(d.Issued[h]) {
+				d.Issued[h] = t
 			}
 			ids, err := stringList(s.Condition["StringLike"]["aws:userid"])
 			if err != nil {
@@ -144,9 +155,19 @@ func (d *DenyDoc) Add(s DeniedSession) {
 	if d.Buckets == nil {
 		d.Buckets = map[time.Time][]string{}
 	}
+	if d.Issued == nil {
+		d.Issued = map[time.Time]time.Time{}
+	}
 	h := s.Until.UTC().Truncate(time.Hour)
 	if !h.Equal(s.Until.UTC()) {
 		h = h.Add(time.Hour)
+	}
+	issued := s.IssuedAt.UTC()
+	if issued.IsZero() || issued.After(s.Until) {
+		issued = s.Until.UTC()
+	}
+	if issued.After(d.Issued[h]) {
+		d.Issued[h] = issued
 	}
 	if slices.Contains(d.Buckets[h], s.UserID) {
 		return
@@ -159,6 +180,7 @@ func (d *DenyDoc) Prune(now time.Time) {
 	for h := range d.Buckets {
 		if !h.After(now) {
 			delete(d.Buckets, h)
+			delete(d.Issued, h)
 		}
 	}
 	if !d.BeforeUntil.IsZero() && !d.BeforeUntil.After(now) {
@@ -169,39 +191,32 @@ func (d *DenyDoc) Prune(now time.Time) {
 // Empty reports whether nothing is denied any more (the policy can go).
 func (d *DenyDoc) Empty() bool { return len(d.Buckets) == 0 && d.Before.IsZero() }
 
-// Render writes the policy document, collapsing the oldest buckets into
-// the issued-before cutoff until it fits budget characters. issued maps
-// user ids to their sessions' issue times (needed to place the cutoff);
-// a bucket whose sessions' issue times are unknown is assumed to have been
-// issued up to 12 h before it ends.
-func (d *DenyDoc) Render(budget int, issued map[string]time.Time) (string, error) {
+// Render writes the policy document, collapsing the buckets that end
+// first into the issued-before cutoff until it fits budget characters.
+func (d *DenyDoc) Render(budget int) (string, error) {
 	for {
 		doc, err := d.render()
 		if err != nil {
 			return "", err
 		}
-		if len(doc) <= budget || len(d.Buckets) == 0 {
-			if len(doc) > budget {
-				return "", fmt.Errorf("deny policy: %d characters exceed the budget of %d even with every session collapsed", len(doc), budget)
-			}
+		if len(doc) <= budget {
 			return doc, nil
 		}
-		// Collapse the bucket that ends first.
-		h := slices.MinFunc(slices.Collect(maps.Keys(d.Buckets)), time.Time.Compare)
-		cut := h.Add(-maxSTSSession)
-		for _, id := range d.Buckets[h] {
-			if t, ok := issued[id]; ok && t.After(cut) {
-				cut = t
-			}
+		if len(d.Buckets) == 0 {
+			return "", fmt.Errorf("deny policy: %d characters exceed the budget of %d even with every session collapsed", len(doc), budget)
 		}
-		cut = cut.Add(time.Second).Truncate(time.Second)
+		h := slices.MinFunc(slices.Collect(maps.Keys(d.Buckets)), time.Time.Compare)
+		// Every session in the bucket was issued by d.Issued[h] and has
+		// expired by h.
+		cut := d.Issued[h].Add(time.Second).Truncate(time.Second)
 		if cut.After(d.Before) {
 			d.Before = cut
 		}
-		if u := d.Before.Add(maxSTSSession).Truncate(time.Hour).Add(time.Hour); u.After(d.BeforeUntil) {
-			d.BeforeUntil = u
+		if h.After(d.BeforeUntil) {
+			d.BeforeUntil = h
 		}
 		delete(d.Buckets, h)
+		delete(d.Issued, h)
 	}
 }
 
@@ -211,7 +226,7 @@ func (d *DenyDoc) render() (string, error) {
 		ids := slices.Clone(d.Buckets[h])
 		sort.Strings(ids)
 		p.Statement = append(p.Statement, statement{
-			Sid: sidUntil + h.UTC().Format(hourLayout), Effect: "Deny", Action: "*", Resource: "*",
+			Sid: fmt.Sprintf("%s%sIssued%d", sidUntil, h.UTC().Format(hourLayout), d.Issued[h].Unix()), Effect: "Deny", Action: "*", Resource: "*",
 			Condition: map[string]map[string]any{"StringLike": {"aws:userid": ids}},
 		})
 	}

@@ -44,14 +44,14 @@ func roleNameFromARN(arn string) (string, error) {
 	return rest[strings.LastIndexByte(rest, '/')+1:], nil
 }
 
-// DenySession adds userID (an assumed-role session's aws:userid) to the
-// role's keyferry-revoked-sessions inline policy until the session ends,
-// pruning what has expired and staying within the size budget (see
-// denylist.go). The broker needs iam:GetRolePolicy, iam:PutRolePolicy and
-// iam:DeleteRolePolicy on the role.
-func (p *Provider) DenySession(ctx context.Context, roleARN, userID string, until time.Time) error {
+// DenySession adds userID (an assumed-role session's aws:userid, issued
+// at issuedAt) to the role's keyferry-revoked-sessions inline policy until
+// the session ends, pruning what has expired and staying within the size
+// budget (see denylist.go). The broker needs iam:GetRolePolicy,
+// iam:PutRolePolicy and iam:DeleteRolePolicy on the role.
+func (p *Provider) DenySession(ctx context.Context, roleARN, userID string, issuedAt, until time.Time) error {
 	return p.editDenyPolicy(ctx, roleARN, func(d *DenyDoc) {
-		d.Add(DeniedSession{UserID: userID, Until: until})
+		d.Add(DeniedSession{UserID: userID, IssuedAt: issuedAt, Until: until})
 	})
 }
 
@@ -119,7 +119,7 @@ func (p *Provider) editDenyPolicy(ctx context.Context, roleARN string, change fu
 		}
 		return nil
 	}
-	doc, err := d.Render(p.denyBudget(), nil)
+	doc, err := d.Render(p.denyBudget())
 	if err != nil {
 		return &Error{Code: CodeInvalidRequest, Message: err.Error(), Err: err}
 	}

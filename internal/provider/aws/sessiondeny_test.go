@@ -16,7 +16,7 @@ func TestDenySessionAgainstFakeIAM(t *testing.T) {
 	ctx := t.Context()
 	const arn = "arn:aws:iam::123456789012:role/deploy"
 	soon := time.Now().Add(2 * time.Second)
-	if err := p.DenySession(ctx, arn, "AROAEXAMPLE:gl-1-group-app", soon); err != nil {
+	if err := p.DenySession(ctx, arn, "AROAEXAMPLE:gl-1-group-app", time.Now(), soon); err != nil {
 		t.Fatal(err)
 	}
 	doc, ok := fake.RolePolicy("deploy", DenyPolicyName)
@@ -26,7 +26,7 @@ func TestDenySessionAgainstFakeIAM(t *testing.T) {
 	// Many revocations: the policy stays within IAM's 10,240 characters
 	// (the fake refuses more with LimitExceeded).
 	for i := 0; i < 300; i++ {
-		if err := p.DenySession(ctx, arn, fmt.Sprintf("AROAEXAMPLE:gl-%06d-group/app-with-a-longish-name", i), time.Now().Add(time.Duration(i%12+1)*time.Hour)); err != nil {
+		if err := p.DenySession(ctx, arn, fmt.Sprintf("AROAEXAMPLE:gl-%06d-group/app-with-a-longish-name", i), time.Now(), time.Now().Add(time.Duration(i%12+1)*time.Hour)); err != nil {
 			t.Fatalf("revocation %d: %v", i, err)
 		}
 	}
@@ -40,13 +40,13 @@ func TestDenySessionAgainstFakeIAM(t *testing.T) {
 	// A role whose policy only holds expired entries loses it.
 	fake2 := newIAMFake(t)
 	p2 := newIAMProvider(t, fake2)
-	if err := p2.DenySession(ctx, arn, "AROAEXAMPLE:gl-2", time.Now().Add(-2*time.Hour)); err != nil {
+	if err := p2.DenySession(ctx, arn, "AROAEXAMPLE:gl-2", time.Now().Add(-3*time.Hour), time.Now().Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := fake2.RolePolicy("deploy", DenyPolicyName); ok {
 		t.Error("an already expired session was written")
 	}
-	if err := p2.DenySession(ctx, arn, "AROAEXAMPLE:gl-3", time.Now().Add(time.Hour)); err != nil {
+	if err := p2.DenySession(ctx, arn, "AROAEXAMPLE:gl-3", time.Now(), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	empty, err := p2.PruneDeniedSessions(ctx, arn)
@@ -59,7 +59,7 @@ func TestDenySessionRefusesHandEditedPolicy(t *testing.T) {
 	fake := newIAMFake(t)
 	p := newIAMProvider(t, fake)
 	const arn = "arn:aws:iam::123456789012:role/deploy"
-	if err := p.DenySession(t.Context(), arn, "AROAEXAMPLE:gl-1", time.Now().Add(time.Hour)); err != nil {
+	if err := p.DenySession(t.Context(), arn, "AROAEXAMPLE:gl-1", time.Now(), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	// Someone adds their own statement to keyferry's policy.
@@ -67,7 +67,7 @@ func TestDenySessionRefusesHandEditedPolicy(t *testing.T) {
 		`{"Version":"2012-10-17","Statement":[{"Sid":"Mine","Effect":"Deny","Action":"s3:*","Resource":"*"}]}`)); err != nil {
 		t.Fatal(err)
 	}
-	err := p.DenySession(t.Context(), arn, "AROAEXAMPLE:gl-2", time.Now().Add(time.Hour))
+	err := p.DenySession(t.Context(), arn, "AROAEXAMPLE:gl-2", time.Now(), time.Now().Add(time.Hour))
 	if err == nil || !strings.Contains(err.Error(), "changed by hand") {
 		t.Fatalf("got %v, want a refusal to overwrite a hand-edited policy", err)
 	}
@@ -87,7 +87,7 @@ func TestDenySessionRefusesAnotherAccountsRole(t *testing.T) {
 	if mine == other || mine == "" {
 		t.Fatalf("the fake's account is %q", mine)
 	}
-	err = p.DenySession(t.Context(), "arn:aws:iam::"+other+":role/deploy", "AROAEXAMPLE:gl-1", time.Now().Add(time.Hour))
+	err = p.DenySession(t.Context(), "arn:aws:iam::"+other+":role/deploy", "AROAEXAMPLE:gl-1", time.Now(), time.Now().Add(time.Hour))
 	if err == nil || !strings.Contains(err.Error(), "belong to account") {
 		t.Fatalf("got %v, want a refusal naming the accounts", err)
 	}
