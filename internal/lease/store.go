@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/storage"
@@ -126,7 +127,14 @@ func saveLease(tx storage.Txn, old, l *Lease) error {
 	if err := tx.Put(leasePrefix+l.ID, b); err != nil {
 		return err
 	}
+	// Only new index entries are written: rewriting one that exists
+	// changes nothing but still dirties its page, and a revocation would
+	// copy six random index pages per lease in every commit.
+	had := indexKeys(old)
 	for _, k := range indexKeys(l) {
+		if slices.Contains(had, k) {
+			continue
+		}
 		if err := tx.Put(k, nil); err != nil {
 			return err
 		}

@@ -1,0 +1,75 @@
+package lease
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/keyferry/keyferry/internal/storage"
+)
+
+// putRecorder records the keys written through its transactions.
+type putRecorder struct {
+	storage.Store
+	puts []string
+}
+
+type recordingTxn struct {
+	storage.Txn
+	r *putRecorder
+}
+
+func (t recordingTxn) Put(k string, v []byte) error {
+	t.r.puts = append(t.r.puts, k)
+	return t.Txn.Put(k, v)
+}
+
+func (r *putRecorder) Update(ctx context.Context, fn func(storage.Txn) error) error {
+	return r.Store.Update(ctx, func(tx storage.Txn) error { return fn(recordingTxn{tx, r}) })
+}
+
+// TestSaveLeaseWritesOnlyNewIndexEntries: a state change rewrites the
+// lease but none of its lookup entries (each would dirty a page of its
+// own in the commit); a new access key adds its entry and keeps the old.
+func TestSaveLeaseWritesOnlyNewIndexEntries(t *testing.T) {
+	f := newLCFixture(t)
+	rec := &putRecorder{Store: f.m.store}
+	f.m.store = rec
+	ctx := context.Background()
+	out, err := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, oldKey := out.Lease.ID, out.Lease.AccessKeyID
+	indexPuts := func() []string {
+		var ks []string
+		for _, k := range rec.puts {
+			if strings.HasPrefix(k, byPrefix) {
+				ks = append(ks, k)
+			}
+		}
+		rec.puts = nil
+		return ks
+	}
+	indexPuts()
+
+	if _, err := f.m.update(ctx, id, func(l *Lease) error { l.RevokeNote = "changed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexPuts(); len(got) != 0 {
+		t.Errorf("a change without new lookup values wrote index entries %v, want none", got)
+	}
+
+	if _, err := f.m.update(ctx, id, func(l *Lease) error { l.AccessKeyID = "ASIANEWKEY0000000001"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := indexPuts(), []string{byKeyPrefix(FieldKey, "ASIANEWKEY0000000001") + id}; len(got) != 1 || got[0] != want[0] {
+		t.Errorf("a new access key wrote %v, want %v", got, want)
+	}
+	for _, k := range []string{oldKey, "ASIANEWKEY0000000001"} {
+		ls, err := f.m.Select(ctx, Selector{AccessKeyID: k})
+		if err != nil || len(ls) != 1 || ls[0].ID != id {
+			t.Errorf("Select by access key %s: %v, %v; want lease %s", k, ls, err, id)
+		}
+	}
+}
