@@ -4,6 +4,9 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
+
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
 
 // queueRevocations issues n iam_user leases and queues each for revocation
@@ -108,5 +111,27 @@ func TestBacklogCountsEveryDueRevocation(t *testing.T) {
 	}
 	if n, err := f.m.countDue(ctx, 2); err != nil || n != 2 {
 		t.Errorf("countDue with limit 2 = %d, %v; want 2", n, err)
+	}
+}
+
+// TestThrottledRevocationWaitsRetryAfter: a throttled attempt is retried
+// no sooner than the upstream's Retry-After, even when the backoff for
+// its attempt number is shorter.
+func TestThrottledRevocationWaitsRetryAfter(t *testing.T) {
+	f := newLCFixture(t) // backoff base 1s: attempt 1 waits 0.5–1.5 s
+	f.users.deleteErr = []error{&awsprov.Error{Code: awsprov.CodeThrottled, Message: "Rate exceeded", RetryAfter: 30 * time.Second}}
+	id := queueRevocations(t, f, 1)[0]
+	f.drain(t)
+	l := f.state(t, id)
+	if l.State != StateRevoking || l.Attempts != 1 {
+		t.Fatalf("after a throttled attempt: %s, %d attempts; want revoking, 1", l.State, l.Attempts)
+	}
+	if wait := l.NextAttemptAt.Sub(f.now); wait < 30*time.Second {
+		t.Errorf("next attempt in %v, want at least the Retry-After of 30s", wait)
+	}
+	f.now = l.NextAttemptAt
+	f.drain(t)
+	if l := f.state(t, id); l.State != StateRevoked {
+		t.Errorf("after the wait: %s, want revoked", l.State)
 	}
 }
