@@ -312,12 +312,16 @@ func testCrashMoment(t *testing.T, p iamPeer, m crashMoment) {
 		}
 	}
 	for _, l := range leases {
-		want := 0
-		if l.State == "active" {
-			want = 1
+		// An active lease has exactly one issue event. A reclaimed one has
+		// none, or one when the crash fell between the audit write and the
+		// lease turning active (keyferry audits first: an issue record for
+		// a key nobody received, never a live user without its record).
+		ok := issues[l.ID] == 1
+		if l.State != "active" {
+			ok = issues[l.ID] <= 1
 		}
-		if issues[l.ID] != want {
-			t.Errorf("lease %s (%s): %d issue events, want %d", l.ID, l.State, issues[l.ID], want)
+		if !ok {
+			t.Errorf("lease %s (%s): %d issue events", l.ID, l.State, issues[l.ID])
 		}
 	}
 	if states["revoked"] != reclaimed {
