@@ -38,6 +38,7 @@ type drainOptions struct {
 	timeout        time.Duration
 	cpuprofile     string
 	keep, jsonOut  bool
+	list           bool
 	quiet          bool
 	sampleInterval time.Duration
 }
@@ -90,6 +91,7 @@ func runDrain(args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.DurationVar(&o.sampleInterval, "sample", time.Second, "how often the backlog gauge is sampled")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "CPU profile of the drain (from the start of the lifecycle to the last revocation)")
+	fs.BoolVar(&o.list, "list", false, "record no user_parts in the leases, so that revocation lists what each user has (as for leases written before keyferry recorded them)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (bolt file, audit log, log)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.quiet, "q", false, "do not print the sample series")
@@ -168,6 +170,11 @@ func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
 	for i := range expiring {
 		expiring[i] = ug.next()
 	}
+	if o.list {
+		for _, l := range expiring {
+			l.UserParts = nil
+		}
+	}
 	if err := iam.prepare(ctx, expiring); err != nil {
 		return nil, fmt.Errorf("creating the IAM users: %w", err)
 	}
@@ -224,7 +231,7 @@ func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
 	// Sample the metrics until every lease is revoked or given up on.
 	res := &drainResult{Leases: o.leases, Live: o.live, Config: map[string]any{
 		"workers": o.workers, "revocations_per_s": o.rps, "tick": o.tick.String(), "batch": o.batch, "iam_writes_per_s": o.iamWrites,
-		"retry_after": o.retryAfter.String(), "max_attempts": o.maxAttempts, "iam": o.upstream,
+		"retry_after": o.retryAfter.String(), "max_attempts": o.maxAttempts, "iam": o.upstream, "list": o.list,
 	}}
 	deadline := time.Now().Add(o.timeout)
 	nextSample := first

@@ -173,8 +173,13 @@ func (f *fakeIAM) CreateUser(context.Context, lease.UserSpec) (*lease.User, erro
 
 func (f *fakeIAM) WaitUsable(context.Context, string, string, int, time.Duration) error { return nil }
 
-func (f *fakeIAM) DeleteUser(ctx context.Context, name string) error {
-	return f.p.DeleteUser(ctx, name)
+func (f *fakeIAM) DeleteUser(ctx context.Context, name string, known *lease.UserParts) error {
+	if known == nil {
+		return f.p.DeleteUser(ctx, name, nil)
+	}
+	return f.p.DeleteUser(ctx, name, &awsprov.UserParts{
+		AccessKeyIDs: known.AccessKeyIDs, InlinePolicies: known.InlinePolicies, PolicyARNs: known.PolicyARNs, Groups: known.Groups,
+	})
 }
 
 func (f *fakeIAM) ListUsers(context.Context, string) ([]lease.UserInfo, error) { return nil, nil }
@@ -182,11 +187,13 @@ func (f *fakeIAM) ListUsers(context.Context, string) ([]lease.UserInfo, error) {
 // memIAM is an in-memory IAM with no latency: the broker alone. DeleteUser
 // makes, in effect, the calls the real provider makes for a user with an
 // access key and an inline policy (what an iam_user role without groups or
-// managed policies creates): four reads (ListAccessKeys,
-// ListUserPolicies, ListAttachedUserPolicies, ListGroupsForUser) and three
-// writes (DeleteAccessKey, DeleteUserPolicy, DeleteUser). A write beyond
-// the quota fails at once with a throttling error and a Retry-After hint
-// (no SDK retries), and the user keeps what the attempt did not remove.
+// managed policies creates). With the parts the lease recorded: three
+// writes (DeleteAccessKey, DeleteUserPolicy, DeleteUser), each spent again
+// on a retry. Without (a lease from before user_parts, or -list): four
+// reads (ListAccessKeys, ListUserPolicies, ListAttachedUserPolicies,
+// ListGroupsForUser) and the writes still needed. A write beyond the quota
+// fails at once with a throttling error and a Retry-After hint (no SDK
+// retries), and the user keeps what the attempt did not remove.
 type memIAM struct {
 	mu         sync.Mutex
 	users      map[string]*memUser
@@ -224,10 +231,38 @@ func (f *memIAM) write(op string) error {
 	return nil
 }
 
-func (f *memIAM) DeleteUser(_ context.Context, name string) error {
+func (f *memIAM) DeleteUser(_ context.Context, name string, known *lease.UserParts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, ok := f.users[name]
+	if known != nil {
+		// Each named part is a write whether or not it is still there
+		// (NoSuchEntity counts as done), then DeleteUser.
+		if len(known.AccessKeyIDs) > 0 {
+			if err := f.write("DeleteAccessKey"); err != nil {
+				return err
+			}
+			if ok {
+				u.hasKey = false
+			}
+		}
+		if len(known.InlinePolicies) > 0 {
+			if err := f.write("DeleteUserPolicy"); err != nil {
+				return err
+			}
+			if ok {
+				u.hasPolicy = false
+			}
+		}
+		if err := f.write("DeleteUser"); err != nil {
+			return err
+		}
+		if !ok || (!u.hasKey && !u.hasPolicy) {
+			delete(f.users, name)
+			return nil
+		}
+		// DeleteConflict: list what is left.
+	}
 	f.s.Reads++ // ListAccessKeys: NoSuchEntity when the user is gone, which counts as done
 	f.s.Requests++
 	if !ok {

@@ -53,7 +53,7 @@ func TestMemIAMThrottlesWritesAndKeepsProgress(t *testing.T) {
 	}
 	f.limit()
 	// Two writes pass (key, policy); DeleteUser is throttled.
-	err := f.DeleteUser(ctx, "kf-a")
+	err := f.DeleteUser(ctx, "kf-a", nil)
 	var ae *awsprov.Error
 	if !errors.As(err, &ae) || ae.Code != awsprov.CodeThrottled || ae.RetryAfter != 3*time.Second {
 		t.Fatalf("got %v, want a throttling error with Retry-After 3s", err)
@@ -64,15 +64,41 @@ func TestMemIAMThrottlesWritesAndKeepsProgress(t *testing.T) {
 	}
 	// The next attempt only has DeleteUser left to do.
 	f.wl.lim = rate.NewLimiter(rate.Inf, 1) // the quota recovered
-	if err := f.DeleteUser(ctx, "kf-a"); err != nil {
+	if err := f.DeleteUser(ctx, "kf-a", nil); err != nil {
 		t.Fatal(err)
 	}
 	if s := f.stats(); s.Writes != 3 || s.Users != 0 {
 		t.Errorf("after the retry: %+v, want 3 writes in all and no user", s)
 	}
 	// A missing user is done (NoSuchEntity).
-	if err := f.DeleteUser(ctx, "kf-a"); err != nil {
+	if err := f.DeleteUser(ctx, "kf-a", nil); err != nil {
 		t.Errorf("deleting a missing user: %v, want nil", err)
+	}
+}
+
+// TestMemIAMKnownParts: with the lease's parts, deleting a user is three
+// writes and no reads; each retry spends its writes again; a part the
+// lease did not name makes DeleteUser conflict and falls back to listing.
+func TestMemIAMKnownParts(t *testing.T) {
+	ctx := context.Background()
+	known := &lease.UserParts{AccessKeyIDs: []string{"AKIAMEMIAM0000000000"}, InlinePolicies: []string{"keyferry"}}
+	f := newMemIAM(0, time.Second)
+	if err := f.prepare(ctx, []*lease.Lease{{UserName: "kf-a"}, {UserName: "kf-b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DeleteUser(ctx, "kf-a", known); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.stats(); s.Writes != 3 || s.Reads != 0 || s.Users != 1 {
+		t.Errorf("known parts: %+v, want 3 writes, 0 reads, kf-b left", s)
+	}
+	// kf-b's lease never learnt its key: DeleteConflict, then the lists.
+	noKey := &lease.UserParts{InlinePolicies: []string{"keyferry"}}
+	if err := f.DeleteUser(ctx, "kf-b", noKey); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.stats(); s.Writes != 3+2+2 || s.Reads != 4 || s.Users != 0 {
+		t.Errorf("unknown key: %+v, want 7 writes, 4 reads, no user", s)
 	}
 }
 

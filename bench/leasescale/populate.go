@@ -216,6 +216,7 @@ func (g *leaseGen) next() *lease.Lease {
 		l.Type, l.Role = policy.TypeIAMUser, fmt.Sprintf("artifacts-%d", roleN)
 		l.UserName, l.UserPath, l.Region = "kf-"+l.ID, policy.DefaultUserPath, "us-east-1"
 		l.AccessKeyID = "AKIA" + randUpper(r, 16)
+		l.UserParts = &lease.UserParts{InlinePolicies: []string{"keyferry"}}
 		return l
 	}
 	session := fmt.Sprintf("gl-%s-%s", projectID, job)

@@ -31,6 +31,9 @@ const (
 //
 // Any failure after step 1 queues the lease for revocation, which deletes
 // what was created (NoSuchEntity counts as done).
+// userPolicyName names the inline policy put on each user.
+const userPolicyName = "keyferry"
+
 func (m *Manager) issueUser(ctx context.Context, req IssueRequest, id *identity.Identity, r policy.Role, rendered policy.Rendered,
 	leaseID string, now time.Time, ttl time.Duration, region string, deny func(*identity.Identity, *Error) error) (*Issued, error) {
 	if m.users == nil {
@@ -41,6 +44,11 @@ func (m *Manager) issueUser(ctx context.Context, req IssueRequest, id *identity.
 		ExpiresAt: now.Add(ttl).UTC(), MaxExpiresAt: now.Add(r.AWS.MaxTTL.D()).UTC(), State: StatePending,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr, Issuer: id.Issuer, Region: region,
 		UserName: rendered.SessionName, UserPath: r.AWS.UserPath, Tags: rendered.Tags,
+		UserParts: &UserParts{PolicyARNs: r.AWS.PolicyARNs, Groups: r.AWS.Groups},
+	}
+	userPolicy := compactPolicy(r.AWS.UserPolicy)
+	if userPolicy != "" {
+		l.UserParts.InlinePolicies = []string{userPolicyName}
 	}
 	if err := m.put(ctx, l); err != nil {
 		return nil, deny(id, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err})
@@ -55,7 +63,7 @@ func (m *Manager) issueUser(ctx context.Context, req IssueRequest, id *identity.
 
 	spec := UserSpec{
 		UserName: l.UserName, Path: l.UserPath, PermissionsBoundary: r.AWS.PermissionsBoundary,
-		InlinePolicyName: "keyferry", InlinePolicy: compactPolicy(r.AWS.UserPolicy),
+		InlinePolicyName: userPolicyName, InlinePolicy: userPolicy,
 		PolicyARNs: r.AWS.PolicyARNs, Groups: r.AWS.Groups,
 	}
 	for _, t := range rendered.Tags {

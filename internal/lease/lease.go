@@ -71,6 +71,11 @@ type Lease struct {
 	// iam_user: the user created for this lease, and its path.
 	UserName string `json:"user_name,omitempty"`
 	UserPath string `json:"user_path,omitempty"`
+	// UserParts is what issuance attaches to the user besides its access
+	// key, recorded in the pending lease before the first IAM write, so
+	// that revocation deletes exactly that (leases from before it have
+	// none, and revocation lists what the user has).
+	UserParts *UserParts `json:"user_parts,omitempty"`
 	// AssumedRoleID is STS's AROA… id of the session (early revocation
 	// denies "AssumedRoleID:SessionName").
 	AssumedRoleID string `json:"assumed_role_id,omitempty"`

@@ -23,8 +23,21 @@ import (
 type Users interface {
 	CreateUser(ctx context.Context, s UserSpec) (*User, error)
 	WaitUsable(ctx context.Context, accessKeyID, secret string, successes int, interval time.Duration) error
-	DeleteUser(ctx context.Context, userName string) error
+	// DeleteUser deletes the user and what it has. known, when not nil,
+	// names what keyferry attached to it (a hint: the implementation must
+	// still delete anything else the user has, and treat a missing user
+	// as deleted).
+	DeleteUser(ctx context.Context, userName string, known *UserParts) error
 	ListUsers(ctx context.Context, pathPrefix string) ([]UserInfo, error)
+}
+
+// UserParts names what is attached to an IAM user: access keys, inline
+// policy names, managed policy ARNs and groups.
+type UserParts struct {
+	AccessKeyIDs   []string `json:"-"`
+	InlinePolicies []string `json:"inline_policies,omitempty"`
+	PolicyARNs     []string `json:"policy_arns,omitempty"`
+	Groups         []string `json:"groups,omitempty"`
 }
 
 // UserSpec describes an IAM user to create.
@@ -498,6 +511,20 @@ func (m *Manager) revokeOne(ctx context.Context, id string) {
 	}
 }
 
+// knownParts is what the lease says its user has: the recorded parts and
+// the access key (none yet when issuance stopped before CreateAccessKey
+// returned). nil for a lease that recorded nothing: delete by listing.
+func knownParts(l *Lease) *UserParts {
+	if l.UserParts == nil {
+		return nil
+	}
+	k := *l.UserParts
+	if l.AccessKeyID != "" {
+		k.AccessKeyIDs = []string{l.AccessKeyID}
+	}
+	return &k
+}
+
 // upstreamRevoke does the upstream part of a revocation.
 func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
 	switch {
@@ -505,7 +532,7 @@ func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
 		if m.users == nil {
 			return errors.New("no IAM client configured")
 		}
-		return m.users.DeleteUser(ctx, l.UserName)
+		return m.users.DeleteUser(ctx, l.UserName, knownParts(l))
 	case l.EarlyRevocation && m.now().Before(l.ExpiresAt):
 		if m.denier == nil {
 			return errors.New("no IAM client configured for early revocation")

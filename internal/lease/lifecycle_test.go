@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
@@ -28,12 +30,13 @@ type fakeUsers struct {
 	createErr error
 	deleteErr []error // consumed one per DeleteUser call
 	deletes   int
+	known     map[string]*UserParts // the last DeleteUser's hint, by user
 	waits     int
 	now       func() time.Time
 }
 
 func newFakeUsers(now func() time.Time) *fakeUsers {
-	return &fakeUsers{users: map[string]UserSpec{}, created: map[string]time.Time{}, now: now}
+	return &fakeUsers{users: map[string]UserSpec{}, created: map[string]time.Time{}, known: map[string]*UserParts{}, now: now}
 }
 
 func (f *fakeUsers) CreateUser(_ context.Context, s UserSpec) (*User, error) {
@@ -55,10 +58,11 @@ func (f *fakeUsers) WaitUsable(context.Context, string, string, int, time.Durati
 	return nil
 }
 
-func (f *fakeUsers) DeleteUser(_ context.Context, name string) error {
+func (f *fakeUsers) DeleteUser(_ context.Context, name string, known *UserParts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deletes++
+	f.known[name] = known
 	if len(f.deleteErr) > 0 {
 		err := f.deleteErr[0]
 		f.deleteErr = f.deleteErr[1:]
@@ -220,6 +224,11 @@ func TestIAMUserIssueAndExpiry(t *testing.T) {
 	if got.State != StateRevoked || got.RevokedBy != "keyferry (expired)" {
 		t.Errorf("lease after expiry: %s by %q", got.State, got.RevokedBy)
 	}
+	// Revocation deletes what issuance recorded: the key and the inline policy.
+	want := &UserParts{AccessKeyIDs: []string{l.AccessKeyID}, InlinePolicies: []string{"keyferry"}}
+	if diff := cmp.Diff(want, f.users.known[l.UserName]); diff != "" {
+		t.Errorf("DeleteUser's known parts (-want +got):\n%s", diff)
+	}
 	var deleted bool
 	for _, ev := range f.aw.Events() {
 		deleted = deleted || (ev.Type == audit.TypeRevoke && ev.LeaseID == l.ID && strings.Contains(ev.Message, "deleted"))
@@ -239,9 +248,40 @@ func TestIAMUserCreateFailureCleansUp(t *testing.T) {
 	if len(f.users.users) != 1 {
 		t.Fatalf("the partial user is not there to clean up: %v", f.users.users)
 	}
+	// The pending lease recorded what CreateUser was to attach, before it
+	// ran; it never learnt an access key.
+	var name string
+	for n := range f.users.users {
+		name = n
+	}
 	f.drain(t)
 	if len(f.users.users) != 0 {
 		t.Errorf("the partially created user survived: %v", f.users.users)
+	}
+	if diff := cmp.Diff(&UserParts{InlinePolicies: []string{"keyferry"}}, f.users.known[name]); diff != "" {
+		t.Errorf("DeleteUser's known parts (-want +got):\n%s", diff)
+	}
+}
+
+// TestRevokeLeaseWithoutUserParts: a lease written before keyferry
+// recorded user parts is deleted by listing (a nil hint).
+func TestRevokeLeaseWithoutUserParts(t *testing.T) {
+	f := newLCFixture(t)
+	ctx := context.Background()
+	out, err := f.m.Issue(ctx, IssueRequest{Role: "artifacts", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.update(ctx, out.Lease.ID, func(l *Lease) error { l.UserParts = nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.now = out.Lease.ExpiresAt.Add(time.Second)
+	f.drain(t)
+	if f.users.exists(out.Lease.UserName) {
+		t.Fatal("user still exists after expiry")
+	}
+	if k, ok := f.users.known[out.Lease.UserName]; !ok || k != nil {
+		t.Errorf("DeleteUser's known parts: %+v (called: %v), want nil", k, ok)
 	}
 }
 

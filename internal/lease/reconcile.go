@@ -138,7 +138,7 @@ func (m *Manager) SweepOrphans(ctx context.Context, dryRun bool) ([]Orphan, erro
 			if err := m.limiter.Wait(ctx); err != nil {
 				return out, err
 			}
-			if err := m.users.DeleteUser(ctx, u.UserName); err != nil {
+			if err := m.users.DeleteUser(ctx, u.UserName, nil); err != nil {
 				o.Error = revokeErrorText(err)
 				m.lobs.Orphan("error")
 			} else {

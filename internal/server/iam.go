@@ -29,8 +29,13 @@ func (u iamUsers) WaitUsable(ctx context.Context, akid, secret string, successes
 	return u.p.WaitUsable(ctx, akid, secret, successes, interval)
 }
 
-func (u iamUsers) DeleteUser(ctx context.Context, name string) error {
-	return u.p.DeleteUser(ctx, name)
+func (u iamUsers) DeleteUser(ctx context.Context, name string, known *lease.UserParts) error {
+	if known == nil {
+		return u.p.DeleteUser(ctx, name, nil)
+	}
+	return u.p.DeleteUser(ctx, name, &awsprov.UserParts{
+		AccessKeyIDs: known.AccessKeyIDs, InlinePolicies: known.InlinePolicies, PolicyARNs: known.PolicyARNs, Groups: known.Groups,
+	})
 }
 
 func (u iamUsers) ListUsers(ctx context.Context, path string) ([]lease.UserInfo, error) {

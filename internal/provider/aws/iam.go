@@ -421,21 +421,34 @@ func (p *Provider) waitFailed(ctx context.Context, accessKeyID string, probes in
 	return e
 }
 
+// UserParts names what keyferry attached to a user it created: the
+// access keys, inline policy names, managed policy ARNs and groups.
+type UserParts struct {
+	AccessKeyIDs, InlinePolicies, PolicyARNs, Groups []string
+}
+
 // DeleteUser deletes an IAM user and everything AWS requires gone first:
 // its access keys, inline policies, attached managed policies and group
-// memberships, then DeleteUser. If IAM still answers DeleteConflict (the
-// user has a login profile, MFA device, signing certificate, SSH key or
+// memberships, then DeleteUser.
+//
+// With known (what the lease recorded at creation), it removes exactly
+// those and calls DeleteUser: three calls for a user with a key and an
+// inline policy, where listing costs seven. IAM's DeleteConflict is the
+// check that nothing else is left; on it, and when known is nil (a user
+// found by the orphan sweep), it lists every kind of attachment and
+// removes what it finds. If IAM still answers DeleteConflict (the user has
+// a login profile, MFA device, signing certificate, SSH key or
 // service-specific credential, none of which keyferry creates, or gained
 // a key meanwhile), it removes those too, all listed afresh, and retries
 // once; a second DeleteConflict is an *Error naming it. NoSuchEntity
 // anywhere counts as done, so DeleteUser is idempotent and works from any
 // partial CreateUser.
-func (p *Provider) DeleteUser(ctx context.Context, userName string) error {
+func (p *Provider) DeleteUser(ctx context.Context, userName string, known *UserParts) error {
 	if !validUserName(userName) {
 		return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid IAM user name %q", userName)}
 	}
 	start := time.Now()
-	if err := p.deleteUser(ctx, userName); err != nil {
+	if err := p.deleteUser(ctx, userName, known); err != nil {
 		p.logIAMFailure(ctx, opDeleteUser, userName, "", err)
 		return err
 	}
@@ -444,16 +457,21 @@ func (p *Provider) DeleteUser(ctx context.Context, userName string) error {
 	return nil
 }
 
-func (p *Provider) deleteUser(ctx context.Context, name string) error {
+func (p *Provider) deleteUser(ctx context.Context, name string, known *UserParts) error {
+	if known != nil {
+		done, err := p.deleteKnown(ctx, name, known)
+		if err != nil || done {
+			return err
+		}
+		p.log.LogAttrs(ctx, slog.LevelInfo, "iam user has more than its lease recorded; listing what is left",
+			slog.String(logKeyUser, name), slog.String(logKeyUpstreamCode, codeDeleteConflict))
+	}
 	for pass := 1; ; pass++ {
 		gone, err := p.detachAll(ctx, name, pass > 1)
 		if err != nil || gone {
 			return err
 		}
-		err = p.iamCall(ctx, opDeleteUser, name, func(ctx context.Context) error {
-			_, err := p.iam.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(name)})
-			return err
-		})
+		err = p.callDeleteUser(ctx, name)
 		switch {
 		case err == nil || isUpstream(err, codeNoSuchEntity):
 			return nil
@@ -468,6 +486,62 @@ func (p *Provider) deleteUser(ctx context.Context, name string) error {
 		p.log.LogAttrs(ctx, slog.LevelInfo, "iam user has more than keyferry gave it; removing the rest",
 			slog.String(logKeyUser, name), slog.String(logKeyUpstreamCode, codeDeleteConflict))
 	}
+}
+
+// deleteKnown removes the parts in known and then the user. done is false
+// when DeleteUser answered DeleteConflict: something is left that known
+// did not name. An action the server does not implement is skipped, as
+// detachAll skips its list (DeleteUser's answer says whether it mattered).
+func (p *Provider) deleteKnown(ctx context.Context, name string, known *UserParts) (done bool, err error) {
+	user := aws.String(name)
+	steps := []struct {
+		op  string
+		ids []string
+		del func(context.Context, string) error
+	}{
+		{opDeleteAccessKey, known.AccessKeyIDs, func(ctx context.Context, id string) error {
+			_, err := p.iam.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: user, AccessKeyId: aws.String(id)})
+			return err
+		}},
+		{opDeleteUserPolicy, known.InlinePolicies, func(ctx context.Context, policy string) error {
+			_, err := p.iam.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: user, PolicyName: aws.String(policy)})
+			return err
+		}},
+		{opDetachUserPolicy, known.PolicyARNs, func(ctx context.Context, arn string) error {
+			_, err := p.iam.DetachUserPolicy(ctx, &iam.DetachUserPolicyInput{UserName: user, PolicyArn: aws.String(arn)})
+			return err
+		}},
+		{opRemoveUserFromGroup, known.Groups, func(ctx context.Context, group string) error {
+			_, err := p.iam.RemoveUserFromGroup(ctx, &iam.RemoveUserFromGroupInput{UserName: user, GroupName: aws.String(group)})
+			return err
+		}},
+	}
+	for _, st := range steps {
+		for _, id := range st.ids {
+			err := p.iamCall(ctx, st.op, name, func(ctx context.Context) error { return st.del(ctx, id) })
+			// NoSuchEntity: never attached (a crash mid-CreateUser), or
+			// removed by another worker or a human.
+			if err != nil && !isUpstream(err, codeNoSuchEntity) && !unsupported(err) {
+				return false, err
+			}
+		}
+	}
+	err = p.callDeleteUser(ctx, name)
+	switch {
+	case err == nil || isUpstream(err, codeNoSuchEntity):
+		return true, nil
+	case isUpstream(err, codeDeleteConflict):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+func (p *Provider) callDeleteUser(ctx context.Context, name string) error {
+	return p.iamCall(ctx, opDeleteUser, name, func(ctx context.Context) error {
+		_, err := p.iam.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(name)})
+		return err
+	})
 }
 
 // userPart is one kind of thing that blocks DeleteUser while the user has

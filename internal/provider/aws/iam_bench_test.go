@@ -39,7 +39,7 @@ func BenchmarkCreateDeleteUser(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					if err := p.DeleteUser(b.Context(), name); err != nil {
+					if err := p.DeleteUser(b.Context(), name, nil); err != nil {
 						b.Error(err)
 						return
 					}

@@ -410,7 +410,7 @@ func TestCreateUserPartialFailure(t *testing.T) {
 			// DeleteUser cleans up from here, and again.
 			fake.ClearFaults()
 			for i := range 2 {
-				if err := p.DeleteUser(t.Context(), n); err != nil {
+				if err := p.DeleteUser(t.Context(), n, nil); err != nil {
 					t.Fatalf("DeleteUser #%d: %v", i+1, err)
 				}
 			}
@@ -455,7 +455,7 @@ func TestDeleteUserOrderAndCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.Reset()
-	if err := p.DeleteUser(t.Context(), "ci-del"); err != nil {
+	if err := p.DeleteUser(t.Context(), "ci-del", nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	want := []string{
@@ -484,12 +484,12 @@ func TestDeleteUserIsIdempotent(t *testing.T) {
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-idem")); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.DeleteUser(t.Context(), "ci-idem"); err != nil {
+	if err := p.DeleteUser(t.Context(), "ci-idem", nil); err != nil {
 		t.Fatalf("first DeleteUser: %v", err)
 	}
 	for _, name := range []string{"ci-idem", "never-existed"} {
 		fake.Reset()
-		if err := p.DeleteUser(t.Context(), name); err != nil {
+		if err := p.DeleteUser(t.Context(), name, nil); err != nil {
 			t.Errorf("DeleteUser(%s) of a missing user: got %v, want nil", name, err)
 		}
 		// One call finds out the user is gone.
@@ -522,7 +522,7 @@ func TestDeleteUserToleratesRaces(t *testing.T) {
 			for _, f := range tt.faults {
 				fake.AddFault(f)
 			}
-			if err := p.DeleteUser(t.Context(), "ci-race"); err != nil {
+			if err := p.DeleteUser(t.Context(), "ci-race", nil); err != nil {
 				t.Fatalf("DeleteUser: got %v, want NoSuchEntity to count as done", err)
 			}
 		})
@@ -546,7 +546,7 @@ func TestDeleteUserRemovesWhatKeyferryNeverCreates(t *testing.T) {
 		t.Fatal("AddUserExtras: no such user")
 	}
 	fake.Reset()
-	if err := p.DeleteUser(t.Context(), "ci-extras"); err != nil {
+	if err := p.DeleteUser(t.Context(), "ci-extras", nil); err != nil {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	if _, ok := fake.User("ci-extras"); ok {
@@ -571,7 +571,7 @@ func TestDeleteUserRemovesWhatKeyferryNeverCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.Reset()
-	if err := p.DeleteUser(t.Context(), "ci-plain"); err != nil {
+	if err := p.DeleteUser(t.Context(), "ci-plain", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []string{testutil.ActionDeleteLoginProfile, testutil.ActionListMFADevices, testutil.ActionListSigningCertificates, testutil.ActionListSSHPublicKeys, testutil.ActionListServiceSpecificCredentials} {
@@ -625,7 +625,7 @@ func TestDeleteUserOnPartialServers(t *testing.T) {
 			for _, f := range tt.faults {
 				fake.AddFault(f)
 			}
-			if err := p.DeleteUser(t.Context(), tt.spec.UserName); err != nil {
+			if err := p.DeleteUser(t.Context(), tt.spec.UserName, nil); err != nil {
 				t.Fatalf("DeleteUser: %v", err)
 			}
 			if _, ok := fake.User(tt.spec.UserName); ok {
@@ -642,8 +642,166 @@ func TestDeleteUserOnPartialServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.SetFault(testutil.IAMFault{Action: testutil.ActionListAccessKeys, Code: "InvalidAction"})
-	if e := asError(t, p.DeleteUser(t.Context(), "ci-keys")); e.UpstreamCode != "InvalidAction" {
+	if e := asError(t, p.DeleteUser(t.Context(), "ci-keys", nil)); e.UpstreamCode != "InvalidAction" {
 		t.Errorf("got upstream %q, want InvalidAction from ListAccessKeys", e.UpstreamCode)
+	}
+}
+
+// knownOf is what a lease records of a user made from spec with key akid.
+func knownOf(spec UserSpec, akid string) *UserParts {
+	k := &UserParts{AccessKeyIDs: []string{akid}, PolicyARNs: spec.PolicyARNs, Groups: spec.Groups}
+	if spec.InlinePolicy != "" {
+		k.InlinePolicies = []string{spec.InlinePolicyName}
+	}
+	return k
+}
+
+// TestDeleteUserKnownPartsCallsNoList: with what the lease recorded,
+// DeleteUser removes exactly that and the user, listing nothing: three
+// calls for a key and an inline policy instead of seven.
+func TestDeleteUserKnownPartsCallsNoList(t *testing.T) {
+	tests := []struct {
+		name string
+		spec UserSpec
+		want []string
+	}{
+		{
+			name: "key and inline policy",
+			spec: UserSpec{UserName: "ci-known", InlinePolicyName: "keyferry", InlinePolicy: testInline},
+			want: []string{testutil.ActionDeleteAccessKey, testutil.ActionDeleteUserPolicy, testutil.ActionDeleteUser},
+		},
+		{
+			name: "full",
+			spec: fullSpec("ci-known-full"),
+			want: []string{
+				testutil.ActionDeleteAccessKey, testutil.ActionDeleteUserPolicy,
+				testutil.ActionDetachUserPolicy, testutil.ActionDetachUserPolicy,
+				testutil.ActionRemoveUserFromGroup, testutil.ActionRemoveUserFromGroup,
+				testutil.ActionDeleteUser,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newIAMFake(t)
+			p := newIAMProvider(t, fake)
+			u, err := p.CreateUser(t.Context(), tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake.Reset()
+			if err := p.DeleteUser(t.Context(), tt.spec.UserName, knownOf(tt.spec, u.AccessKeyID)); err != nil {
+				t.Fatalf("DeleteUser: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, fake.Actions()); diff != "" {
+				t.Errorf("IAM calls (-want +got):\n%s", diff)
+			}
+			if _, ok := fake.User(tt.spec.UserName); ok {
+				t.Errorf("user still exists")
+			}
+		})
+	}
+}
+
+// TestDeleteUserKnownPartsIsNotTrusted: the recorded parts are a hint.
+// Whatever else the user has (a second key, a policy and a group a human
+// added, a key the lease never learnt of because issuance stopped before
+// CreateAccessKey returned) makes DeleteUser conflict; then everything is
+// listed and removed, and the user is gone.
+func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
+	spec := UserSpec{UserName: "ci-more", InlinePolicyName: "keyferry", InlinePolicy: testInline}
+	tests := []struct {
+		name  string
+		known func(akid string) *UserParts
+		add   func(t *testing.T, c *iam.Client)
+	}{
+		{
+			name:  "extra key, policy and group added by hand",
+			known: func(akid string) *UserParts { return knownOf(spec, akid) },
+			add: func(t *testing.T, c *iam.Client) {
+				ctx, user := t.Context(), aws.String(spec.UserName)
+				if _, err := c.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: user}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: user, PolicyArn: aws.String(testPolicy)}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.AddUserToGroup(ctx, &iam.AddUserToGroupInput{UserName: user, GroupName: aws.String("ci")}); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+		{
+			name: "key unknown to the lease",
+			known: func(string) *UserParts {
+				k := knownOf(spec, "")
+				k.AccessKeyIDs = nil
+				return k
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newIAMFake(t)
+			p := newIAMProvider(t, fake)
+			u, err := p.CreateUser(t.Context(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.add != nil {
+				tt.add(t, rawIAM(t, fake))
+			}
+			fake.Reset()
+			if err := p.DeleteUser(t.Context(), spec.UserName, tt.known(u.AccessKeyID)); err != nil {
+				t.Fatalf("DeleteUser: %v", err)
+			}
+			if _, ok := fake.User(spec.UserName); ok {
+				t.Fatalf("user still exists")
+			}
+			if n := fake.CallsFor(testutil.ActionListAccessKeys); n != 1 {
+				t.Errorf("got %d ListAccessKeys calls, want 1 (the fallback after DeleteConflict)", n)
+			}
+			if n := fake.CallsFor(testutil.ActionDeleteUser); n != 2 {
+				t.Errorf("got %d DeleteUser calls, want 2 (conflict, then success)", n)
+			}
+		})
+	}
+}
+
+// TestDeleteUserKnownPartsToleratesMissing: a user already deleted, or
+// parts already removed (a retry, another worker), count as done.
+func TestDeleteUserKnownPartsToleratesMissing(t *testing.T) {
+	fake := newIAMFake(t)
+	p := newIAMProvider(t, fake)
+	spec := fullSpec("ci-gone")
+	u, err := p.CreateUser(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := knownOf(spec, u.AccessKeyID)
+	// A retry after a failure midway: the key and policy are already gone.
+	fake.SetFault(testutil.IAMFault{Action: testutil.ActionDetachUserPolicy, Status: http.StatusForbidden, Code: "AccessDenied"})
+	if err := p.DeleteUser(t.Context(), spec.UserName, known); err == nil {
+		t.Fatal("DeleteUser with DetachUserPolicy denied: got nil, want the error")
+	}
+	fake.ClearFaults()
+	if got, _ := fake.User(spec.UserName); len(got.AccessKeys) != 0 || len(got.InlinePolicies) != 0 || len(got.AttachedPolicies) != 2 {
+		t.Fatalf("after the failed attempt: %d keys, %d inline, %d attached; want 0, 0, 2", len(got.AccessKeys), len(got.InlinePolicies), len(got.AttachedPolicies))
+	}
+	if err := p.DeleteUser(t.Context(), spec.UserName, known); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if _, ok := fake.User(spec.UserName); ok {
+		t.Fatalf("user still exists")
+	}
+	fake.Reset()
+	if err := p.DeleteUser(t.Context(), spec.UserName, known); err != nil {
+		t.Errorf("deleting a missing user: got %v, want nil", err)
+	}
+	for _, r := range fake.Requests() {
+		if r.ErrorCode != "NoSuchEntity" {
+			t.Errorf("%s on a missing user: got %d %s, want NoSuchEntity", r.Action, r.Status, r.ErrorCode)
+		}
 	}
 }
 
@@ -654,7 +812,7 @@ func TestDeleteUserPersistentConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.SetFault(testutil.IAMFault{Action: testutil.ActionDeleteUser, Code: "DeleteConflict", Message: "Cannot delete entity, must detach all policies first."})
-	err := p.DeleteUser(t.Context(), "ci-stuck")
+	err := p.DeleteUser(t.Context(), "ci-stuck", nil)
 	e := asError(t, err)
 	if e.Code != CodeUnavailable || e.UpstreamCode != "DeleteConflict" {
 		t.Errorf("got code %q upstream %q, want %q upstream DeleteConflict", e.Code, e.UpstreamCode, CodeUnavailable)
@@ -741,7 +899,7 @@ func TestIAMErrorMessages(t *testing.T) {
 		{
 			name:     "access denied on DeleteUser",
 			fault:    &testutil.IAMFault{Action: testutil.ActionListAccessKeys, Code: "AccessDenied"},
-			run:      func(ctx context.Context, p *Provider) error { return p.DeleteUser(ctx, "ci-x") },
+			run:      func(ctx context.Context, p *Provider) error { return p.DeleteUser(ctx, "ci-x", nil) },
 			wantCode: CodeAccessDenied, wantMsg: "AWS IAM denied ListAccessKeys on ci-x (AccessDenied)",
 			msgHasNot: []string{broker},
 		},
@@ -810,7 +968,7 @@ func TestIAMCallTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	fake.SetFault(testutil.IAMFault{Hang: true})
-	err = p.DeleteUser(ctx, "ci-hang")
+	err = p.DeleteUser(ctx, "ci-hang", nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("got %v, want it to wrap context.DeadlineExceeded", err)
 	}
@@ -1164,7 +1322,7 @@ func TestIAMLogsNeverCarrySecrets(t *testing.T) {
 		t.Fatal("got nil error, want AccessDenied")
 	}
 	fake.ClearFaults()
-	if err := p.DeleteUser(t.Context(), "ci-logs"); err != nil {
+	if err := p.DeleteUser(t.Context(), "ci-logs", nil); err != nil {
 		t.Fatal(err)
 	}
 
