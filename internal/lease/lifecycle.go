@@ -513,9 +513,13 @@ func (m *Manager) revokeOne(ctx context.Context, id string) {
 
 // knownParts is what the lease says its user has: the recorded parts and
 // the access key (none yet when issuance stopped before CreateAccessKey
-// returned). nil for a lease that recorded nothing: delete by listing.
+// returned). nil, so that the user is deleted by listing, for a lease that
+// recorded nothing and after a failed attempt: that attempt may have
+// removed some parts, and repeating their deletes would spend IAM write
+// quota on NoSuchEntity answers, where a list is a read (under a
+// throttled account, repeated writes made most leases fail 7 times).
 func knownParts(l *Lease) *UserParts {
-	if l.UserParts == nil {
+	if l.UserParts == nil || l.Attempts > 0 {
 		return nil
 	}
 	k := *l.UserParts

@@ -321,6 +321,35 @@ func TestRevocationRetriesThenIrrevocable(t *testing.T) {
 	}
 }
 
+// TestRevocationRetryLists: the first attempt deletes what the lease
+// recorded; after a failure the user's state is unknown, so the retry
+// lists (reads) rather than repeating deletes (writes against the quota).
+func TestRevocationRetryLists(t *testing.T) {
+	f := newLCFixture(t)
+	ctx := context.Background()
+	out, err := f.m.Issue(ctx, IssueRequest{Role: "artifacts", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := out.Lease.UserName
+	f.users.deleteErr = []error{&awsprov.Error{Code: awsprov.CodeThrottled, Message: "slow down"}}
+	if _, err := f.m.Revoke(ctx, RevokeRequest{ID: out.Lease.ID, Actor: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if k := f.users.known[name]; k == nil || len(k.AccessKeyIDs) != 1 {
+		t.Fatalf("first attempt's known parts: %+v, want the recorded ones", k)
+	}
+	f.now = f.now.Add(time.Minute) // past the backoff
+	f.drain(t)
+	if l := f.state(t, out.Lease.ID); l.State != StateRevoked || f.users.exists(name) {
+		t.Fatalf("after the retry: %s, user exists %v", l.State, f.users.exists(name))
+	}
+	if k, ok := f.users.known[name]; !ok || k != nil {
+		t.Errorf("retry's known parts: %+v, want nil (list)", k)
+	}
+}
+
 func TestForgetSkipsUpstream(t *testing.T) {
 	f := newLCFixture(t)
 	ctx := context.Background()
