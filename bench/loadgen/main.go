@@ -155,8 +155,9 @@ func main() {
 	if o.clients != clientsProcess && o.clients != clientsInproc {
 		fatalf("-clients must be %s or %s", clientsProcess, clientsInproc)
 	}
-	// The broker runs with the Ps `keyferry server` gives itself.
+	// The broker runs with the Ps and GOGC `keyferry server` gives itself.
 	server.SetProcs(os.Getenv)
+	server.SetGC(os.Getenv)
 
 	var err error
 	if o.conc, err = parseInts(conc); err != nil {

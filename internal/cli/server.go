@@ -102,6 +102,7 @@ token. Never use it in production.`,
 			}
 			log := newLogger(e, cfg)
 			server.SetProcs(e.getenv) // fsyncs hold Ps: see server.ExtraProcs
+			server.SetGC(e.getenv)    // a small live heap: see server.GCPercent
 			return server.Run(cmd.Context(), cfg, server.Options{Out: e.stdout, DevAdminToken: f.devAdminToken, Logger: log})
 		},
 	}

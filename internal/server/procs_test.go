@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"github.com/keyferry/keyferry/internal/server"
@@ -38,5 +39,24 @@ func TestSetProcs(t *testing.T) {
 	})
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("with GOMAXPROCS=1 in the environment: got %d, want 1 (the operator's choice)", got)
+	}
+}
+
+// TestSetGC changes this test process's GC percent and restores it.
+func TestSetGC(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	server.SetGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != server.GCPercent {
+		t.Errorf("without GOGC in the environment: got %d, want %d", got, server.GCPercent)
+	}
+	server.SetGC(func(k string) string {
+		if k == "GOGC" {
+			return "100"
+		}
+		return ""
+	})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC=100 in the environment: got %d, want 100 (the operator's choice)", got)
 	}
 }
