@@ -549,6 +549,13 @@ func testIAMUserLifecycle(t *testing.T, p iamPeer) {
 	if _, ok := p.users(t, "kflc-")[l1.UserName]; !ok {
 		t.Errorf("%s: revoking lease 2 deleted lease 1's user %s", p.Name, l1.UserName)
 	}
+	// The deletion took the recorded-parts path (key, inline policy, user):
+	// the peer did not answer DeleteConflict, so nothing was listed.
+	for _, l := range logLines(b.Stderr) {
+		if msg, _ := l["msg"].(string); strings.Contains(msg, "more than its lease recorded") && l["iam_user"] == l2.UserName {
+			t.Errorf("%s: deleting %s fell back to listing (%q): the peer refused DeleteUser after the recorded parts were removed", p.Name, l2.UserName, msg)
+		}
+	}
 
 	// Lease 1 works until it expires; then its user goes within seconds.
 	p.requirePutOK(t, "lease 1's key before expiry", c1.Env, kfCIBucket, "iu/"+l1.ID+"-again")
