@@ -173,13 +173,8 @@ func (f *fakeIAM) CreateUser(context.Context, lease.UserSpec) (*lease.User, erro
 
 func (f *fakeIAM) WaitUsable(context.Context, string, string, int, time.Duration) error { return nil }
 
-func (f *fakeIAM) DeleteUser(ctx context.Context, name string, known *lease.UserParts) error {
-	if known == nil {
-		return f.p.DeleteUser(ctx, name, nil)
-	}
-	return f.p.DeleteUser(ctx, name, &awsprov.UserParts{
-		AccessKeyIDs: known.AccessKeyIDs, InlinePolicies: known.InlinePolicies, PolicyARNs: known.PolicyARNs, Groups: known.Groups,
-	})
+func (f *fakeIAM) DeleteUser(ctx context.Context, name string, known *awsprov.UserParts) error {
+	return f.p.DeleteUser(ctx, name, known)
 }
 
 func (f *fakeIAM) ListUsers(context.Context, string) ([]lease.UserInfo, error) { return nil, nil }
@@ -187,10 +182,10 @@ func (f *fakeIAM) ListUsers(context.Context, string) ([]lease.UserInfo, error) {
 // memIAM is an in-memory IAM with no latency: the broker alone. DeleteUser
 // makes, in effect, the calls the real provider makes for a user with an
 // access key and an inline policy (what an iam_user role without groups or
-// managed policies creates). With the parts the lease recorded: three
-// writes (DeleteAccessKey, DeleteUserPolicy, DeleteUser), each spent again
-// on a retry. Without (a lease from before user_parts, or -list): four
-// reads (ListAccessKeys, ListUserPolicies, ListAttachedUserPolicies,
+// managed policies creates). With the parts the lease recorded (a first
+// attempt): three writes (DeleteAccessKey, DeleteUserPolicy, DeleteUser),
+// each spent even when the part is already gone. Without (a retry, a lease
+// from before user_parts, or -list): four reads (ListAccessKeys, ListUserPolicies, ListAttachedUserPolicies,
 // ListGroupsForUser) and the writes still needed. A write beyond the quota
 // fails at once with a throttling error and a Retry-After hint (no SDK
 // retries), and the user keeps what the attempt did not remove.
@@ -231,7 +226,7 @@ func (f *memIAM) write(op string) error {
 	return nil
 }
 
-func (f *memIAM) DeleteUser(_ context.Context, name string, known *lease.UserParts) error {
+func (f *memIAM) DeleteUser(_ context.Context, name string, known *awsprov.UserParts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, ok := f.users[name]

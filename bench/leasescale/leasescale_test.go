@@ -77,11 +77,11 @@ func TestMemIAMThrottlesWritesAndKeepsProgress(t *testing.T) {
 }
 
 // TestMemIAMKnownParts: with the lease's parts, deleting a user is three
-// writes and no reads; each retry spends its writes again; a part the
-// lease did not name makes DeleteUser conflict and falls back to listing.
+// writes and no reads; a part the lease did not name makes DeleteUser
+// conflict and falls back to listing.
 func TestMemIAMKnownParts(t *testing.T) {
 	ctx := context.Background()
-	known := &lease.UserParts{AccessKeyIDs: []string{"AKIAMEMIAM0000000000"}, InlinePolicies: []string{"keyferry"}}
+	known := &awsprov.UserParts{AccessKeyIDs: []string{"AKIAMEMIAM0000000000"}, InlinePolicies: []string{"keyferry"}}
 	f := newMemIAM(0, time.Second)
 	if err := f.prepare(ctx, []*lease.Lease{{UserName: "kf-a"}, {UserName: "kf-b"}}); err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestMemIAMKnownParts(t *testing.T) {
 		t.Errorf("known parts: %+v, want 3 writes, 0 reads, kf-b left", s)
 	}
 	// kf-b's lease never learnt its key: DeleteConflict, then the lists.
-	noKey := &lease.UserParts{InlinePolicies: []string{"keyferry"}}
+	noKey := &awsprov.UserParts{InlinePolicies: []string{"keyferry"}}
 	if err := f.DeleteUser(ctx, "kf-b", noKey); err != nil {
 		t.Fatal(err)
 	}

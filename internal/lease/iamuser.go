@@ -21,9 +21,12 @@ const (
 	TagPipeline = "keyferry:pipeline"
 )
 
+// userPolicyName names the inline policy put on each user.
+const userPolicyName = "keyferry"
+
 // issueUser creates an IAM user and access key for a lease, write-ahead:
 //
-//  1. persist a pending lease naming the user (a crash from here on leaves
+//  1. persist a pending lease naming the user and its parts (a crash from here on leaves
 //     a record the reconciler finishes by deleting whatever exists);
 //  2. create the user, its policies, groups and key;
 //  3. optionally wait until the key works (IAM is eventually consistent);
@@ -31,9 +34,6 @@ const (
 //
 // Any failure after step 1 queues the lease for revocation, which deletes
 // what was created (NoSuchEntity counts as done).
-// userPolicyName names the inline policy put on each user.
-const userPolicyName = "keyferry"
-
 func (m *Manager) issueUser(ctx context.Context, req IssueRequest, id *identity.Identity, r policy.Role, rendered policy.Rendered,
 	leaseID string, now time.Time, ttl time.Duration, region string, deny func(*identity.Identity, *Error) error) (*Issued, error) {
 	if m.users == nil {

@@ -27,14 +27,14 @@ type Users interface {
 	// names what keyferry attached to it (a hint: the implementation must
 	// still delete anything else the user has, and treat a missing user
 	// as deleted).
-	DeleteUser(ctx context.Context, userName string, known *UserParts) error
+	DeleteUser(ctx context.Context, userName string, known *awsprov.UserParts) error
 	ListUsers(ctx context.Context, pathPrefix string) ([]UserInfo, error)
 }
 
-// UserParts names what is attached to an IAM user: access keys, inline
-// policy names, managed policy ARNs and groups.
+// UserParts is what issuance attaches to an IAM user besides its access
+// key (the lease's AccessKeyID): inline policy names, managed policy ARNs
+// and groups.
 type UserParts struct {
-	AccessKeyIDs   []string `json:"-"`
 	InlinePolicies []string `json:"inline_policies,omitempty"`
 	PolicyARNs     []string `json:"policy_arns,omitempty"`
 	Groups         []string `json:"groups,omitempty"`
@@ -518,15 +518,15 @@ func (m *Manager) revokeOne(ctx context.Context, id string) {
 // removed some parts, and repeating their deletes would spend IAM write
 // quota on NoSuchEntity answers, where a list is a read (under a
 // throttled account, repeated writes made most leases fail 7 times).
-func knownParts(l *Lease) *UserParts {
+func knownParts(l *Lease) *awsprov.UserParts {
 	if l.UserParts == nil || l.Attempts > 0 {
 		return nil
 	}
-	k := *l.UserParts
+	k := &awsprov.UserParts{InlinePolicies: l.UserParts.InlinePolicies, PolicyARNs: l.UserParts.PolicyARNs, Groups: l.UserParts.Groups}
 	if l.AccessKeyID != "" {
 		k.AccessKeyIDs = []string{l.AccessKeyID}
 	}
-	return &k
+	return k
 }
 
 // upstreamRevoke does the upstream part of a revocation.

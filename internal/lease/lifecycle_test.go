@@ -30,13 +30,13 @@ type fakeUsers struct {
 	createErr error
 	deleteErr []error // consumed one per DeleteUser call
 	deletes   int
-	known     map[string]*UserParts // the last DeleteUser's hint, by user
+	known     map[string]*awsprov.UserParts // the last DeleteUser's hint, by user
 	waits     int
 	now       func() time.Time
 }
 
 func newFakeUsers(now func() time.Time) *fakeUsers {
-	return &fakeUsers{users: map[string]UserSpec{}, created: map[string]time.Time{}, known: map[string]*UserParts{}, now: now}
+	return &fakeUsers{users: map[string]UserSpec{}, created: map[string]time.Time{}, known: map[string]*awsprov.UserParts{}, now: now}
 }
 
 func (f *fakeUsers) CreateUser(_ context.Context, s UserSpec) (*User, error) {
@@ -58,7 +58,7 @@ func (f *fakeUsers) WaitUsable(context.Context, string, string, int, time.Durati
 	return nil
 }
 
-func (f *fakeUsers) DeleteUser(_ context.Context, name string, known *UserParts) error {
+func (f *fakeUsers) DeleteUser(_ context.Context, name string, known *awsprov.UserParts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deletes++
@@ -225,7 +225,7 @@ func TestIAMUserIssueAndExpiry(t *testing.T) {
 		t.Errorf("lease after expiry: %s by %q", got.State, got.RevokedBy)
 	}
 	// Revocation deletes what issuance recorded: the key and the inline policy.
-	want := &UserParts{AccessKeyIDs: []string{l.AccessKeyID}, InlinePolicies: []string{"keyferry"}}
+	want := &awsprov.UserParts{AccessKeyIDs: []string{l.AccessKeyID}, InlinePolicies: []string{"keyferry"}}
 	if diff := cmp.Diff(want, f.users.known[l.UserName]); diff != "" {
 		t.Errorf("DeleteUser's known parts (-want +got):\n%s", diff)
 	}
@@ -258,7 +258,7 @@ func TestIAMUserCreateFailureCleansUp(t *testing.T) {
 	if len(f.users.users) != 0 {
 		t.Errorf("the partially created user survived: %v", f.users.users)
 	}
-	if diff := cmp.Diff(&UserParts{InlinePolicies: []string{"keyferry"}}, f.users.known[name]); diff != "" {
+	if diff := cmp.Diff(&awsprov.UserParts{InlinePolicies: []string{"keyferry"}}, f.users.known[name]); diff != "" {
 		t.Errorf("DeleteUser's known parts (-want +got):\n%s", diff)
 	}
 }

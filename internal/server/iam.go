@@ -8,8 +8,10 @@ import (
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
 
-// iamUsers adapts the AWS provider to the lease package's Users port, which
-// keeps its own types so that lease does not depend on the provider's.
+// iamUsers adapts the AWS provider to the lease package's Users port. The
+// port has its own user types (the lease store's, not the SDK's); what it
+// only passes through (tags, the parts of a user to delete) are the
+// provider's.
 type iamUsers struct{ p *awsprov.Provider }
 
 var _ lease.Users = iamUsers{}
@@ -29,13 +31,8 @@ func (u iamUsers) WaitUsable(ctx context.Context, akid, secret string, successes
 	return u.p.WaitUsable(ctx, akid, secret, successes, interval)
 }
 
-func (u iamUsers) DeleteUser(ctx context.Context, name string, known *lease.UserParts) error {
-	if known == nil {
-		return u.p.DeleteUser(ctx, name, nil)
-	}
-	return u.p.DeleteUser(ctx, name, &awsprov.UserParts{
-		AccessKeyIDs: known.AccessKeyIDs, InlinePolicies: known.InlinePolicies, PolicyARNs: known.PolicyARNs, Groups: known.Groups,
-	})
+func (u iamUsers) DeleteUser(ctx context.Context, name string, known *awsprov.UserParts) error {
+	return u.p.DeleteUser(ctx, name, known)
 }
 
 func (u iamUsers) ListUsers(ctx context.Context, path string) ([]lease.UserInfo, error) {

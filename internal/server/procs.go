@@ -43,10 +43,12 @@ func SetProcs(getenv func(string) string) {
 // GCPercent is the GOGC `keyferry server` runs with unless the GOGC
 // environment variable is set. The broker's live heap is small (~7 MB:
 // registry, compiled roles, JWKS, buffers) and its garbage is per request,
-// so the default 100 collects ~90 times a second under load. At 200, an
-// open-loop 3,000 issuances/s used 267 instead of 359 µs of broker CPU per
-// issuance and the p99 fell from 11.2 to 8.1 ms (docs/benchmarks.md), for
-// a peak heap of about three times the live one. GOMEMLIMIT, when set,
+// so the default 100 collects ~90 times a second under load. At 200, in
+// interleaved runs at an open-loop 3,000 issuances/s, the broker used
+// 282 µs of CPU per issuance instead of 313–331 µs and the p99 was
+// 8.2–8.3 ms instead of 8.5–9.4 ms; at 64 closed-loop clients it served
+// 1.24× as many (docs/benchmarks.md, "Tuning knobs"). The price is a peak
+// heap of about three times the live one. GOMEMLIMIT, when set,
 // still bounds it.
 const GCPercent = 200
 

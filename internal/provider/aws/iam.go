@@ -493,32 +493,13 @@ func (p *Provider) deleteUser(ctx context.Context, name string, known *UserParts
 // did not name. An action the server does not implement is skipped, as
 // detachAll skips its list (DeleteUser's answer says whether it mattered).
 func (p *Provider) deleteKnown(ctx context.Context, name string, known *UserParts) (done bool, err error) {
-	user := aws.String(name)
-	steps := []struct {
-		op  string
-		ids []string
-		del func(context.Context, string) error
-	}{
-		{opDeleteAccessKey, known.AccessKeyIDs, func(ctx context.Context, id string) error {
-			_, err := p.iam.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: user, AccessKeyId: aws.String(id)})
-			return err
-		}},
-		{opDeleteUserPolicy, known.InlinePolicies, func(ctx context.Context, policy string) error {
-			_, err := p.iam.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: user, PolicyName: aws.String(policy)})
-			return err
-		}},
-		{opDetachUserPolicy, known.PolicyARNs, func(ctx context.Context, arn string) error {
-			_, err := p.iam.DetachUserPolicy(ctx, &iam.DetachUserPolicyInput{UserName: user, PolicyArn: aws.String(arn)})
-			return err
-		}},
-		{opRemoveUserFromGroup, known.Groups, func(ctx context.Context, group string) error {
-			_, err := p.iam.RemoveUserFromGroup(ctx, &iam.RemoveUserFromGroupInput{UserName: user, GroupName: aws.String(group)})
-			return err
-		}},
+	ids := map[string][]string{
+		opDeleteAccessKey: known.AccessKeyIDs, opDeleteUserPolicy: known.InlinePolicies,
+		opDetachUserPolicy: known.PolicyARNs, opRemoveUserFromGroup: known.Groups,
 	}
-	for _, st := range steps {
-		for _, id := range st.ids {
-			err := p.iamCall(ctx, st.op, name, func(ctx context.Context) error { return st.del(ctx, id) })
+	for _, part := range p.userParts(name, false) {
+		for _, id := range ids[part.delOp] {
+			err := p.iamCall(ctx, part.delOp, name, func(ctx context.Context) error { return part.del(ctx, id) })
 			// NoSuchEntity: never attached (a crash mid-CreateUser), or
 			// removed by another worker or a human.
 			if err != nil && !isUpstream(err, codeNoSuchEntity) && !unsupported(err) {

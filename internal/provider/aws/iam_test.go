@@ -798,6 +798,11 @@ func TestDeleteUserKnownPartsToleratesMissing(t *testing.T) {
 	if err := p.DeleteUser(t.Context(), spec.UserName, known); err != nil {
 		t.Errorf("deleting a missing user: got %v, want nil", err)
 	}
+	// One call per recorded part and DeleteUser: 1 key, 1 inline policy,
+	// 2 managed policies, 2 groups, then the user.
+	if n := len(fake.Requests()); n != 7 {
+		t.Errorf("got %d IAM calls for a missing user, want 7", n)
+	}
 	for _, r := range fake.Requests() {
 		if r.ErrorCode != "NoSuchEntity" {
 			t.Errorf("%s on a missing user: got %d %s, want NoSuchEntity", r.Action, r.Status, r.ErrorCode)
