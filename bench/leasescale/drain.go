@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyferry/keyferry/bench/internal/host"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/metrics"
@@ -260,7 +261,7 @@ func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	res.CPU = processCPU() - cpu0
-	res.Load = loadavg()
+	res.Load = host.LoadAvg()
 	if err := stopRun(); err != nil {
 		return nil, err
 	}

@@ -38,7 +38,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
+
+	"github.com/keyferry/keyferry/bench/internal/host"
 )
 
 func main() {
@@ -85,31 +86,5 @@ func usage() {
 
 // machine describes the machine and its load, for the report.
 func machine() string {
-	return fmt.Sprintf("%d CPUs (%s), %s, load average %s", runtime.NumCPU(), cpuModel(), runtime.Version(), loadavg())
-}
-
-// loadavg is the 1, 5 and 15 minute load averages ("?" off Linux).
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown model"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown model"
+	return fmt.Sprintf("%d CPUs (%s), %s, load average %s", runtime.NumCPU(), host.CPUModel(), runtime.Version(), host.LoadAvg())
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyferry/keyferry/bench/internal/host"
 	"github.com/keyferry/keyferry/internal/config"
 	"github.com/keyferry/keyferry/internal/server"
 )
@@ -108,7 +109,7 @@ func runRestart(args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "  run %d: ready in %v, RSS %d kB (anon %d, file %d), heap in use %.1f MB; after %v idle: RSS %d kB (anon %d, file %d), %v CPU; stop %v; load %s\n",
 			i, r.Ready.Round(100*time.Microsecond), r.Mem.VmRSS, r.Mem.RssAnon, r.Mem.RssFile, r.HeapInuse/1e6,
-			o.idle, r.Idle.VmRSS, r.Idle.RssAnon, r.Idle.RssFile, r.IdleCPU.Round(time.Millisecond), r.Stop.Round(time.Millisecond), loadavg())
+			o.idle, r.Idle.VmRSS, r.Idle.RssAnon, r.Idle.RssFile, r.IdleCPU.Round(time.Millisecond), r.Stop.Round(time.Millisecond), host.LoadAvg())
 		runs = append(runs, r)
 	}
 	if o.jsonOut {

@@ -49,6 +49,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keyferry/keyferry/bench/internal/host"
 	"github.com/keyferry/keyferry/internal/server"
 )
 
@@ -263,7 +264,7 @@ func profileName(name, upstream string, upstreams int) string {
 func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, prof profiles) (levelResult, error) {
 	r := levelResult{
 		Upstream: upstream, Mode: spec.mode, Concurrency: spec.workers, OfferedRate: spec.rate,
-		DurationSec: spec.measure.Seconds(), LoadBefore: loadavg(),
+		DurationSec: spec.measure.Seconds(), LoadBefore: host.LoadAvg(),
 	}
 	fmt.Fprintf(os.Stderr, "── %s, %s loop, %s … ", upstream, spec.mode, levelName(spec))
 	b, err := startBroker(ctx, brokerConfig{upstream: upstream, logLevel: o.logLevel, keep: true})
@@ -328,7 +329,7 @@ func runLevel(ctx context.Context, o options, upstream string, spec loadSpec, pr
 		res = runLoad(ctx, b.addr, tokens, spec, time.Time{}, hook)
 	}
 	stopErr := b.stop()
-	r.LoadAfter = loadavg()
+	r.LoadAfter = host.LoadAvg()
 
 	r.Requests = res.OK
 	r.PerSecond = float64(res.OK) / spec.measure.Seconds()
@@ -445,7 +446,7 @@ func printMachine(w io.Writer, o options) {
 	fmt.Fprintf(w, "keyferry loadgen: %s, %v measured after %v warm-up per level, fresh broker per level, log=%s\n",
 		strings.Join(o.upstreams, "+"), o.measure, o.warmup, o.logLevel)
 	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, clients: %s, load average %s\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), o.clients, loadavg())
+		runtime.NumCPU(), host.CPUModel(), runtime.GOMAXPROCS(0), runtime.Version(), o.clients, host.LoadAvg())
 }
 
 func printLevel(w io.Writer, r levelResult) {
@@ -652,32 +653,6 @@ func readCPUStat() cpuStat {
 	const tick = 10 * time.Millisecond
 	busy := v[0] + v[1] + v[2] + v[5] + v[6] // user nice system irq softirq
 	return cpuStat{busy: time.Duration(busy) * tick, steal: time.Duration(v[7]) * tick, ok: true}
-}
-
-// loadavg is the 1, 5 and 15 minute load averages ("?" off Linux).
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown model"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown model"
 }
 
 func fatalf(format string, args ...any) {
