@@ -275,9 +275,7 @@ func checkDisk(ctx context.Context, dbPath, auditPath string) (durability, error
 	if err != nil {
 		return d, err
 	}
-	err = st.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan("leases/", "", func(string, []byte) (bool, error) { d.Leases++; return true, nil })
-	})
+	err = storage.Scan(ctx, st, storage.Range{Prefix: "leases/", KeysOnly: true}, func(storage.KV) (bool, error) { d.Leases++; return true, nil })
 	st.Close()
 	if err != nil {
 		return d, err

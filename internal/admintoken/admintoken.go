@@ -103,12 +103,10 @@ func put(ctx context.Context, s storage.Store, t *Token, create bool) error {
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(tx storage.Txn) error {
-		if create {
-			return tx.Create(prefix+t.ID, b)
-		}
-		return tx.Put(prefix+t.ID, b)
-	})
+	if create {
+		return storage.Create(ctx, s, prefix+t.ID, b)
+	}
+	return s.Commit(ctx, nil, []storage.Op{storage.Put(prefix+t.ID, b)})
 }
 
 // Authenticate checks a presented token and returns its record.
@@ -117,7 +115,7 @@ func Authenticate(ctx context.Context, s storage.Store, presented string) (*Toke
 	if m == nil {
 		return nil, ErrInvalid
 	}
-	b, err := storage.Get(ctx, s, prefix+m[1])
+	kv, err := s.Get(ctx, prefix+m[1])
 	if errors.Is(err, storage.ErrNotFound) {
 		// Compare anyway so a missing id costs the same as a bad secret.
 		subtle.ConstantTimeCompare([]byte(hashSecret(m[2])), []byte(strings.Repeat("0", 64)))
@@ -127,7 +125,7 @@ func Authenticate(ctx context.Context, s storage.Store, presented string) (*Toke
 		return nil, fmt.Errorf("admintoken: %w", err)
 	}
 	var t Token
-	if err := json.Unmarshal(b, &t); err != nil {
+	if err := json.Unmarshal(kv.Value, &t); err != nil {
 		return nil, fmt.Errorf("admintoken: decode: %w", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(hashSecret(m[2])), []byte(t.Hash)) != 1 {
@@ -139,40 +137,32 @@ func Authenticate(ctx context.Context, s storage.Store, presented string) (*Toke
 // List returns every token record.
 func List(ctx context.Context, s storage.Store) ([]Token, error) {
 	var out []Token
-	err := s.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(prefix, "", func(_ string, v []byte) (bool, error) {
-			var t Token
-			if err := json.Unmarshal(v, &t); err != nil {
-				return false, err
-			}
-			t.Hash = ""
-			out = append(out, t)
-			return true, nil
-		})
+	err := storage.Scan(ctx, s, storage.Range{Prefix: prefix}, func(kv storage.KV) (bool, error) {
+		var t Token
+		if err := json.Unmarshal(kv.Value, &t); err != nil {
+			return false, err
+		}
+		t.Hash = ""
+		out = append(out, t)
+		return true, nil
 	})
 	return out, err
 }
 
 // Delete removes the token with id.
 func Delete(ctx context.Context, s storage.Store, id string) error {
-	return s.Update(ctx, func(tx storage.Txn) error {
-		if _, err := tx.Get(prefix + id); err != nil {
-			return err
+	return storage.Update(ctx, s, prefix+id, func(cur *storage.KV) ([]storage.Op, error) {
+		if cur == nil {
+			return nil, fmt.Errorf("admintoken: token %q: %w", id, storage.ErrNotFound)
 		}
-		return tx.Delete(prefix + id)
+		return []storage.Op{storage.Del(prefix + id)}, nil
 	})
 }
 
 // Any reports whether at least one token exists (server init is done).
 func Any(ctx context.Context, s storage.Store) (bool, error) {
-	found := false
-	err := s.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(prefix, "", func(string, []byte) (bool, error) {
-			found = true
-			return false, nil
-		})
-	})
-	return found, err
+	page, err := s.List(ctx, storage.Range{Prefix: prefix, Limit: 1, KeysOnly: true})
+	return len(page.KVs) > 0, err
 }
 
 func hashSecret(secret string) string {

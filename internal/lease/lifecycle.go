@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -211,84 +213,91 @@ func (m *Manager) runScheduler(ctx context.Context) error {
 }
 
 // ExpireDue moves every lease whose expiry has passed out of the expiry
-// index: iam_user leases (and STS leases with early revocation pending,
-// none today) into the revocation queue; STS leases simply drop their
-// entry, since AWS ends the session itself. It reads only due entries,
-// and writes only when one is due: an idle broker commits nothing.
+// index: iam_user leases into the revocation queue; STS leases simply
+// drop their entry, since AWS ends the session itself. It reads only the
+// due part of the index (a time range), and writes only when an entry is
+// due: an idle broker commits nothing.
 func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
-	for {
-		now := m.now()
-		if due, err := m.anyDue(ctx, expiryPrefix, now); err != nil || !due {
-			if total > 0 {
-				m.wake()
-			}
-			return total, err
+	defer func() {
+		if total > 0 {
+			m.wake()
 		}
-		n := 0
-		err := m.store.Update(ctx, func(tx storage.Txn) error {
-			n = 0
-			var due []string
-			err := tx.Scan(expiryPrefix, "", func(k string, _ []byte) (bool, error) {
-				t, _, ok := parseTimeKey(expiryPrefix, k)
-				if !ok || t.After(now) {
-					return false, nil
-				}
-				due = append(due, k)
-				return len(due) < m.lc.Batch, nil
-			})
-			if err != nil {
-				return err
-			}
-			for _, k := range due {
-				_, id, _ := parseTimeKey(expiryPrefix, k)
-				if err := tx.Delete(k); err != nil {
-					return err
-				}
-				l, err := getLease(tx, id)
-				if errors.Is(err, storage.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				n++
-				if l.Type != policy.TypeIAMUser || (l.State != StateActive && l.State != StatePending) {
-					continue
-				}
-				old := *l
-				l.State, l.NextAttemptAt, l.RevokedBy = StateRevoking, now, "keyferry (expired)"
-				if err := saveLease(tx, &old, l); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	}()
+	for {
+		r := due(expiryPrefix, m.now())
+		r.Limit = m.lc.Batch
+		page, err := m.store.List(ctx, r)
 		if err != nil {
 			return total, err
 		}
+		n, err := m.expire(ctx, page.KVs)
 		total += n
-		if n < m.lc.Batch {
-			if total > 0 {
-				m.wake()
-			}
-			return total, nil
+		if err != nil || !page.More {
+			return total, err
 		}
 	}
 }
 
-// anyDue reports whether the time-ordered index under prefix has an entry
-// due at now, in a read transaction.
-func (m *Manager) anyDue(ctx context.Context, prefix string, now time.Time) (bool, error) {
-	due := false
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
-			t, _, ok := parseTimeKey(prefix, k)
-			due = ok && !t.After(now)
-			return false, nil
+// expireParallelism is how many expiries are committed at once. Each is
+// its own compare-and-swap on one lease; the bolt backend groups commits
+// that arrive together into one transaction, so running them side by
+// side is what makes a batch of expiries cost a few disk syncs, not one
+// each.
+const expireParallelism = 64
+
+// expire processes due expiry entries and returns how many leases they
+// named.
+func (m *Manager) expire(ctx context.Context, entries []storage.KV) (int, error) {
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(expireParallelism)
+	for _, e := range entries {
+		_, id, ok := parseTimeKey(expiryPrefix, e.Key)
+		if !ok {
+			continue
+		}
+		g.Go(func() error {
+			found, err := m.expireOne(gctx, e.Key, id)
+			if found {
+				n.Add(1)
+			}
+			return err
 		})
+	}
+	err := g.Wait()
+	return int(n.Load()), err
+}
+
+// expireOne removes one due expiry entry, and queues its lease for
+// revocation when it is an iam_user lease still pending or active.
+func (m *Manager) expireOne(ctx context.Context, entry, id string) (found bool, err error) {
+	err = storage.Update(ctx, m.store, leaseKey(id), func(cur *storage.KV) ([]storage.Op, error) {
+		found = cur != nil
+		if cur == nil {
+			return []storage.Op{storage.Del(entry)}, nil // a stray entry
+		}
+		ops, _, _, err := modifyOps(id, cur, func(l *Lease) error {
+			if l.Type != policy.TypeIAMUser || (l.State != StateActive && l.State != StatePending) {
+				return errSkip
+			}
+			if expiryKey(l.ExpiresAt, l.ID) != entry {
+				// Renewed between the listing and now: the entry is
+				// stale and the lease not due.
+				return errSkip
+			}
+			l.State, l.NextAttemptAt, l.RevokedBy = StateRevoking, m.now(), "keyferry (expired)"
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(ops, func(op storage.Op) bool { return op.Key == entry }) {
+			ops = append(ops, storage.Del(entry))
+		}
+		return ops, nil
 	})
-	return due, err
+	return found, err
 }
 
 // runDispatcher hands due revocations to the workers, each lease once.
@@ -374,16 +383,10 @@ func (m *Manager) reportBacklog(ctx context.Context) error {
 // countDue counts the revocations due now, whether a worker holds them or
 // not, up to limit.
 func (m *Manager) countDue(ctx context.Context, limit int) (int, error) {
-	now := m.now()
 	n := 0
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(revokePrefix, "", func(k string, _ []byte) (bool, error) {
-			if t, _, ok := parseTimeKey(revokePrefix, k); !ok || t.After(now) {
-				return false, nil
-			}
-			n++
-			return n < limit, nil
-		})
+	err := storage.Scan(ctx, m.store, due(revokePrefix, m.now()), func(storage.KV) (bool, error) {
+		n++
+		return n < limit, nil
 	})
 	return n, err
 }
@@ -391,21 +394,16 @@ func (m *Manager) countDue(ctx context.Context, limit int) (int, error) {
 // dueRevocations returns up to Batch due revocations, in queue order,
 // leaving out those a worker holds.
 func (m *Manager) dueRevocations(ctx context.Context) ([]string, error) {
-	now := m.now()
 	var ids []string
-	limit := m.lc.Batch
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(revokePrefix, "", func(k string, _ []byte) (bool, error) {
-			t, id, ok := parseTimeKey(revokePrefix, k)
-			if !ok || t.After(now) {
-				return false, nil
-			}
-			if m.held(id) {
-				return true, nil
-			}
-			ids = append(ids, id)
-			return len(ids) < limit, nil
-		})
+	r := due(revokePrefix, m.now())
+	r.Limit = m.lc.Batch
+	err := storage.Scan(ctx, m.store, r, func(kv storage.KV) (bool, error) {
+		_, id, ok := parseTimeKey(revokePrefix, kv.Key)
+		if !ok || m.held(id) {
+			return true, nil
+		}
+		ids = append(ids, id)
+		return len(ids) < m.lc.Batch, nil
 	})
 	return ids, err
 }
@@ -550,14 +548,14 @@ func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
 		}
 		// Remember the role, so the reconciler prunes its policy once the
 		// session would have expired anyway.
-		return m.store.Update(ctx, func(tx storage.Txn) error {
-			k := denyPrefix + url.PathEscape(l.RoleARN)
-			if b, err := tx.Get(k); err == nil {
-				if t, err := time.Parse(time.RFC3339, string(b)); err == nil && !t.Before(l.ExpiresAt) {
-					return nil
+		k := denyPrefix + url.PathEscape(l.RoleARN)
+		return storage.Update(ctx, m.store, k, func(cur *storage.KV) ([]storage.Op, error) {
+			if cur != nil {
+				if t, err := time.Parse(time.RFC3339, string(cur.Value)); err == nil && !t.Before(l.ExpiresAt) {
+					return nil, nil
 				}
 			}
-			return tx.Put(k, []byte(l.ExpiresAt.UTC().Format(time.RFC3339)))
+			return []storage.Op{storage.Put(k, []byte(l.ExpiresAt.UTC().Format(time.RFC3339)))}, nil
 		})
 	}
 	return nil
@@ -574,20 +572,18 @@ func (m *Manager) PruneDenials(ctx context.Context) error {
 		return nil
 	}
 	now := m.now()
-	var due []string
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(denyPrefix, "", func(k string, v []byte) (bool, error) {
-			if t, err := time.Parse(time.RFC3339, string(v)); err != nil || !t.After(now) {
-				due = append(due, k)
-			}
-			return true, nil
-		})
+	var expired []storage.KV
+	err := storage.Scan(ctx, m.store, storage.Range{Prefix: denyPrefix}, func(kv storage.KV) (bool, error) {
+		if t, err := time.Parse(time.RFC3339, string(kv.Value)); err != nil || !t.After(now) {
+			expired = append(expired, kv)
+		}
+		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range due {
-		arn, err := url.PathUnescape(k[len(denyPrefix):])
+	for _, kv := range expired {
+		arn, err := url.PathUnescape(kv.Key[len(denyPrefix):])
 		if err != nil {
 			continue
 		}
@@ -596,10 +592,14 @@ func (m *Manager) PruneDenials(ctx context.Context) error {
 			m.log.Warn("pruning a role's deny policy", "role_arn", arn, "err", err)
 			continue
 		}
-		if empty {
-			if err := m.store.Update(ctx, func(tx storage.Txn) error { return tx.Delete(k) }); err != nil {
-				return err
-			}
+		if !empty {
+			continue
+		}
+		// Forget the role unless a revocation denied a new session
+		// meanwhile (it then moved the expiry on): the next prune sees it.
+		err = m.store.Commit(ctx, []storage.Cond{storage.Unchanged(kv)}, []storage.Op{storage.Del(kv.Key)})
+		if err != nil && !errors.Is(err, storage.ErrConflict) {
+			return err
 		}
 	}
 	return nil

@@ -393,46 +393,40 @@ func (m *Manager) put(ctx context.Context, l *Lease) error {
 	if err != nil {
 		return err
 	}
-	return m.store.Update(ctx, func(tx storage.Txn) error { return createLease(tx, l, b) })
+	return m.store.Commit(ctx, []storage.Cond{storage.Absent(leaseKey(l.ID))}, createOps(l, b))
 }
 
-func getLease(tx storage.ReadTxn, id string) (*Lease, error) {
-	b, err := tx.Get(leasePrefix + id)
+// getLease reads lease id; a missing lease is an error wrapping
+// storage.ErrNotFound.
+func (m *Manager) getLease(ctx context.Context, id string) (*Lease, error) {
+	kv, err := m.store.Get(ctx, leaseKey(id))
 	if err != nil {
 		return nil, err
 	}
-	var l Lease
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("lease: decode %s: %w", id, err)
-	}
-	return &l, nil
+	return decodeLease(kv)
 }
 
-// update applies fn to lease id in one transaction.
+// update applies fn to lease id and saves the result with its index
+// entries in one commit, on the condition that nobody changed the lease
+// meanwhile (fn runs again if somebody did, so it must only change the
+// lease it is given). fn returning errSkip leaves the lease as it is.
 func (m *Manager) update(ctx context.Context, id string, fn func(*Lease) error) (*Lease, error) {
 	var out *Lease
-	err := m.store.Update(ctx, func(tx storage.Txn) error {
-		l, err := modify(tx, id, fn)
+	err := storage.Update(ctx, m.store, leaseKey(id), func(cur *storage.KV) ([]storage.Op, error) {
+		ops, _, l, err := modifyOps(id, cur, fn)
 		out = l
-		return err
+		return ops, err
 	})
 	return out, err
 }
 
 // Get returns one lease.
 func (m *Manager) Get(ctx context.Context, id string) (*Lease, error) {
-	b, err := storage.Get(ctx, m.store, leasePrefix+id)
+	l, err := m.getLease(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("lease %q not found", id)}
 	}
-	if err != nil {
-		return nil, err
-	}
-	var l Lease
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("lease: decode %s: %w", id, err)
-	}
-	return &l, nil
+	return l, err
 }
 
 // Filter selects leases; empty fields match everything.
@@ -466,22 +460,20 @@ func (m *Manager) List(ctx context.Context, f Filter) ([]Lease, string, error) {
 	if f.After != "" {
 		after = leasePrefix + f.After
 	}
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(leasePrefix, after, func(k string, v []byte) (bool, error) {
-			var l Lease
-			if err := json.Unmarshal(v, &l); err != nil {
-				return false, fmt.Errorf("lease: decode %s: %w", k, err)
-			}
-			if !f.match(&l, now) {
-				return true, nil
-			}
-			if len(out) == f.Limit {
-				next = out[len(out)-1].ID
-				return false, nil
-			}
-			out = append(out, l)
+	err := storage.Scan(ctx, m.store, storage.Range{Prefix: leasePrefix, After: after}, func(kv storage.KV) (bool, error) {
+		l, err := decodeLease(kv)
+		if err != nil {
+			return false, err
+		}
+		if !f.match(l, now) {
 			return true, nil
-		})
+		}
+		if len(out) == f.Limit {
+			next = out[len(out)-1].ID
+			return false, nil
+		}
+		out = append(out, *l)
+		return true, nil
 	})
 	return out, next, err
 }

@@ -80,9 +80,7 @@ func newTestManager(t *testing.T, v Verifier, m Minter, aw audit.Writer) (*Manag
 func countLeases(t *testing.T, st storage.Store) int {
 	t.Helper()
 	n := 0
-	err := st.View(context.Background(), func(tx storage.ReadTxn) error {
-		return tx.Scan(leasePrefix, "", func(string, []byte) (bool, error) { n++; return true, nil })
-	})
+	err := storage.Scan(context.Background(), st, storage.Range{Prefix: leasePrefix, KeysOnly: true}, func(storage.KV) (bool, error) { n++; return true, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

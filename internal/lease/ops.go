@@ -134,30 +134,36 @@ func (m *Manager) Select(ctx context.Context, s Selector) ([]Lease, error) {
 	}
 	now := m.now()
 	var out []Lease
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		prefix := byKeyPrefix(field, value)
-		return tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
-			l, err := getLease(tx, k[len(prefix):])
-			if errors.Is(err, storage.ErrNotFound) {
-				return true, nil
-			}
-			if err != nil {
-				return false, err
-			}
-			switch l.EffectiveState(now) {
-			case StateRevoked, StateIrrevocable:
-				return true, nil
-			}
-			if (s.Role == "" || l.Role == s.Role) &&
-				(s.Project == "" || l.Identity.Project == s.Project || l.Identity.ProjectID == s.Project) &&
-				(s.Pipeline == "" || l.Identity.Pipeline == s.Pipeline) &&
-				(s.Subject == "" || l.Identity.Subject == s.Subject) {
-				out = append(out, *l)
-			}
-			return true, nil
-		})
+	err := m.eachIndexed(ctx, field, value, func(l *Lease) error {
+		switch l.EffectiveState(now) {
+		case StateRevoked, StateIrrevocable:
+			return nil
+		}
+		if (s.Role == "" || l.Role == s.Role) &&
+			(s.Project == "" || l.Identity.Project == s.Project || l.Identity.ProjectID == s.Project) &&
+			(s.Pipeline == "" || l.Identity.Pipeline == s.Pipeline) &&
+			(s.Subject == "" || l.Identity.Subject == s.Subject) {
+			out = append(out, *l)
+		}
+		return nil
 	})
 	return out, err
+}
+
+// eachIndexed calls fn with every lease indexed under field = value, in id
+// order. A lease deleted since its index entry was read is skipped.
+func (m *Manager) eachIndexed(ctx context.Context, field, value string, fn func(l *Lease) error) error {
+	prefix := byKeyPrefix(field, value)
+	return storage.Scan(ctx, m.store, storage.Range{Prefix: prefix, KeysOnly: true}, func(kv storage.KV) (bool, error) {
+		l, err := m.getLease(ctx, kv.Key[len(prefix):])
+		if errors.Is(err, storage.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, fn(l)
+	})
 }
 
 // RevokeMatching revokes every live lease s matches (break glass) and
@@ -307,19 +313,9 @@ func (m *Manager) notFound(id string, err error) error {
 // state (the leaked-key runbook).
 func (m *Manager) FindByKey(ctx context.Context, accessKeyID string) ([]Lease, error) {
 	var out []Lease
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		prefix := byKeyPrefix(FieldKey, accessKeyID)
-		return tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
-			l, err := getLease(tx, k[len(prefix):])
-			if errors.Is(err, storage.ErrNotFound) {
-				return true, nil
-			}
-			if err != nil {
-				return false, err
-			}
-			out = append(out, *l)
-			return true, nil
-		})
+	err := m.eachIndexed(ctx, FieldKey, accessKeyID, func(l *Lease) error {
+		out = append(out, *l)
+		return nil
 	})
 	return out, err
 }

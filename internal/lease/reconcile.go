@@ -53,15 +53,11 @@ func (m *Manager) runReconciler(ctx context.Context) error {
 // cutoff, and returns how many it queued.
 func (m *Manager) ReclaimPending(ctx context.Context, cutoff time.Time) (int, error) {
 	var ids []string
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		return tx.Scan(pendingPrefix, "", func(k string, _ []byte) (bool, error) {
-			t, id, ok := parseTimeKey(pendingPrefix, k)
-			if !ok || !t.Before(cutoff) {
-				return false, nil
-			}
+	err := storage.Scan(ctx, m.store, before(pendingPrefix, cutoff), func(kv storage.KV) (bool, error) {
+		if _, id, ok := parseTimeKey(pendingPrefix, kv.Key); ok {
 			ids = append(ids, id)
-			return true, nil
-		})
+		}
+		return true, nil
 	})
 	if err != nil {
 		return 0, err
@@ -159,25 +155,23 @@ func (m *Manager) SweepOrphans(ctx context.Context, dryRun bool) ([]Orphan, erro
 // userOwned reports whether a live lease owns the IAM user name.
 func (m *Manager) userOwned(ctx context.Context, name string) (bool, string, error) {
 	owned, leaseID := false, ""
-	err := m.store.View(ctx, func(tx storage.ReadTxn) error {
-		prefix := byKeyPrefix(FieldUser, name)
-		return tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
-			id := k[len(prefix):]
-			leaseID = id
-			l, err := getLease(tx, id)
-			if errors.Is(err, storage.ErrNotFound) {
-				return true, nil
-			}
-			if err != nil {
-				return false, err
-			}
-			switch l.State {
-			case StatePending, StateActive, StateRevoking:
-				owned = true
-				return false, nil
-			}
+	prefix := byKeyPrefix(FieldUser, name)
+	err := storage.Scan(ctx, m.store, storage.Range{Prefix: prefix, KeysOnly: true}, func(kv storage.KV) (bool, error) {
+		id := kv.Key[len(prefix):]
+		leaseID = id
+		l, err := m.getLease(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
 			return true, nil
-		})
+		}
+		if err != nil {
+			return false, err
+		}
+		switch l.State {
+		case StatePending, StateActive, StateRevoking:
+			owned = true
+			return false, nil
+		}
+		return true, nil
 	})
 	return owned, leaseID, err
 }

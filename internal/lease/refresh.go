@@ -18,7 +18,6 @@ import (
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
-	"github.com/keyferry/keyferry/internal/storage"
 )
 
 // Refresh reason codes.
@@ -173,31 +172,22 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err}
 	}
 	handle, hash := newRefreshHandle(l.ID)
-	var (
-		conflict bool
-		updated  Lease
-	)
-	err = m.store.Update(ctx, func(tx storage.Txn) error {
-		conflict = false
-		cur, err := modify(tx, l.ID, func(cur *Lease) error {
-			if cur.RefreshHash != l.RefreshHash || cur.State != l.State {
-				conflict = true // another refresh or a revoke won the race
-				return errSkip
-			}
-			cur.PrevRefreshHashes = append(slices.Clone(cur.PrevRefreshHashes), cur.RefreshHash)
-			if n := len(cur.PrevRefreshHashes); n > keepPrevHashes {
-				cur.PrevRefreshHashes = cur.PrevRefreshHashes[n-keepPrevHashes:]
-			}
-			cur.RefreshHash = hash
-			cur.AccessKeyID, cur.ExpiresAt = creds.AccessKeyID, creds.Expiration.UTC()
-			cur.AssumedRoleID, cur.SessionIssuedAt = creds.AssumedRoleID, now.UTC()
-			cur.Refreshes++
-			return nil
-		})
-		if err == nil {
-			updated = *cur
+	conflict := false
+	updated, err := m.update(ctx, l.ID, func(cur *Lease) error {
+		if cur.RefreshHash != l.RefreshHash || cur.State != l.State {
+			conflict = true // another refresh or a revoke won the race
+			return errSkip
 		}
-		return err
+		conflict = false
+		cur.PrevRefreshHashes = append(slices.Clone(cur.PrevRefreshHashes), cur.RefreshHash)
+		if n := len(cur.PrevRefreshHashes); n > keepPrevHashes {
+			cur.PrevRefreshHashes = cur.PrevRefreshHashes[n-keepPrevHashes:]
+		}
+		cur.RefreshHash = hash
+		cur.AccessKeyID, cur.ExpiresAt = creds.AccessKeyID, creds.Expiration.UTC()
+		cur.AssumedRoleID, cur.SessionIssuedAt = creds.AssumedRoleID, now.UTC()
+		cur.Refreshes++
+		return nil
 	})
 	if err != nil {
 		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err}
@@ -208,13 +198,13 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 	return &Refreshed{
 		Handle: handle,
 		Issued: Issued{
-			Lease: &updated, Region: preq.Region,
+			Lease: updated, Region: preq.Region,
 			Credentials: api.Credentials{
 				AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
 				Expiration: creds.Expiration.UTC(), AccountID: creds.AccountID, AssumedRoleARN: creds.AssumedRoleARN,
 			},
 		},
-	}, &updated, nil
+	}, updated, nil
 }
 
 // handleReuse revokes a lease whose spent refresh handle came back: either

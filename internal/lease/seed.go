@@ -9,14 +9,26 @@ import (
 
 // Seed writes leases to st exactly as issuance does (the same encoding,
 // expiry entry, lookup indexes and, for pending leases, write-ahead
-// entry), all in one transaction. It exists so that benchmarks and tests
-// can fill a store with many leases without minting each one
-// (bench/leasescale seeds a million); the server never calls it. Leases
-// must be new (a lease id that exists fails with storage.ErrConflict) and
-// in StateActive or StatePending, the states issuance creates.
+// entry), as many leases per commit as the storage port allows. It exists
+// so that benchmarks and tests can fill a store with many leases without
+// minting each one (bench/leasescale seeds a million); the server never
+// calls it. Leases must be new (a lease id that exists fails with
+// storage.ErrConflict, and the commit it was in writes nothing) and in
+// StateActive or StatePending, the states issuance creates.
 func Seed(ctx context.Context, st storage.Store, leases []*Lease) error {
-	enc := make([][]byte, len(leases))
-	for i, l := range leases {
+	var (
+		conds []storage.Cond
+		ops   []storage.Op
+	)
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		err := st.Commit(ctx, conds, ops)
+		conds, ops = conds[:0], ops[:0]
+		return err
+	}
+	for _, l := range leases {
 		if l.State != StateActive && l.State != StatePending {
 			return fmt.Errorf("lease: seed %s: state %q, want %q or %q", l.ID, l.State, StateActive, StatePending)
 		}
@@ -24,14 +36,16 @@ func Seed(ctx context.Context, st storage.Store, leases []*Lease) error {
 		if err != nil {
 			return fmt.Errorf("lease: seed %s: %w", l.ID, err)
 		}
-		enc[i] = b
-	}
-	return st.Update(ctx, func(tx storage.Txn) error {
-		for i, l := range leases {
-			if err := createLease(tx, l, enc[i]); err != nil {
-				return fmt.Errorf("lease: seed %s: %w", l.ID, err)
+		if len(ops)+maxCreateOps > storage.MaxCommitOps {
+			if err := flush(); err != nil {
+				return fmt.Errorf("lease: seed: %w", err)
 			}
 		}
-		return nil
-	})
+		conds = append(conds, storage.Absent(leaseKey(l.ID)))
+		ops = append(ops, createOps(l, b)...)
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("lease: seed: %w", err)
+	}
+	return nil
 }

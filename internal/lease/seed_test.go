@@ -16,9 +16,7 @@ import (
 func dumpStore(t *testing.T, st storage.Store) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := st.View(context.Background(), func(tx storage.ReadTxn) error {
-		return tx.Scan("", "", func(k string, v []byte) (bool, error) { out[k] = string(v); return true, nil })
-	})
+	err := storage.Scan(context.Background(), st, storage.Range{}, func(kv storage.KV) (bool, error) { out[kv.Key] = string(kv.Value); return true, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

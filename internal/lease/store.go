@@ -2,6 +2,7 @@ package lease
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -47,6 +48,20 @@ func timeKey(prefix string, t time.Time, id string) string {
 func expiryKey(t time.Time, id string) string  { return timeKey(expiryPrefix, t, id) }
 func revokeKey(t time.Time, id string) string  { return timeKey(revokePrefix, t, id) }
 func pendingKey(t time.Time, id string) string { return timeKey(pendingPrefix, t, id) }
+func leaseKey(id string) string                { return leasePrefix + id }
+
+// before is the range of a time-ordered index under prefix that holds
+// the entries of times strictly before t: its keys sort below
+// "<prefix><t>", and every entry of time t or later sorts above.
+func before(prefix string, t time.Time) storage.Range {
+	return storage.Range{Prefix: prefix, Before: fmt.Sprintf("%s%020d", prefix, t.UnixNano()), KeysOnly: true}
+}
+
+// due is the range of a time-ordered index under prefix that holds the
+// entries due at now (times up to and including now).
+func due(prefix string, now time.Time) storage.Range {
+	return before(prefix, now.Add(time.Nanosecond))
+}
 
 // byKeyPrefix is the scan prefix for one indexed value.
 func byKeyPrefix(field, value string) string {
@@ -89,104 +104,105 @@ func indexKeys(l *Lease) []string {
 	return keys
 }
 
-// encodeLease encodes l for createLease. Callers encode before
-// storage.Store.Update, so that encoding does not run inside the
-// transaction: bolt runs the functions of a batch one after another on one
-// goroutine while it holds its only writer lock, and a lease with its
-// claims takes longer to encode than to insert.
+// encodeLease encodes l for createOps. Callers encode before they commit,
+// so that encoding does not run inside bolt's batched transaction (one
+// goroutine runs a batch while it holds the only writer lock, and a lease
+// with its claims takes longer to encode than to insert).
 func encodeLease(l *Lease) ([]byte, error) { return json.Marshal(l) }
 
-// createLease writes a new lease, encoded as b by encodeLease, with its
-// expiry entry and indexes.
-func createLease(tx storage.Txn, l *Lease, b []byte) error {
-	if err := tx.Create(leasePrefix+l.ID, b); err != nil {
-		return err
+func decodeLease(kv storage.KV) (*Lease, error) {
+	var l Lease
+	if err := json.Unmarshal(kv.Value, &l); err != nil {
+		return nil, fmt.Errorf("lease: decode %s: %w", kv.Key, err)
 	}
-	for _, k := range indexKeys(l) {
-		if err := tx.Put(k, nil); err != nil {
-			return err
-		}
-	}
-	if l.State == StatePending {
-		if err := tx.Put(pendingKey(l.IssuedAt, l.ID), nil); err != nil {
-			return err
-		}
-	}
-	return tx.Put(expiryKey(l.ExpiresAt, l.ID), nil)
+	return &l, nil
 }
 
-// saveLease rewrites a lease changed from old, keeping its expiry entry,
+// createOps are the writes of a new lease, encoded as b by encodeLease:
+// the lease, its lookup indexes, its expiry entry and, while pending, its
+// write-ahead entry. At most 10 operations (a lease has at most 7 lookup
+// keys), so that many leases fit in one commit.
+func createOps(l *Lease, b []byte) []storage.Op {
+	ops := []storage.Op{storage.Put(leaseKey(l.ID), b)}
+	for _, k := range indexKeys(l) {
+		ops = append(ops, storage.Put(k, nil))
+	}
+	if l.State == StatePending {
+		ops = append(ops, storage.Put(pendingKey(l.IssuedAt, l.ID), nil))
+	}
+	return append(ops, storage.Put(expiryKey(l.ExpiresAt, l.ID), nil))
+}
+
+// maxCreateOps bounds len(createOps(l)).
+const maxCreateOps = 10
+
+// saveOps are the writes that turn old into l, keeping its expiry entry,
 // revocation queue entry, pending entry and indexes consistent. Index
 // entries are only added (a lease stays findable by every key it ever
 // had).
-func saveLease(tx storage.Txn, old, l *Lease) error {
+func saveOps(old, l *Lease) ([]storage.Op, error) {
 	b, err := json.Marshal(l)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := tx.Put(leasePrefix+l.ID, b); err != nil {
-		return err
-	}
+	ops := []storage.Op{storage.Put(leaseKey(l.ID), b)}
 	// Only new index entries are written: rewriting one that exists
 	// changes nothing but still dirties its page, and a revocation would
 	// copy six random index pages per lease in every commit.
 	had := indexKeys(old)
 	for _, k := range indexKeys(l) {
-		if slices.Contains(had, k) {
-			continue
-		}
-		if err := tx.Put(k, nil); err != nil {
-			return err
+		if !slices.Contains(had, k) {
+			ops = append(ops, storage.Put(k, nil))
 		}
 	}
 	if old.State == StatePending && l.State != StatePending {
-		if err := tx.Delete(pendingKey(old.IssuedAt, old.ID)); err != nil {
-			return err
-		}
+		ops = append(ops, storage.Del(pendingKey(old.IssuedAt, old.ID)))
 	}
 	// The expiry entry exists while the lease can still expire into work.
 	wantExp := l.State == StateActive || l.State == StatePending
 	hadExp := old.State == StateActive || old.State == StatePending
 	if hadExp && (!wantExp || !old.ExpiresAt.Equal(l.ExpiresAt)) {
-		if err := tx.Delete(expiryKey(old.ExpiresAt, old.ID)); err != nil {
-			return err
-		}
+		ops = append(ops, storage.Del(expiryKey(old.ExpiresAt, old.ID)))
 	}
 	if wantExp && (!hadExp || !old.ExpiresAt.Equal(l.ExpiresAt)) {
-		if err := tx.Put(expiryKey(l.ExpiresAt, l.ID), nil); err != nil {
-			return err
-		}
+		ops = append(ops, storage.Put(expiryKey(l.ExpiresAt, l.ID), nil))
 	}
 	// The queue entry exists while the lease is revoking.
 	if old.State == StateRevoking && (l.State != StateRevoking || !old.NextAttemptAt.Equal(l.NextAttemptAt)) {
-		if err := tx.Delete(revokeKey(old.NextAttemptAt, old.ID)); err != nil {
-			return err
-		}
+		ops = append(ops, storage.Del(revokeKey(old.NextAttemptAt, old.ID)))
 	}
 	if l.State == StateRevoking && (old.State != StateRevoking || !old.NextAttemptAt.Equal(l.NextAttemptAt)) {
-		if err := tx.Put(revokeKey(l.NextAttemptAt, l.ID), nil); err != nil {
-			return err
-		}
+		ops = append(ops, storage.Put(revokeKey(l.NextAttemptAt, l.ID), nil))
 	}
-	return nil
+	return ops, nil
 }
 
-// modify loads a lease in tx, applies fn to a copy and saves the result
-// with saveLease. fn returning errSkip leaves the lease untouched.
-func modify(tx storage.Txn, id string, fn func(l *Lease) error) (*Lease, error) {
-	old, err := getLease(tx, id)
-	if err != nil {
-		return nil, err
+// errSkip, returned by a function given to update, leaves the lease as
+// it is.
+var errSkip = errors.New("lease: skip")
+
+// errNoLease is the error of update for a lease that does not exist.
+func errNoLease(id string) error {
+	return fmt.Errorf("lease %s: %w", id, storage.ErrNotFound)
+}
+
+// modifyOps decodes the lease read as cur, applies fn to a copy and
+// returns the writes that save the result, with the lease before and
+// after. fn returning errSkip gives no writes and the lease unchanged.
+func modifyOps(id string, cur *storage.KV, fn func(l *Lease) error) (ops []storage.Op, old, l *Lease, err error) {
+	if cur == nil {
+		return nil, nil, nil, errNoLease(id)
 	}
-	l := *old
-	if err := fn(&l); err != nil {
+	if old, err = decodeLease(*cur); err != nil {
+		return nil, nil, nil, err
+	}
+	next := *old
+	if err := fn(&next); err != nil {
 		if err == errSkip {
-			return old, nil
+			return nil, old, old, nil
 		}
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return &l, saveLease(tx, old, &l)
+	ops, err = saveOps(old, &next)
+	return ops, old, &next, err
 }
-
-// errSkip tells modify to leave the lease as it is.
-var errSkip = fmt.Errorf("lease: skip")

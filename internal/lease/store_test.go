@@ -8,24 +8,19 @@ import (
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
-// putRecorder records the keys written through its transactions.
+// putRecorder records the keys its commits put.
 type putRecorder struct {
 	storage.Store
 	puts []string
 }
 
-type recordingTxn struct {
-	storage.Txn
-	r *putRecorder
-}
-
-func (t recordingTxn) Put(k string, v []byte) error {
-	t.r.puts = append(t.r.puts, k)
-	return t.Txn.Put(k, v)
-}
-
-func (r *putRecorder) Update(ctx context.Context, fn func(storage.Txn) error) error {
-	return r.Store.Update(ctx, func(tx storage.Txn) error { return fn(recordingTxn{tx, r}) })
+func (r *putRecorder) Commit(ctx context.Context, conds []storage.Cond, ops []storage.Op) error {
+	for _, op := range ops {
+		if !op.Delete {
+			r.puts = append(r.puts, op.Key)
+		}
+	}
+	return r.Store.Commit(ctx, conds, ops)
 }
 
 // TestSaveLeaseWritesOnlyNewIndexEntries: a state change rewrites the

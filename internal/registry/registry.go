@@ -90,26 +90,24 @@ func (r *Registry) Load(ctx context.Context) (problems []error, err error) {
 	defer r.mu.Unlock()
 	var roles []policy.Role
 	issuers := map[string]identity.Issuer{}
-	err = r.store.View(ctx, func(tx storage.ReadTxn) error {
-		if err := tx.Scan(issuerPrefix, "", func(k string, v []byte) (bool, error) {
-			var is identity.Issuer
-			if err := json.Unmarshal(v, &is); err != nil {
-				return false, fmt.Errorf("registry: decode %s: %w", k, err)
-			}
-			issuers[is.Name] = is
-			return true, nil
-		}); err != nil {
-			return err
+	err = storage.Scan(ctx, r.store, storage.Range{Prefix: issuerPrefix}, func(kv storage.KV) (bool, error) {
+		var is identity.Issuer
+		if err := json.Unmarshal(kv.Value, &is); err != nil {
+			return false, fmt.Errorf("registry: decode %s: %w", kv.Key, err)
 		}
-		return tx.Scan(rolePrefix, "", func(k string, v []byte) (bool, error) {
+		issuers[is.Name] = is
+		return true, nil
+	})
+	if err == nil {
+		err = storage.Scan(ctx, r.store, storage.Range{Prefix: rolePrefix}, func(kv storage.KV) (bool, error) {
 			var ro policy.Role
-			if err := json.Unmarshal(v, &ro); err != nil {
-				return false, fmt.Errorf("registry: decode %s: %w", k, err)
+			if err := json.Unmarshal(kv.Value, &ro); err != nil {
+				return false, fmt.Errorf("registry: decode %s: %w", kv.Key, err)
 			}
 			roles = append(roles, ro)
 			return true, nil
 		})
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -390,31 +388,25 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, ch Change) err
 // ever in effect without its audit record.
 func (r *Registry) write(ctx context.Context, key string, val []byte, ev *audit.Event) error {
 	var old []byte
-	err := r.store.Update(ctx, func(tx storage.Txn) error {
-		o, err := tx.Get(key)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			old = nil
-		case err != nil:
-			return err
-		default:
-			old = o
+	err := storage.Update(ctx, r.store, key, func(cur *storage.KV) ([]storage.Op, error) {
+		old = nil
+		if cur != nil {
+			old = cur.Value
 		}
 		if val == nil {
-			return tx.Delete(key)
+			return []storage.Op{storage.Del(key)}, nil
 		}
-		return tx.Put(key, val)
+		return []storage.Op{storage.Put(key, val)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("registry: store %s: %w", key, err)
 	}
 	if aerr := r.audit.Write(ctx, ev); aerr != nil {
-		rerr := r.store.Update(context.WithoutCancel(ctx), func(tx storage.Txn) error {
-			if old == nil {
-				return tx.Delete(key)
-			}
-			return tx.Put(key, old)
-		})
+		undo := storage.Del(key)
+		if old != nil {
+			undo = storage.Put(key, old)
+		}
+		rerr := r.store.Commit(context.WithoutCancel(ctx), nil, []storage.Op{undo})
 		return fmt.Errorf("%w: change rolled back: %w", ErrAuditUnavailable, errors.Join(aerr, rerr))
 	}
 	return nil

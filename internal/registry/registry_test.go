@@ -88,7 +88,7 @@ func TestAuditFailureRollsBack(t *testing.T) {
 	if _, ok := r.Role("deploy"); ok {
 		t.Error("the role is in service although its audit record failed")
 	}
-	if _, err := storage.Get(ctx, st, "roles/deploy"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := st.Get(ctx, "roles/deploy"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the role is in the store: %v", err)
 	}
 	aw.SetErr(nil)
@@ -99,7 +99,7 @@ func TestAuditFailureRollsBack(t *testing.T) {
 	if err := r.DeleteRole(ctx, "deploy", Change{}); !errors.Is(err, ErrAuditUnavailable) {
 		t.Fatalf("delete: got %v", err)
 	}
-	if _, err := storage.Get(ctx, st, "roles/deploy"); err != nil {
+	if _, err := st.Get(ctx, "roles/deploy"); err != nil {
 		t.Errorf("a failed delete removed the role from the store: %v", err)
 	}
 }
@@ -133,9 +133,9 @@ func TestLoadSkipsRolesThatNoLongerCompile(t *testing.T) {
 	if _, err := r.PutRole(ctx, role(), Change{}); err != nil {
 		t.Fatal(err)
 	}
-	_ = st.Update(ctx, func(tx storage.Txn) error {
-		return tx.Put("roles/broken", []byte(`{"name":"broken","issuer":"gitlab","aws":{"type":"assume_role","role_arn":"nope"}}`))
-	})
+	if err := st.Commit(ctx, nil, []storage.Op{storage.Put("roles/broken", []byte(`{"name":"broken","issuer":"gitlab","aws":{"type":"assume_role","role_arn":"nope"}}`))}); err != nil {
+		t.Fatal(err)
+	}
 	fresh := New(Config{Store: st, Audit: audit.NewMemory(), Issuers: &sink{}})
 	problems, err := fresh.Load(ctx)
 	if err != nil {

@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Leases: leases, Registry: reg, Verifier: verifier, Store: store, Audit: sink, Metrics: m, Logger: log.With("component", "http"),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Dev: dev, DevAudience: cfg.PublicURL,
 		Ready: func(ctx context.Context) error {
-			_, err := storage.Get(ctx, store, "ready-probe")
+			_, err := store.Get(ctx, "ready-probe")
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("store: %w", err)
 			}

@@ -41,11 +41,11 @@ func TestOpen(t *testing.T) {
 				}
 			}
 			// The store works end to end.
-			if err := s.Update(t.Context(), func(tx storage.Txn) error { return tx.Put("k", []byte("v")) }); err != nil {
-				t.Fatalf("Update = %v, want nil", err)
+			if err := storage.Create(t.Context(), s, "k", []byte("v")); err != nil {
+				t.Fatalf("Create = %v, want nil", err)
 			}
-			if v, err := storage.Get(t.Context(), s, "k"); err != nil || string(v) != "v" {
-				t.Errorf("Get = %q, %v; want %q, nil", v, err, "v")
+			if kv, err := s.Get(t.Context(), "k"); err != nil || string(kv.Value) != "v" {
+				t.Errorf("Get = %q, %v; want %q, nil", kv.Value, err, "v")
 			}
 		})
 	}

@@ -4,43 +4,37 @@
 // # Group commit
 //
 // A durable bbolt commit costs two fdatasyncs (pages, then meta), and
-// there is one writer at a time, so committing each Update on its own
+// there is one writer at a time, so committing each Commit on its own
 // queues every writer behind everyone else's fsyncs (64 writers: about
 // 4k txn/s at 16 ms p50, against 35k txn/s at 1.7 ms batched; see
-// bench_test.go). Update therefore goes through bbolt's DB.Batch:
-// transactions that arrive together run one after another inside one
-// bbolt transaction and share its commit.
+// bench_test.go). Commit therefore goes through bbolt's DB.Batch:
+// commits that arrive together run one after another inside one bbolt
+// transaction and share its fsyncs.
 //
 // bbolt closes a batch when its MaxBatchDelay timer fires, whether or not
-// the previous commit has finished. Left alone, Updates that arrive during
-// a slow commit form a chain of small batches that queue for the writer
-// lock and pay a full commit each, so a backlog (after a disk stall, say)
-// drains no faster than it builds. Update therefore waits at a gate while
+// the previous commit has finished. Left alone, commits that arrive during
+// a slow one form a chain of small batches that queue for the writer lock
+// and pay a full commit each, so a backlog (after a disk stall, say)
+// drains no faster than it builds. Commit therefore waits at a gate while
 // a batch is committing; when the commit ends, everything that arrived
 // meanwhile enters DB.Batch at once and shares the next commit (up to
 // MaxBatchSize). Batches grow with the load instead of with the timer,
-// and MaxBatchDelay only decides how long an Update that finds the store
+// and MaxBatchDelay only decides how long a Commit that finds the store
 // idle waits for company. The gate only delays entry into DB.Batch; it
 // plays no part in correctness.
 //
-// What batching means for fn:
-//
-//   - fn may run more than once. When fn returns an error inside a batch,
-//     bbolt rolls the shared transaction back, re-runs the batch without
-//     it, and then re-runs fn alone in its own transaction; the error of
-//     that solo run is what Update returns, unchanged, and a failing solo
-//     run writes nothing. So an error aborts only its own caller's writes.
-//   - A panic in fn is treated the same way and finally re-raised in the
-//     caller's goroutine, with the solo transaction rolled back.
-//   - fn runs on bbolt's batch goroutine, not the caller's.
-//   - fn must not call Update itself: bbolt has one writer at a time, so
-//     that deadlocks.
+// A Commit whose condition fails writes nothing and lets the rest of its
+// batch commit. Only an error from bbolt itself (or a caller's context
+// ending mid-batch) makes bbolt roll the shared transaction back, re-run
+// the batch without that commit, and run it alone.
 //
 // # Other properties
 //
-// View is a bbolt read transaction: an MVCC snapshot that neither blocks nor
-// is blocked by writers. Values returned by Get are copies. Scan tolerates
-// writes made from its own callback (an expiry sweep deletes as it goes).
+// Conditions compare values (storage.Unchanged holds while the key's
+// bytes are those that were read): bbolt keeps no revisions, and one
+// writer at a time makes the comparison exact. Get and List are bbolt
+// read transactions: MVCC snapshots that neither block nor are blocked by
+// writers. Values handed out are copies.
 // The file is created with mode 0600 (its directory 0700) and is locked
 // against other processes; Open fails fast with a clear error when another
 // process holds it.
@@ -68,7 +62,7 @@ var _ storage.Store = (*Store)(nil)
 
 // Defaults for Options; see Options for what each does.
 const (
-	// DefaultMaxBatchDelay is how long an Update that finds no commit
+	// DefaultMaxBatchDelay is how long a Commit that finds no commit
 	// running waits for others to join it. Under load the commit gate
 	// sizes batches, so this mostly sets the latency floor of an idle
 	// store. Measured with 64 closed-loop writers on a 2-core VM
@@ -99,13 +93,13 @@ var ErrInUse = errors.New("in use by another process")
 
 // Options tune a Store. The zero value means the defaults above.
 type Options struct {
-	// MaxBatchDelay is how long an Update that finds no commit running
+	// MaxBatchDelay is how long a Commit that finds no commit running
 	// waits for others to share its commit. Zero means
 	// DefaultMaxBatchDelay.
 	MaxBatchDelay time.Duration
 	// MaxBatchSize commits a batch as soon as it holds this many
 	// transactions, without waiting for MaxBatchDelay. Zero means
-	// DefaultMaxBatchSize; 1 commits every Update on its own.
+	// DefaultMaxBatchSize; 1 commits every Commit on its own.
 	MaxBatchSize int
 	// LockTimeout is how long Open waits for the file lock. Zero means
 	// DefaultLockTimeout.
@@ -121,7 +115,6 @@ type Store struct {
 	db     *bbolt.DB
 	closed atomic.Bool
 	gate   commitGate
-	noGate bool // tests only: measure bbolt's batching without the gate
 }
 
 // Open opens or creates the database file at path. A missing parent
@@ -158,8 +151,8 @@ func Open(path string, opts Options) (*Store, error) {
 		NoFreelistSync: false,
 	}
 	// A writer that outgrows the mmap must wait for every open read
-	// transaction before it can remap, so a long View would stall all
-	// Updates. Reserving address space up front avoids that until the
+	// transaction before it can remap, so a long read would stall all
+	// commits. Reserving address space up front avoids that until the
 	// file reaches this size; on Unix it costs no disk or memory. (On
 	// Windows bbolt would grow the file to this size, so skip it there.)
 	if runtime.GOOS != "windows" {
@@ -184,62 +177,169 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// Update runs fn in a batched read-write transaction; see the package
-// documentation for how batching affects fn.
-func (s *Store) Update(ctx context.Context, fn func(tx storage.Txn) error) error {
+// Get reads key in a bbolt read transaction.
+func (s *Store) Get(ctx context.Context, key string) (storage.KV, error) {
 	if err := s.usable(ctx); err != nil {
-		return fmt.Errorf("bolt: update: %w", err)
+		return storage.KV{}, fmt.Errorf("bolt: get: %w", err)
 	}
-	if !s.noGate {
-		if err := s.gate.wait(ctx); err != nil {
-			return fmt.Errorf("bolt: update: %w", err)
+	var out storage.KV
+	err := s.db.View(func(btx *bbolt.Tx) error {
+		v := btx.Bucket(bucket).Get([]byte(key))
+		if v == nil {
+			return fmt.Errorf("bolt: get %q: %w", key, storage.ErrNotFound)
 		}
-	}
-	var ran *bbolt.Tx // the last transaction fn ran in
-	defer func() { s.gate.open(ran) }()
-	err := s.db.Batch(func(btx *bbolt.Tx) error {
-		ran = btx
-		s.gate.shut(btx)
-		// Checked on every run: a caller that gave up while queued for a
-		// batch, or while fn ran, gets no write.
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(&txn{readTxn{b: btx.Bucket(bucket)}}); err != nil {
-			return &fnError{err}
-		}
-		return ctx.Err()
+		// bbolt's slice points into the read-only mmap and dies with the
+		// transaction: hand out a copy (non-nil, even for an empty value).
+		out = storage.KV{Key: key, Value: append(make([]byte, 0, len(v)), v...)}
+		return nil
 	})
-	if fe, ok := err.(*fnError); ok {
-		return fe.err // unchanged, as the contract promises
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storage.KV{}, fmt.Errorf("bolt: get: %w", closedErr(err))
 	}
-	if err != nil {
-		return fmt.Errorf("bolt: update: %w", closedErr(err))
-	}
-	return nil
+	return out, err
 }
 
-// View runs fn in a read-only snapshot.
-func (s *Store) View(ctx context.Context, fn func(tx storage.ReadTxn) error) error {
+// List reads one page of r in a bbolt read transaction: an MVCC snapshot
+// that neither blocks nor is blocked by writers.
+func (s *Store) List(ctx context.Context, r storage.Range) (storage.Page, error) {
 	if err := s.usable(ctx); err != nil {
-		return fmt.Errorf("bolt: view: %w", err)
+		return storage.Page{}, fmt.Errorf("bolt: list: %w", err)
 	}
+	limit := r.PageLimit()
+	var page storage.Page
 	err := s.db.View(func(btx *bbolt.Tx) error {
-		if err := fn(&readTxn{b: btx.Bucket(bucket)}); err != nil {
-			return &fnError{err}
+		c := btx.Bucket(bucket).Cursor()
+		p := []byte(r.Prefix)
+		var k, v []byte
+		if r.After >= r.Prefix {
+			k, v = c.Seek([]byte(r.After))
+			if k != nil && string(k) == r.After {
+				k, v = c.Next()
+			}
+		} else {
+			k, v = c.Seek(p)
+		}
+		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if r.Before != "" && string(k) >= r.Before {
+				break
+			}
+			if len(page.KVs) == limit {
+				page.More = true
+				break
+			}
+			kv := storage.KV{Key: string(k)}
+			if !r.KeysOnly {
+				kv.Value = append(make([]byte, 0, len(v)), v...)
+			}
+			page.KVs = append(page.KVs, kv)
 		}
 		return nil
 	})
-	if fe, ok := err.(*fnError); ok {
-		return fe.err
-	}
 	if err != nil {
-		return fmt.Errorf("bolt: view: %w", closedErr(err))
+		return storage.Page{}, fmt.Errorf("bolt: list: %w", closedErr(err))
+	}
+	return page, nil
+}
+
+// Commit checks conds and applies ops in a batched read-write
+// transaction; see the package documentation for how batching works.
+func (s *Store) Commit(ctx context.Context, conds []storage.Cond, ops []storage.Op) error {
+	c, err := s.prepare(ctx, conds, ops)
+	if err != nil {
+		return err
+	}
+	if err := s.gate.wait(ctx); err != nil {
+		return fmt.Errorf("bolt: commit: %w", err)
+	}
+	var ran *bbolt.Tx // the last transaction the commit ran in
+	defer func() { s.gate.open(ran) }()
+	return c.result(s.db.Batch(func(btx *bbolt.Tx) error {
+		ran = btx
+		s.gate.shut(btx)
+		return c.apply(btx)
+	}))
+}
+
+// commit is one Commit's work, ready to run in a batch.
+type commit struct {
+	ctx   context.Context
+	conds []storage.Cond
+	ops   []storage.Op
+	vals  [][]byte // copies of the put values
+	// failed is the condition that did not hold in the last run, if any.
+	failed error
+}
+
+// prepare checks a commit against the contract and copies its values:
+// bbolt keeps a reference to a value until its transaction commits, and
+// the caller may reuse its slices before then. It runs before the writer
+// lock is taken.
+func (s *Store) prepare(ctx context.Context, conds []storage.Cond, ops []storage.Op) (*commit, error) {
+	if err := storage.CheckCommit(conds, ops); err != nil {
+		return nil, fmt.Errorf("bolt: commit: %w", err)
+	}
+	if err := s.usable(ctx); err != nil {
+		return nil, fmt.Errorf("bolt: commit: %w", err)
+	}
+	c := &commit{ctx: ctx, conds: conds, ops: ops, vals: make([][]byte, len(ops))}
+	for i, op := range ops {
+		if !op.Delete {
+			c.vals[i] = append(make([]byte, 0, len(op.Value)), op.Value...)
+		}
+	}
+	return c, nil
+}
+
+// apply runs the commit in btx. It runs again on every re-run of its
+// batch, so it only reads btx and the commit, and sets c.failed afresh.
+//
+// A condition that does not hold is not an error to bbolt: apply writes
+// nothing and returns nil, so the batch commits the others' writes
+// without re-running, and result reports the conflict. (An error would
+// make bbolt roll back and re-run the whole batch, then run this commit
+// alone: under contention, a conflict per batch doubled its cost.)
+func (c *commit) apply(btx *bbolt.Tx) error {
+	c.failed = nil
+	// Checked on every run: a caller that gave up while queued for a
+	// batch gets no write.
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	b := btx.Bucket(bucket)
+	for _, cond := range c.conds {
+		v := b.Get([]byte(cond.Key))
+		switch {
+		case cond.Absent && v != nil:
+			c.failed = fmt.Errorf("bolt: commit: %q exists: %w", cond.Key, storage.ErrConflict)
+			return nil
+		case !cond.Absent && (v == nil || !bytes.Equal(v, cond.Read().Value)):
+			c.failed = fmt.Errorf("bolt: commit: %q changed: %w", cond.Key, storage.ErrConflict)
+			return nil
+		}
+	}
+	for i, op := range c.ops {
+		var err error
+		if op.Delete {
+			err = b.Delete([]byte(op.Key))
+		} else {
+			err = b.Put([]byte(op.Key), c.vals[i])
+		}
+		if err != nil {
+			return fmt.Errorf("bolt: commit %q: %w", op.Key, err)
+		}
 	}
 	return nil
 }
 
-// Close waits for running transactions and closes the file. Updates still
+// result turns what bbolt's Batch returned into Commit's error.
+func (c *commit) result(err error) error {
+	if err != nil {
+		return fmt.Errorf("bolt: commit: %w", closedErr(err))
+	}
+	return c.failed
+}
+
+// Close waits for running transactions and closes the file. Commits still
 // waiting for their batch then fail with storage.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
@@ -258,14 +358,6 @@ func (s *Store) usable(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// fnError marks an error as fn's own on its way through bbolt, which
-// returns it as is, so Update can hand it back unchanged and wrap only
-// bbolt's own errors. (Comparing errors with == instead would panic on an
-// error type that is not comparable.)
-type fnError struct{ err error }
-
-func (e *fnError) Error() string { return e.err.Error() }
-
 // closedErr maps bbolt's "database not open", which a transaction racing
 // Close gets, to storage.ErrClosed.
 func closedErr(err error) error {
@@ -275,99 +367,7 @@ func closedErr(err error) error {
 	return err
 }
 
-type readTxn struct {
-	b *bbolt.Bucket
-	// writes counts writes made through the enclosing txn, so Scan can
-	// tell when its callback changed the bucket under the cursor.
-	writes int
-}
-
-func (t *readTxn) Get(key string) ([]byte, error) {
-	k, v := t.b.Cursor().Seek([]byte(key))
-	if k == nil || string(k) != key {
-		return nil, fmt.Errorf("bolt: get %q: %w", key, storage.ErrNotFound)
-	}
-	// bbolt's slice points into the read-only mmap (or the transaction's
-	// dirty pages) and dies with the transaction: hand out a copy. v may
-	// be nil for an empty value; the copy is non-nil either way.
-	out := make([]byte, len(v))
-	copy(out, v)
-	return out, nil
-}
-
-func (t *readTxn) Scan(prefix, after string, fn func(key string, val []byte) (bool, error)) error {
-	p := []byte(prefix)
-	start := p
-	if after >= prefix {
-		start = []byte(after)
-	}
-	c := t.b.Cursor()
-	k, v := c.Seek(start)
-	if after >= prefix && k != nil && string(k) == after {
-		k, v = c.Next()
-	}
-	for k != nil && bytes.HasPrefix(k, p) {
-		key := string(k)
-		writes := t.writes
-		more, err := fn(key, v)
-		if err != nil || !more {
-			return err
-		}
-		if t.writes == writes {
-			k, v = c.Next()
-			continue
-		}
-		// fn wrote to the bucket, which may have rebalanced the nodes
-		// under the cursor: find our place again from the last key.
-		if k, v = c.Seek([]byte(key)); k != nil && string(k) == key {
-			k, v = c.Next()
-		}
-	}
-	return nil
-}
-
-type txn struct {
-	readTxn
-}
-
-func (t *txn) Put(key string, val []byte) error {
-	if err := storage.CheckPut(key, val); err != nil {
-		return fmt.Errorf("bolt: put: %w", err)
-	}
-	return t.put(key, val)
-}
-
-func (t *txn) Create(key string, val []byte) error {
-	if err := storage.CheckPut(key, val); err != nil {
-		return fmt.Errorf("bolt: create: %w", err)
-	}
-	if k, _ := t.b.Cursor().Seek([]byte(key)); k != nil && string(k) == key {
-		return fmt.Errorf("bolt: create %q: %w", key, storage.ErrConflict)
-	}
-	return t.put(key, val)
-}
-
-func (t *txn) put(key string, val []byte) error {
-	// bbolt keeps a reference to val until commit, and fn may reuse its
-	// slice before then: store a copy.
-	v := make([]byte, len(val))
-	copy(v, val)
-	t.writes++
-	if err := t.b.Put([]byte(key), v); err != nil {
-		return fmt.Errorf("bolt: put %q: %w", key, err)
-	}
-	return nil
-}
-
-func (t *txn) Delete(key string) error {
-	t.writes++
-	if err := t.b.Delete([]byte(key)); err != nil {
-		return fmt.Errorf("bolt: delete %q: %w", key, err)
-	}
-	return nil
-}
-
-// commitGate holds Updates back while a batch commits; see "Group commit"
+// commitGate holds commits back while a batch commits; see "Group commit"
 // in the package documentation. A transaction shuts the gate when the
 // first fn runs in it, which is when its batch has the writer lock; the
 // first of its callers to return opens it again. A later transaction that

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +33,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestConformanceUnbatched runs the suite with every Update committed on
-// its own, the path bbolt takes to re-run a failed fn.
+// TestConformanceUnbatched runs the suite with every Commit on its own,
+// the path bbolt takes to re-run a commit whose condition failed.
 func TestConformanceUnbatched(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		return open(t, filepath.Join(t.TempDir(), "kf.db"), bolt.Options{MaxBatchSize: 1, NoSync: true})
@@ -45,14 +44,9 @@ func TestConformanceUnbatched(t *testing.T) {
 func TestDurableAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kf.db")
 	s := open(t, path, bolt.Options{})
-	err := s.Update(t.Context(), func(tx storage.Txn) error {
-		if err := tx.Put("leases/1", []byte("lease")); err != nil {
-			return err
-		}
-		return tx.Put("empty", nil)
-	})
+	err := s.Commit(t.Context(), nil, []storage.Op{storage.Put("leases/1", []byte("lease")), storage.Put("empty", nil)})
 	if err != nil {
-		t.Fatalf("Update = %v, want nil", err)
+		t.Fatalf("Commit = %v, want nil", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close = %v, want nil", err)
@@ -62,9 +56,9 @@ func TestDurableAcrossReopen(t *testing.T) {
 	defer s.Close()
 	tests := []struct{ key, want string }{{"leases/1", "lease"}, {"empty", ""}}
 	for _, tt := range tests {
-		got, err := storage.Get(t.Context(), s, tt.key)
-		if err != nil || string(got) != tt.want {
-			t.Errorf("after reopen, Get(%q) = %q, %v; want %q, nil", tt.key, got, err, tt.want)
+		got, err := s.Get(t.Context(), tt.key)
+		if err != nil || string(got.Value) != tt.want {
+			t.Errorf("after reopen, Get(%q) = %q, %v; want %q, nil", tt.key, got.Value, err, tt.want)
 		}
 	}
 }
@@ -135,60 +129,52 @@ func TestOpenNotABoltFile(t *testing.T) {
 	}
 }
 
-// TestBatchRerunsFailingFn pins down the bbolt behaviour the contract leans
-// on: with concurrent callers sharing a batch, a failing fn is run again
-// alone (after the batch is re-run without it). Every caller still gets its
-// own result.
-func TestBatchRerunsFailingFn(t *testing.T) {
+// TestBatchIsolatesFailedConditions pins down the bbolt behaviour the
+// contract leans on: with concurrent commits sharing a batch, one whose
+// condition fails makes bbolt re-run the batch without it and then run it
+// alone. Every caller gets its own result, and the failed one writes
+// nothing.
+func TestBatchIsolatesFailedConditions(t *testing.T) {
 	// A long delay and a batch size equal to the number of callers make
 	// all of them share one batch without relying on timing.
 	const callers = 8
-	s := open(t, filepath.Join(t.TempDir(), "kf.db"), bolt.Options{
-		MaxBatchDelay: time.Minute, MaxBatchSize: callers, NoSync: true,
-	})
+	path := filepath.Join(t.TempDir(), "kf.db")
+	s := open(t, path, bolt.Options{NoSync: true})
+	if err := s.Commit(t.Context(), nil, []storage.Op{storage.Put("taken", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path, bolt.Options{MaxBatchDelay: time.Minute, MaxBatchSize: callers, NoSync: true})
 	defer s.Close()
 
-	var failRuns, okRuns atomic.Int32
-	errFail := errors.New("fail")
 	results := make([]error, callers)
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Go(func() {
-			results[i] = s.Update(t.Context(), func(tx storage.Txn) error {
-				if i == 0 {
-					failRuns.Add(1)
-					if err := tx.Put("failed", []byte("x")); err != nil {
-						return err
-					}
-					return errFail
-				}
-				okRuns.Add(1)
-				return tx.Put("ok/"+string(rune('a'+i)), []byte("x"))
-			})
+			var conds []storage.Cond
+			key := "ok/" + string(rune('a'+i))
+			if i == 0 {
+				conds, key = []storage.Cond{storage.Absent("taken")}, "failed"
+			}
+			results[i] = s.Commit(t.Context(), conds, []storage.Op{storage.Put(key, []byte("x"))})
 		})
 	}
 	wg.Wait()
 
-	if !errors.Is(results[0], errFail) {
-		t.Errorf("failing caller got %v, want its own error", results[0])
+	if !errors.Is(results[0], storage.ErrConflict) {
+		t.Errorf("failing caller got %v, want ErrConflict", results[0])
 	}
 	for i, err := range results[1:] {
 		if err != nil {
 			t.Errorf("caller %d got %v, want nil", i+1, err)
 		}
 	}
-	if got := failRuns.Load(); got != 2 {
-		t.Errorf("failing fn ran %d times, want 2 (in the batch, then alone)", got)
-	}
-	if got := okRuns.Load(); got < callers-1 {
-		t.Errorf("other fns ran %d times in all, want at least %d", got, callers-1)
-	}
 	for i := 1; i < callers; i++ {
-		if _, err := storage.Get(t.Context(), s, "ok/"+string(rune('a'+i))); err != nil {
+		if _, err := s.Get(t.Context(), "ok/"+string(rune('a'+i))); err != nil {
 			t.Errorf("caller %d's write: Get = %v, want nil", i, err)
 		}
 	}
-	if _, err := storage.Get(t.Context(), s, "failed"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Get(t.Context(), "failed"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Get(failed) = %v, want ErrNotFound", err)
 	}
 }
@@ -201,9 +187,7 @@ func TestFreelistIsPersisted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kf.db")
 	s := open(t, path, bolt.Options{})
 	for i := range 3 {
-		err := s.Update(t.Context(), func(tx storage.Txn) error {
-			return tx.Put(fmt.Sprintf("leases/%d", i), make([]byte, 3000))
-		})
+		err := s.Commit(t.Context(), nil, []storage.Op{storage.Put(fmt.Sprintf("leases/%d", i), make([]byte, 3000))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,5 +216,28 @@ func TestFreelistIsPersisted(t *testing.T) {
 	}
 	if freelist == pgidNoFreelist {
 		t.Errorf("the latest meta page (txid %d) has no freelist: Open would walk the whole file to rebuild it", txid)
+	}
+}
+
+// TestUnchangedComparesValues: bolt keeps no revisions, so an Unchanged
+// condition holds while the key's bytes are those that were read, even
+// after a rewrite of the same bytes (memory and etcd compare revisions;
+// the contract allows both).
+func TestUnchangedComparesValues(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "kf.db"), bolt.Options{NoSync: true})
+	defer s.Close()
+	ctx := t.Context()
+	if err := storage.Create(ctx, s, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	read, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, nil, []storage.Op{storage.Put("k", []byte("v"))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, []storage.Cond{storage.Unchanged(read)}, []storage.Op{storage.Put("k", []byte("w"))}); err != nil {
+		t.Errorf("Unchanged after an identical rewrite = %v, want nil", err)
 	}
 }

@@ -16,12 +16,13 @@ import (
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
-// BenchmarkOpenLoopSlowCommit shows why the commit gate exists. Updates
+// BenchmarkOpenLoopSlowCommit shows why the commit gate exists. Commits
 // arrive at a fixed rate (Poisson), independent of how fast earlier ones
 // finish, as requests to a server do. Each commit is made to cost 2 ms (the
-// first fn of every bbolt transaction sleeps while holding the writer
-// lock, as a slow fsync would; NoSync keeps the real disk out of it), with
-// the default 1 ms MaxBatchDelay.
+// first commit run in every bbolt transaction sleeps while holding the
+// writer lock, as a slow fsync would; NoSync keeps the real disk out of
+// it), with the default 1 ms MaxBatchDelay. slowCommit is Commit with that
+// sleep, with or without the gate.
 //
 // Without the gate, bbolt closes a batch every MaxBatchDelay however long
 // commits take, so once commits are slower than the delay the batches
@@ -46,15 +47,8 @@ func BenchmarkOpenLoopSlowCommit(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close()
-				s.noGate = !gate
-
 				var lastTx atomic.Pointer[bbolt.Tx]
-				fn := func(tx storage.Txn) error {
-					if btx := tx.(*txn).b.Tx(); lastTx.Swap(btx) != btx {
-						time.Sleep(commit)
-					}
-					return tx.Put("k", nil)
-				}
+				ops := []storage.Op{storage.Put("k", nil)}
 				rng := rand.New(rand.NewPCG(1, uint64(rate)))
 				lat := make([]time.Duration, b.N)
 				var inflight, maxInflight atomic.Int64
@@ -70,8 +64,8 @@ func BenchmarkOpenLoopSlowCommit(b *testing.B) {
 						for m := maxInflight.Load(); n > m && !maxInflight.CompareAndSwap(m, n); m = maxInflight.Load() {
 						}
 						t0 := time.Now()
-						if err := s.Update(context.Background(), fn); err != nil {
-							b.Errorf("Update = %v, want nil", err)
+						if err := slowCommit(s, gate, &lastTx, commit, ops); err != nil {
+							b.Errorf("commit = %v, want nil", err)
 						}
 						lat[i] = time.Since(t0)
 						inflight.Add(-1)
@@ -87,4 +81,31 @@ func BenchmarkOpenLoopSlowCommit(b *testing.B) {
 			})
 		}
 	}
+}
+
+// slowCommit is Store.Commit (with the gate or without) whose first run
+// in each bbolt transaction sleeps for commit.
+func slowCommit(s *Store, gate bool, lastTx *atomic.Pointer[bbolt.Tx], commit time.Duration, ops []storage.Op) error {
+	ctx := context.Background()
+	c, err := s.prepare(ctx, nil, ops)
+	if err != nil {
+		return err
+	}
+	if gate {
+		if err := s.gate.wait(ctx); err != nil {
+			return err
+		}
+	}
+	var ran *bbolt.Tx
+	defer func() { s.gate.open(ran) }()
+	return c.result(s.db.Batch(func(btx *bbolt.Tx) error {
+		ran = btx
+		if gate {
+			s.gate.shut(btx)
+		}
+		if lastTx.Swap(btx) != btx {
+			time.Sleep(commit)
+		}
+		return c.apply(btx)
+	}))
 }

@@ -25,19 +25,24 @@ func openTest(t *testing.T, opts Options) *Store {
 	return s
 }
 
-// blockCommit starts an Update whose fn blocks until the returned release
-// is called, and returns once that fn is running, i.e. once its batch
-// holds the writer lock and has shut the gate.
+// blockCommit starts a write transaction that holds the writer lock, as
+// a slow commit would, shutting the gate as Commit does, and returns once
+// it holds the lock. The returned release lets it commit.
 func blockCommit(t *testing.T, s *Store) (release func() error) {
 	t.Helper()
 	running, unblock, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	var runOnce, unblockOnce sync.Once
 	go func() {
-		done <- s.Update(context.Background(), func(tx storage.Txn) error {
+		var ran *bbolt.Tx
+		err := s.db.Batch(func(btx *bbolt.Tx) error {
+			ran = btx
+			s.gate.shut(btx)
 			runOnce.Do(func() { close(running) })
 			<-unblock
-			return tx.Put("blocker", nil)
+			return btx.Bucket(bucket).Put([]byte("blocker"), nil)
 		})
+		s.gate.open(ran)
+		done <- err
 	}()
 	<-running
 	// If the test fails first, unblock before the store's Close (cleanups
@@ -47,6 +52,16 @@ func blockCommit(t *testing.T, s *Store) (release func() error) {
 		unblockOnce.Do(func() { close(unblock) })
 		return <-done
 	}
+}
+
+// lastTxID is the id of the latest committed write transaction.
+func lastTxID(t *testing.T, s *Store) int {
+	t.Helper()
+	var id int
+	if err := s.db.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // waitForWaiters spins until n callers wait at the gate. It yields
@@ -66,42 +81,37 @@ func waitForWaiters(t *testing.T, s *Store, n int) {
 	}
 }
 
-// TestGateHoldsArrivalsDuringCommit checks that Updates arriving while a
+// TestGateHoldsArrivalsDuringCommit checks that commits arriving while a
 // batch commits wait at the gate, then share one transaction.
 func TestGateHoldsArrivalsDuringCommit(t *testing.T) {
 	const callers = 16
 	// The batch fills exactly when every held caller has entered it, so
 	// "one transaction" does not depend on scheduling.
 	s := openTest(t, Options{MaxBatchDelay: time.Minute, MaxBatchSize: 1, NoSync: true})
+	before := lastTxID(t, s)
 	release := blockCommit(t, s)
 	// Safe to change now: no Batch call is in progress but the blocker's,
 	// which has read the old value.
 	s.db.MaxBatchSize = callers
 
-	var mu sync.Mutex
-	txs := map[*bbolt.Tx]bool{}
 	results := make(chan error, callers)
 	for i := range callers {
 		go func() {
-			results <- s.Update(context.Background(), func(tx storage.Txn) error {
-				mu.Lock()
-				txs[tx.(*txn).b.Tx()] = true
-				mu.Unlock()
-				return tx.Put(fmt.Sprintf("k/%02d", i), nil)
-			})
+			results <- s.Commit(context.Background(), nil, []storage.Op{storage.Put(fmt.Sprintf("k/%02d", i), nil)})
 		}()
 	}
 	waitForWaiters(t, s, callers)
 	if err := release(); err != nil {
-		t.Fatalf("blocking Update = %v, want nil", err)
+		t.Fatalf("blocking transaction = %v, want nil", err)
 	}
 	for range callers {
 		if err := <-results; err != nil {
-			t.Errorf("Update = %v, want nil", err)
+			t.Errorf("Commit = %v, want nil", err)
 		}
 	}
-	if len(txs) != 1 {
-		t.Errorf("held callers committed in %d transactions, want 1", len(txs))
+	// One transaction for the blocker, one for every held caller.
+	if got := lastTxID(t, s) - before; got != 2 {
+		t.Errorf("held callers committed in %d transactions, want 1", got-1)
 	}
 }
 
@@ -110,28 +120,19 @@ func TestGateWaitHonoursContext(t *testing.T) {
 	release := blockCommit(t, s)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan bool, 1)
 	result := make(chan error, 1)
 	go func() {
-		result <- s.Update(ctx, func(tx storage.Txn) error {
-			ran <- true
-			return tx.Put("late", nil)
-		})
+		result <- s.Commit(ctx, nil, []storage.Op{storage.Put("late", nil)})
 	}()
 	waitForWaiters(t, s, 1)
 	cancel()
 	if err := <-result; !errors.Is(err, context.Canceled) {
-		t.Errorf("Update cancelled at the gate = %v, want context.Canceled", err)
+		t.Errorf("Commit cancelled at the gate = %v, want context.Canceled", err)
 	}
 	if err := release(); err != nil {
-		t.Fatalf("blocking Update = %v, want nil", err)
+		t.Fatalf("blocking transaction = %v, want nil", err)
 	}
-	select {
-	case <-ran:
-		t.Errorf("fn of the cancelled Update ran, want it not to")
-	default:
-	}
-	if _, err := storage.Get(context.Background(), s, "late"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.Get(context.Background(), "late"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Get(late) = %v, want ErrNotFound", err)
 	}
 }

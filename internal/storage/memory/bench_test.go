@@ -7,8 +7,8 @@ import (
 	"github.com/keyferry/keyferry/internal/storage/storagetest"
 )
 
-func BenchmarkUpdateParallel(b *testing.B) {
+func BenchmarkCommitParallel(b *testing.B) {
 	s := memory.New()
 	defer s.Close()
-	storagetest.BenchUpdateParallel(b, s)
+	storagetest.BenchCommitParallel(b, s)
 }

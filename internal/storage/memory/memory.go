@@ -1,12 +1,17 @@
 // Package memory is an in-process storage.Store for tests and demos. Its
 // contents are lost when the process exits.
 //
-// The data is a persistent (copy-on-write) treap. Update runs one at a time
-// under a mutex, writes into a private copy of the tree that shares every
-// untouched node with the published one, and publishes the new root with
-// one atomic store when fn succeeds. View loads the current root and reads
-// it without locks, so a View is a true snapshot: it never blocks an
-// Update, is never blocked by one, and never sees a later commit.
+// The data is a persistent (copy-on-write) treap. Commits run one at a
+// time under a mutex, build a new tree that shares every untouched node
+// with the published one, and publish it with one atomic store. Get and
+// List load the current root and read it without locks, so every read is
+// a snapshot that never blocks a Commit and is never blocked by one.
+//
+// Like etcd, the store keeps a revision: every Commit that writes bumps
+// it, every key remembers the revision that last wrote it, and
+// storage.Unchanged compares revisions. So a test on memory sees what it
+// would on etcd, where rewriting a key with identical bytes breaks an
+// Unchanged condition (on bolt it does not; the contract allows both).
 //
 // Values are copied on the way in and on the way out, so no caller can
 // change stored data through a slice.
@@ -28,7 +33,8 @@ var _ storage.Store = (*Store)(nil)
 // New.
 type Store struct {
 	seed   maphash.Seed // hashes keys to treap priorities
-	mu     sync.Mutex   // serialises Update and Close
+	mu     sync.Mutex   // serialises Commit and Close
+	rev    int64        // the latest revision; guarded by mu
 	root   atomic.Pointer[node]
 	closed atomic.Bool
 }
@@ -38,43 +44,83 @@ func New() *Store {
 	return &Store{seed: maphash.MakeSeed()}
 }
 
-// Update runs fn against a private copy of the tree and publishes it if fn
-// returns nil. Updates are serialised, so fn runs exactly once per call.
-func (s *Store) Update(ctx context.Context, fn func(tx storage.Txn) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memory: update: %w", err)
+// Get reads key from the current tree.
+func (s *Store) Get(ctx context.Context, key string) (storage.KV, error) {
+	if err := s.usable(ctx); err != nil {
+		return storage.KV{}, fmt.Errorf("memory: get: %w", err)
+	}
+	n := get(s.root.Load(), key)
+	if n == nil {
+		return storage.KV{}, fmt.Errorf("memory: get %q: %w", key, storage.ErrNotFound)
+	}
+	return storage.KV{Key: key, Value: clone(n.val), Rev: n.rev}, nil
+}
+
+// List reads one page of r from the current tree.
+func (s *Store) List(ctx context.Context, r storage.Range) (storage.Page, error) {
+	if err := s.usable(ctx); err != nil {
+		return storage.Page{}, fmt.Errorf("memory: list: %w", err)
+	}
+	limit := r.PageLimit()
+	var page storage.Page
+	err := scan(s.root.Load(), r.Prefix, r.After, func(n *node) (bool, error) {
+		if r.Before != "" && n.key >= r.Before {
+			return false, nil
+		}
+		if len(page.KVs) == limit {
+			page.More = true
+			return false, nil
+		}
+		kv := storage.KV{Key: n.key, Rev: n.rev}
+		if !r.KeysOnly {
+			kv.Value = clone(n.val)
+		}
+		page.KVs = append(page.KVs, kv)
+		return true, nil
+	})
+	return page, err
+}
+
+// Commit checks conds against the current tree and, if they hold,
+// publishes a tree with ops applied.
+func (s *Store) Commit(ctx context.Context, conds []storage.Cond, ops []storage.Op) error {
+	if err := storage.CheckCommit(conds, ops); err != nil {
+		return fmt.Errorf("memory: commit: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed.Load() {
-		return fmt.Errorf("memory: update: %w", storage.ErrClosed)
+	// Checked under the lock: a caller that gave up while waiting for it
+	// gets no write.
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("memory: commit: %w", err)
 	}
-	tx := &txn{readTxn: readTxn{root: s.root.Load()}, seed: s.seed}
-	if err := fn(tx); err != nil {
-		return err
+	root := s.root.Load()
+	for _, c := range conds {
+		n := get(root, c.Key)
+		switch {
+		case c.Absent && n != nil:
+			return fmt.Errorf("memory: commit: %q exists: %w", c.Key, storage.ErrConflict)
+		case !c.Absent && (n == nil || n.rev != c.Read().Rev):
+			return fmt.Errorf("memory: commit: %q changed: %w", c.Key, storage.ErrConflict)
+		}
 	}
-	// The caller may have given up while fn ran (or while we waited for
-	// the lock); honour that rather than commit work nobody will see.
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memory: update: %w", err)
+	if len(ops) == 0 {
+		return nil
 	}
-	s.root.Store(tx.root)
+	rev := s.rev + 1
+	for _, op := range ops {
+		if op.Delete {
+			root, _ = remove(root, op.Key)
+			continue
+		}
+		root = insert(root, op.Key, clone(op.Value), rev, maphash.String(s.seed, op.Key))
+	}
+	s.rev = rev
+	s.root.Store(root)
 	return nil
 }
 
-// View runs fn against the tree as of the call. It takes no lock.
-func (s *Store) View(ctx context.Context, fn func(tx storage.ReadTxn) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memory: view: %w", err)
-	}
-	if s.closed.Load() {
-		return fmt.Errorf("memory: view: %w", storage.ErrClosed)
-	}
-	return fn(&readTxn{root: s.root.Load()})
-}
-
 // Close drops the data. Later calls of any method return storage.ErrClosed.
-// A View already running keeps its snapshot until it returns.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,58 +131,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-type readTxn struct {
-	root *node
-}
-
-func (t *readTxn) Get(key string) ([]byte, error) {
-	n := get(t.root, key)
-	if n == nil {
-		return nil, fmt.Errorf("memory: get %q: %w", key, storage.ErrNotFound)
+func (s *Store) usable(ctx context.Context) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
 	}
-	return clone(n.val), nil
-}
-
-func (t *readTxn) Scan(prefix, after string, fn func(key string, val []byte) (bool, error)) error {
-	// Values are copied even though the contract only promises them for
-	// the duration of the call: a caller that scribbles on one must not
-	// corrupt a tree other snapshots share.
-	return scan(t.root, prefix, after, func(n *node) (bool, error) {
-		return fn(n.key, clone(n.val))
-	})
-}
-
-// txn is a read-write transaction. Its root starts as the published root
-// and moves to a new, privately built tree with each write; readTxn's
-// methods read that tree, so fn sees its own writes. Scan walks the tree as
-// it was when Scan began, so fn may write during a Scan.
-type txn struct {
-	readTxn
-	seed maphash.Seed
-}
-
-func (t *txn) Put(key string, val []byte) error {
-	if err := storage.CheckPut(key, val); err != nil {
-		return fmt.Errorf("memory: put: %w", err)
-	}
-	t.root = insert(t.root, key, clone(val), maphash.String(t.seed, key))
-	return nil
-}
-
-func (t *txn) Create(key string, val []byte) error {
-	if err := storage.CheckPut(key, val); err != nil {
-		return fmt.Errorf("memory: create: %w", err)
-	}
-	if get(t.root, key) != nil {
-		return fmt.Errorf("memory: create %q: %w", key, storage.ErrConflict)
-	}
-	t.root = insert(t.root, key, clone(val), maphash.String(t.seed, key))
-	return nil
-}
-
-func (t *txn) Delete(key string) error {
-	t.root, _ = remove(t.root, key)
-	return nil
+	return ctx.Err()
 }
 
 // clone copies v; unlike bytes.Clone it returns a non-nil slice for a nil

@@ -12,6 +12,7 @@ import "strings"
 type node struct {
 	key         string
 	val         []byte
+	rev         int64 // the store revision that wrote val
 	prio        uint64
 	left, right *node
 }
@@ -31,30 +32,31 @@ func get(n *node, key string) *node {
 	return nil
 }
 
-// insert returns a new root with key set to val. It never modifies n; the
-// nodes it returns on the path to key are fresh, so it may rotate them.
-func insert(n *node, key string, val []byte, prio uint64) *node {
+// insert returns a new root with key set to val at revision rev. It never
+// modifies n; the nodes it returns on the path to key are fresh, so it may
+// rotate them.
+func insert(n *node, key string, val []byte, rev int64, prio uint64) *node {
 	if n == nil {
-		return &node{key: key, val: val, prio: prio}
+		return &node{key: key, val: val, rev: rev, prio: prio}
 	}
 	c := *n
 	switch {
 	case key < n.key:
-		c.left = insert(n.left, key, val, prio)
+		c.left = insert(n.left, key, val, rev, prio)
 		if c.left.prio > c.prio {
 			l := c.left
 			c.left, l.right = l.right, &c
 			return l
 		}
 	case key > n.key:
-		c.right = insert(n.right, key, val, prio)
+		c.right = insert(n.right, key, val, rev, prio)
 		if c.right.prio > c.prio {
 			r := c.right
 			c.right, r.left = r.left, &c
 			return r
 		}
 	default:
-		c.val = val
+		c.val, c.rev = val, rev
 	}
 	return &c
 }

@@ -34,7 +34,7 @@ func TestTreapAgainstMap(t *testing.T) {
 			delete(want, key)
 		} else {
 			val := fmt.Sprint(step)
-			root = insert(root, key, []byte(val), maphash.String(seed, key))
+			root = insert(root, key, []byte(val), 1, maphash.String(seed, key))
 			want[key] = val
 		}
 		got := entries(t, root)
