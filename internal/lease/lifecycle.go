@@ -241,10 +241,11 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 
 // expireParallelism is how many expiries are committed at once. Each is
 // its own compare-and-swap on one lease; the bolt backend groups commits
-// that arrive together into one transaction, so running them side by
-// side is what makes a batch of expiries cost a few disk syncs, not one
-// each.
-const expireParallelism = 64
+// that arrive together into one transaction (up to its batch size of
+// 256), so running them side by side is what makes a batch of expiries
+// cost a few disk syncs, not one each. With 64, draining 10k same-second
+// expiries took twice as long as with 256 (bench/leasescale drain).
+const expireParallelism = 256
 
 // expire processes due expiry entries and returns how many leases they
 // named.
