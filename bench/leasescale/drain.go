@@ -198,9 +198,9 @@ func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
 	}
 	iam.limit()
 
-	lc := lease.LifecycleConfig{Workers: o.workers, RevocationsPerSecond: o.rps, Tick: o.tick, Batch: o.batch, MaxAttempts: o.maxAttempts, SweepInterval: -1}
-	m := lease.NewManager(lease.Config{
-		Store: st, Audit: sink, Users: iam, LifecycleObserver: met, Lifecycle: lc,
+	tune := lease.Tuning{Workers: o.workers, RevocationsPerSecond: o.rps, Tick: o.tick, Batch: o.batch, MaxAttempts: o.maxAttempts, SweepInterval: -1}
+	m := lease.NewLifecycle(lease.LifecycleConfig{
+		Store: st, Audit: sink, Users: iam, Observer: met, Tuning: tune,
 		Logger: slog.New(slog.NewJSONHandler(logf, nil)).With("component", "lease"),
 	})
 	if o.cpuprofile != "" {

@@ -23,12 +23,13 @@ import (
 // Upstreams of a drain run.
 const (
 	upstreamFake = "fake" // the real provider (aws-sdk-go-v2) → testutil's fake IAM over loopback HTTP
-	upstreamMem  = "mem"  // an in-memory lease.Users with no latency: the broker alone
+	upstreamMem  = "mem"  // an in-memory IAM with no latency: the broker alone
 )
 
 // drainIAM is the IAM a drain run revokes against.
 type drainIAM interface {
-	lease.Users
+	lease.UserCreator
+	lease.UserRemover
 	// prepare creates the users of leases, as their issuance would have,
 	// and sets their access key ids.
 	prepare(ctx context.Context, leases []*lease.Lease) error

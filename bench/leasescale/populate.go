@@ -20,6 +20,7 @@ import (
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/policy"
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/server"
 	"github.com/keyferry/keyferry/internal/storage/bolt"
 )
@@ -216,7 +217,7 @@ func (g *leaseGen) next() *lease.Lease {
 		l.Type, l.Role = policy.TypeIAMUser, fmt.Sprintf("artifacts-%d", roleN)
 		l.UserName, l.UserPath, l.Region = "kf-"+l.ID, policy.DefaultUserPath, "us-east-1"
 		l.AccessKeyID = "AKIA" + randUpper(r, 16)
-		l.UserParts = &lease.UserParts{InlinePolicies: []string{"keyferry"}}
+		l.UserParts = &awsprov.UserParts{InlinePolicies: []string{"keyferry"}}
 		return l
 	}
 	session := fmt.Sprintf("gl-%s-%s", projectID, job)

@@ -63,3 +63,22 @@ type Event struct {
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
 }
+
+// Origin says who asked for an action and why: the admin token behind an
+// operator's request (or the component acting on its own, such as
+// "keyferry (expired)"), the request, and the operator's free-text reason.
+// Every operator action carries one, and the events it causes record it.
+type Origin struct {
+	Actor      string
+	RequestID  string
+	SourceAddr string
+	// Reason is the operator's explanation (a revocation's, a forget's);
+	// where it goes in an event depends on the action.
+	Reason string
+}
+
+// Stamp copies o's actor, request id and source address into ev.
+func (o Origin) Stamp(ev *Event) *Event {
+	ev.Actor, ev.RequestID, ev.SourceAddr = o.Actor, o.RequestID, o.SourceAddr
+	return ev
+}

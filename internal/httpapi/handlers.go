@@ -39,7 +39,7 @@ func (s *server) creds(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must not be negative"})
 		return
 	}
-	out, err := s.Leases.Issue(r.Context(), lease.IssueRequest{
+	out, err := s.Issuer.Issue(r.Context(), lease.IssueRequest{
 		Role: req.Role, Token: req.Token, TTL: time.Duration(req.TTLSeconds) * time.Second,
 		RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
 	})
@@ -69,7 +69,7 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out, err := s.Leases.Refresh(r.Context(), lease.RefreshRequest{Handle: req.RefreshHandle, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
+	out, err := s.Issuer.Refresh(r.Context(), lease.RefreshRequest{Handle: req.RefreshHandle, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -112,6 +112,11 @@ func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 func actor(r *http.Request) string {
 	a, _ := r.Context().Value(actorKey{}).(string)
 	return a
+}
+
+// origin is who and what an admin request is, for the audit log.
+func origin(r *http.Request) audit.Origin {
+	return audit.Origin{Actor: actor(r), RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)}
 }
 
 func (s *server) change(r *http.Request) registry.Change {
@@ -468,7 +473,9 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, 25*time.Second)
 		defer cancel()
 	}
-	l, err := s.Leases.Revoke(ctx, lease.RevokeRequest{ID: id, Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r), Wait: wait})
+	o := origin(r)
+	o.Reason = req.Reason
+	l, err := s.Leases.Revoke(ctx, id, o, wait)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -496,7 +503,9 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 	if req.DryRun {
 		ls, err = s.Leases.Select(r.Context(), sel)
 	} else {
-		ls, err = s.Leases.RevokeMatching(r.Context(), sel, lease.RevokeRequest{Actor: actor(r), Reason: req.Reason, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)})
+		o := origin(r)
+		o.Reason = req.Reason
+		ls, err = s.Leases.RevokeMatching(r.Context(), sel, o)
 	}
 	if err != nil && ls == nil {
 		s.fail(w, r, err)
@@ -525,17 +534,18 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 		l   *lease.Lease
 		err error
 	)
-	rid, src := RequestID(r.Context()), remoteHost(r)
+	o := origin(r)
 	switch r.PathValue("action") {
 	case "retry":
-		l, err = s.Leases.Retry(r.Context(), id, actor(r), rid, src)
+		l, err = s.Leases.Retry(r.Context(), id, o)
 	case "forget":
 		var req api.RevokeRequest
 		if err := decode(r, &req); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		l, err = s.Leases.Forget(r.Context(), id, actor(r), req.Reason, rid, src)
+		o.Reason = req.Reason
+		l, err = s.Leases.Forget(r.Context(), id, o)
 	case "renew":
 		var req api.RenewRequest
 		if r.ContentLength != 0 {
@@ -548,7 +558,7 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must not be negative"})
 			return
 		}
-		l, err = s.Leases.Renew(r.Context(), id, time.Duration(req.TTLSeconds)*time.Second, actor(r), rid, src)
+		l, err = s.Leases.Renew(r.Context(), id, time.Duration(req.TTLSeconds)*time.Second, o)
 	default:
 		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "unknown lease action: want revoke, retry, forget or renew"})
 		return
@@ -572,7 +582,19 @@ func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"dry_run": effectiveDry, "orphans": orphans})
+	type orphanJSON struct {
+		UserName string    `json:"user_name"`
+		Path     string    `json:"path"`
+		Created  time.Time `json:"created"`
+		LeaseID  string    `json:"lease_id,omitempty"`
+		Deleted  bool      `json:"deleted"`
+		Error    string    `json:"error,omitempty"`
+	}
+	out := make([]orphanJSON, len(orphans))
+	for i, o := range orphans {
+		out[i] = orphanJSON{UserName: o.UserName, Path: o.Path, Created: o.Created, LeaseID: o.LeaseID, Deleted: o.Deleted, Error: o.Error}
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"dry_run": effectiveDry, "orphans": out})
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {

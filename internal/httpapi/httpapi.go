@@ -27,6 +27,7 @@ import (
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/metrics"
@@ -36,7 +37,8 @@ import (
 
 // Config wires the API.
 type Config struct {
-	Leases   *lease.Manager
+	Issuer   *lease.Issuer
+	Leases   *lease.Lifecycle
 	Registry *registry.Registry
 	Verifier lease.Verifier
 	Store    storage.Store
@@ -241,15 +243,15 @@ func errString(cause, err error) string {
 func toAPIError(err error) *apiError {
 	var (
 		ae *apiError
-		le *lease.Error
+		fe *fault.Error
 		ie *registry.InvalidError
 		me *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.As(err, &le):
-		return &apiError{Status: le.Status, Code: le.Code, Message: le.Message, RetryAfter: le.RetryAfter, Err: le.Err}
+	case errors.As(err, &fe):
+		return &apiError{Status: status(fe.Kind), Code: fe.Code, Message: fe.Message, Details: fe.Details, RetryAfter: fe.RetryAfter, Err: fe.Err}
 	case errors.As(err, &ie):
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_object", Message: ie.Object + " is invalid", Details: ie.Problems}
 	case errors.Is(err, registry.ErrNotFound):
@@ -264,6 +266,36 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: 499, Code: "request_cancelled", Message: "request cancelled", Err: err}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error", Err: err}
+}
+
+// status is the HTTP status of each kind of fault: the one place where
+// domain errors become status codes.
+func status(k fault.Kind) int {
+	switch k {
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.Unauthenticated:
+		return http.StatusUnauthorized
+	case fault.Forbidden:
+		return http.StatusForbidden
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Conflict:
+		return http.StatusConflict
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.Unprocessable:
+		return http.StatusUnprocessableEntity
+	case fault.Cancelled:
+		return 499 // nginx's "client closed request"
+	case fault.BadGateway:
+		return http.StatusBadGateway
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.Timeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
 }
 
 // decode reads exactly one JSON object into v, refusing unknown fields,

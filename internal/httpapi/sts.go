@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/policy"
@@ -79,7 +80,7 @@ func (s *server) sts(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(d) // validated above
 		ttl = time.Duration(n) * time.Second
 	}
-	out, err := s.Leases.Issue(r.Context(), lease.IssueRequest{
+	out, err := s.Issuer.Issue(r.Context(), lease.IssueRequest{
 		Candidates: candidates, Token: f.Get("WebIdentityToken"), TTL: ttl,
 		RequestID: rid, SourceAddr: remoteHost(r),
 	})
@@ -183,8 +184,8 @@ func assumedRoleARN(roleARN, session string) string {
 
 // stsErrorFor maps keyferry refusals to the AWS error codes SDKs know.
 func stsErrorFor(err error) stsError {
-	var le *lease.Error
-	if !errors.As(err, &le) {
+	le, ok := fault.As(err)
+	if !ok {
 		return stsError{500, "InternalFailure", "internal error"}
 	}
 	switch le.Code {
@@ -213,10 +214,10 @@ func stsErrorFor(err error) stsError {
 	case lease.CodeAuditUnavailable, lease.CodeStoreUnavailable, awsprov.CodeUnavailable, awsprov.CodeTimeout:
 		return stsError{503, "ServiceUnavailable", le.Message}
 	}
-	if le.Status == http.StatusUnauthorized {
+	if le.Kind == fault.Unauthenticated {
 		return stsError{400, "InvalidIdentityToken", le.Message}
 	}
-	if le.Status >= 500 {
+	if status(le.Kind) >= 500 {
 		return stsError{503, "ServiceUnavailable", le.Message}
 	}
 	return stsError{400, "ValidationError", le.Message}

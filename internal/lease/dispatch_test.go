@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyferry/keyferry/internal/audit"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
 
@@ -20,7 +21,7 @@ func queueRevocations(t *testing.T, f *lcFixture, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.m.Revoke(ctx, RevokeRequest{ID: out.Lease.ID, Actor: "op"}); err != nil {
+		if _, err := f.m.Revoke(ctx, out.Lease.ID, audit.Origin{Actor: "op"}, false); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, out.Lease.ID)
@@ -33,7 +34,7 @@ func queueRevocations(t *testing.T, f *lcFixture, n int) []string {
 // backlog larger than one batch is handed out without waiting for ticks.
 func TestDispatchFullBatchAsksForMore(t *testing.T) {
 	f := newLCFixture(t)
-	f.m.lc.Batch = 2
+	f.m.Lifecycle.tune.Batch = 2
 	ids := queueRevocations(t, f, 5)
 	work := make(chan string, 10) // workers that take everything and never finish
 	ctx := context.Background()
@@ -83,9 +84,9 @@ func (r *backlogRecorder) Backlog(n int) { r.got = append(r.got, n) }
 // revocation, held by a worker or not, beyond one batch.
 func TestBacklogCountsEveryDueRevocation(t *testing.T) {
 	f := newLCFixture(t)
-	f.m.lc.Batch = 2
+	f.m.Lifecycle.tune.Batch = 2
 	rec := &backlogRecorder{}
-	f.m.lobs = rec
+	f.m.Lifecycle.obs = rec
 	queueRevocations(t, f, 5)
 	ctx := context.Background()
 	work := make(chan string, 10)

@@ -28,8 +28,8 @@ func (s *countingStore) Commit(ctx context.Context, conds []storage.Cond, ops []
 // commits nothing (each commit is durable, and ticks come four a second).
 func TestExpireDueWritesOnlyWhenDue(t *testing.T) {
 	f := newLCFixture(t)
-	cs := &countingStore{Store: f.m.store}
-	f.m.store = cs
+	cs := &countingStore{Store: f.m.store()}
+	f.m.setStore(cs)
 	ctx := context.Background()
 	if n, err := f.m.ExpireDue(ctx); err != nil || n != 0 {
 		t.Fatalf("empty store: ExpireDue = %d, %v; want 0, nil", n, err)
@@ -74,7 +74,7 @@ func TestExpireSkipsARenewedLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The entry as the scheduler listed it before the renewal.
-	if err := f.m.store.Commit(ctx, nil, []storage.Op{storage.Put(stale, nil)}); err != nil {
+	if err := f.m.store().Commit(ctx, nil, []storage.Op{storage.Put(stale, nil)}); err != nil {
 		t.Fatal(err)
 	}
 	f.now = out.Lease.ExpiresAt.Add(time.Second)
@@ -84,10 +84,10 @@ func TestExpireSkipsARenewedLease(t *testing.T) {
 	if l := f.state(t, out.Lease.ID); l.State != StateActive || !l.ExpiresAt.Equal(renewed.ExpiresAt) {
 		t.Errorf("renewed lease is %s until %v, want active until %v", l.State, l.ExpiresAt, renewed.ExpiresAt)
 	}
-	if _, err := f.m.store.Get(ctx, stale); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := f.m.store().Get(ctx, stale); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("stale expiry entry: Get = %v, want ErrNotFound", err)
 	}
-	if _, err := f.m.store.Get(ctx, expiryKey(renewed.ExpiresAt, renewed.ID)); err != nil {
+	if _, err := f.m.store().Get(ctx, expiryKey(renewed.ExpiresAt, renewed.ID)); err != nil {
 		t.Errorf("current expiry entry: Get = %v, want it kept", err)
 	}
 }
@@ -104,7 +104,7 @@ func TestSeedSpansCommits(t *testing.T) {
 	if err := Seed(context.Background(), st, leases); err != nil {
 		t.Fatal(err)
 	}
-	m := NewManager(Config{Store: st, Now: func() time.Time { return now }})
+	m := newTestLeases(testConfig{Store: st, Now: func() time.Time { return now }})
 	got, err := m.Select(context.Background(), Selector{Project: "g/p"})
 	if err != nil || len(got) != len(leases) {
 		t.Errorf("Select after seeding %d leases = %d leases, %v", len(leases), len(got), err)

@@ -1,7 +1,18 @@
-// Package lease issues credentials and tracks them as leases. One issuance
-// is: verify the job token → find and evaluate the role → mint with the
-// provider → persist the lease → write the audit event (fail closed) →
-// return the credentials. Every refusal is audited too.
+// Package lease issues credentials and tracks them as leases, in two
+// parts that share the lease records in the store:
+//
+//   - Issuer: verify the job token → find and evaluate the role → mint
+//     with the provider → persist the lease → write the audit event (fail
+//     closed) → return the credentials; and refresh them with a refresh
+//     handle. Every refusal is audited too.
+//   - Lifecycle: what happens after issuance — the expiry scheduler, the
+//     revocation dispatcher and its workers, the reconciler of abandoned
+//     issuances and orphaned IAM users — and the operators' reads and
+//     actions on leases (revoke, retry, forget, renew), each carrying an
+//     audit.Origin.
+//
+// The record of every destructive action is written before the action; no
+// audit record, no action.
 package lease
 
 import (
@@ -11,6 +22,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/policy"
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
 
 // State is a lease's lifecycle state.
@@ -75,7 +87,7 @@ type Lease struct {
 	// key, recorded in the pending lease before the first IAM write, so
 	// that revocation deletes exactly that (leases from before it have
 	// none, and revocation lists what the user has).
-	UserParts *UserParts `json:"user_parts,omitempty"`
+	UserParts *awsprov.UserParts `json:"user_parts,omitempty"`
 	// AssumedRoleID is STS's AROA… id of the session (early revocation
 	// denies "AssumedRoleID:SessionName").
 	AssumedRoleID string `json:"assumed_role_id,omitempty"`

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,39 +23,15 @@ import (
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
-// Users creates and deletes the IAM users of iam_user leases. Errors are
-// *awsprov.Error where the upstream refused.
-type Users interface {
-	CreateUser(ctx context.Context, s UserSpec) (*User, error)
-	WaitUsable(ctx context.Context, accessKeyID, secret string, successes int, interval time.Duration) error
+// UserRemover deletes and lists the IAM users of iam_user leases. Errors
+// are *awsprov.Error where the upstream refused.
+type UserRemover interface {
 	// DeleteUser deletes the user and what it has. known, when not nil,
 	// names what keyferry attached to it (a hint: the implementation must
 	// still delete anything else the user has, and treat a missing user
 	// as deleted).
 	DeleteUser(ctx context.Context, userName string, known *awsprov.UserParts) error
 	ListUsers(ctx context.Context, pathPrefix string) ([]UserInfo, error)
-}
-
-// UserParts is what issuance attaches to an IAM user besides its access
-// key (the lease's AccessKeyID): inline policy names, managed policy ARNs
-// and groups.
-type UserParts struct {
-	InlinePolicies []string `json:"inline_policies,omitempty"`
-	PolicyARNs     []string `json:"policy_arns,omitempty"`
-	Groups         []string `json:"groups,omitempty"`
-}
-
-// UserSpec describes an IAM user to create.
-type UserSpec struct {
-	UserName, Path, PermissionsBoundary string
-	InlinePolicyName, InlinePolicy      string
-	PolicyARNs, Groups                  []string
-	Tags                                []awsprov.Tag
-}
-
-// User is a created user and its access key (a secret).
-type User struct {
-	UserName, UserARN, AccessKeyID, SecretAccessKey string
 }
 
 // UserInfo is a listed user.
@@ -63,7 +42,7 @@ type UserInfo struct {
 }
 
 // SessionDenier cuts off assumed-role sessions before they expire, by a
-// deny statement on the role (see denylist.go).
+// deny statement on the role.
 type SessionDenier interface {
 	DenySession(ctx context.Context, roleARN, userID string, issuedAt, until time.Time) error
 	// PruneDeniedSessions drops expired entries; true when none is left.
@@ -80,19 +59,32 @@ type LifecycleObserver interface {
 	// Backlog reports the revocations due now but not yet done.
 	Backlog(n int)
 	Orphan(action string)
+	// AuditStopped reports that a background path stopped (true) or went
+	// on again (false) because the audit log refused (took) its records.
+	AuditStopped(path string, stopped bool)
 }
 
-// LifecycleConfig tunes expiry, revocation and reconciliation.
-type LifecycleConfig struct {
+type nopLifecycle struct{}
+
+func (nopLifecycle) Revoked(string, time.Duration) {}
+func (nopLifecycle) RevokeFailed(string)           {}
+func (nopLifecycle) Irrevocable()                  {}
+func (nopLifecycle) Backlog(int)                   {}
+func (nopLifecycle) Orphan(string)                 {}
+func (nopLifecycle) AuditStopped(string, bool)     {}
+
+// Tuning tunes expiry, revocation and reconciliation. The zero value
+// means the defaults.
+type Tuning struct {
 	// Tick is how often the scheduler and dispatcher look for due work
 	// (default 250ms).
 	Tick time.Duration
-	// Batch bounds the entries moved per transaction (default 500).
+	// Batch bounds the entries read per pass (default 500).
 	Batch int
 	// Workers is the number of concurrent upstream revocations (default 8).
 	Workers int
-	// IAMWritesPerSecond rate-limits revocations against the IAM account
-	// (each deletes a user: several IAM writes; default 5 revocations/s).
+	// RevocationsPerSecond rate-limits revocations against the IAM
+	// account (each deletes a user: several IAM writes; default 5).
 	RevocationsPerSecond float64
 	// MaxAttempts before a lease becomes irrevocable (default 10).
 	MaxAttempts int
@@ -113,14 +105,12 @@ type LifecycleConfig struct {
 	SweepDryRun bool
 	// SweepPaths are the IAM paths swept (default /keyferry/).
 	SweepPaths []string
-	// UsableProbe: consecutive successes and interval of WaitUsable, and
-	// its bound (defaults 3, 1s, 60s).
-	UsableSuccesses int
-	UsableInterval  time.Duration
-	UsableTimeout   time.Duration
+	// AuditRetry is how often a background path that stopped because the
+	// audit log refused its record tries again (default 5s).
+	AuditRetry time.Duration
 }
 
-func (c *LifecycleConfig) setDefaults() {
+func (c *Tuning) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -132,8 +122,7 @@ func (c *LifecycleConfig) setDefaults() {
 	def(&c.PendingGrace, 3*time.Minute)
 	def(&c.SweepInterval, 10*time.Minute)
 	def(&c.OrphanGrace, 15*time.Minute)
-	def(&c.UsableInterval, time.Second)
-	def(&c.UsableTimeout, 60*time.Second)
+	def(&c.AuditRetry, 5*time.Second)
 	if c.Batch <= 0 {
 		c.Batch = 500
 	}
@@ -146,63 +135,218 @@ func (c *LifecycleConfig) setDefaults() {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
 	}
-	if c.UsableSuccesses <= 0 {
-		c.UsableSuccesses = 3
-	}
 	if len(c.SweepPaths) == 0 {
 		c.SweepPaths = []string{policy.DefaultUserPath}
 	}
 }
 
-type nopLifecycle struct{}
+// LifecycleConfig wires a Lifecycle.
+type LifecycleConfig struct {
+	Store storage.Store
+	Audit audit.Writer
+	// Roles gives a renewal its role's ttl.
+	Roles Roles
+	// Users deletes IAM users (iam_user roles); Denier adds deny
+	// statements for revoked sessions (early_revocation). Either may be
+	// nil when no role needs it.
+	Users    UserRemover
+	Denier   SessionDenier
+	Observer LifecycleObserver
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Tuning   Tuning
+}
 
-func (nopLifecycle) Revoked(string, time.Duration) {}
-func (nopLifecycle) RevokeFailed(string)           {}
-func (nopLifecycle) Irrevocable()                  {}
-func (nopLifecycle) Backlog(int)                   {}
-func (nopLifecycle) Orphan(string)                 {}
+// Lifecycle runs what happens to leases after issuance: the expiry
+// scheduler, the revocation dispatcher and its workers, the reconciler
+// of abandoned pending leases and orphaned IAM users; and the operators'
+// actions on leases (revoke, retry, forget, renew) and their reads. It is
+// safe for concurrent use.
+//
+// The record of every destructive action is written before the action.
+// When the audit log refuses a record, a background path (expiry,
+// revocation, reconciler, orphan sweep) stops doing its work, says so in
+// the log, in metrics and through Healthy (which /readyz reports), and
+// tries again every Tuning.AuditRetry until the log takes records again.
+type Lifecycle struct {
+	records
+	audit  audit.Writer
+	roles  Roles
+	users  UserRemover
+	denier SessionDenier
+	obs    LifecycleObserver
+	log    *slog.Logger
+	now    func() time.Time
+	tune   Tuning
+
+	limiter *rate.Limiter
+	kick    chan struct{}
+
+	inflightMu sync.Mutex
+	inflight   map[string]bool
+	sweepMu    sync.Mutex // one orphan sweep at a time
+
+	stopMu  sync.Mutex
+	stopped map[string]stop // background paths stopped for the audit log
+}
+
+type stop struct {
+	err   error
+	since time.Time
+	tried time.Time // the last attempt
+}
+
+// NewLifecycle returns a Lifecycle; call Run to start its background work.
+func NewLifecycle(cfg LifecycleConfig) *Lifecycle {
+	lc := &Lifecycle{
+		records: records{st: cfg.Store}, audit: cfg.Audit, roles: cfg.Roles, users: cfg.Users, denier: cfg.Denier,
+		obs: cfg.Observer, log: cfg.Logger, now: cfg.Now, tune: cfg.Tuning,
+		kick: make(chan struct{}, 1), inflight: map[string]bool{}, stopped: map[string]stop{},
+	}
+	if lc.log == nil {
+		lc.log = slog.New(slog.DiscardHandler)
+	}
+	if lc.now == nil {
+		lc.now = time.Now
+	}
+	if lc.obs == nil {
+		lc.obs = nopLifecycle{}
+	}
+	lc.tune.setDefaults()
+	lc.limiter = newLimiter(lc.tune.RevocationsPerSecond)
+	return lc
+}
+
+// Background paths, as named in logs, metrics and Healthy.
+const (
+	PathExpiry      = "expiry"
+	PathRevocation  = "revocation"
+	PathReconciler  = "reconciler"
+	PathOrphanSweep = "orphan_sweep"
+)
+
+// auditStopped is the error of a background pass that stopped because
+// the audit log refused a record.
+type auditStopped struct{ err error }
+
+func (e *auditStopped) Error() string { return "audit log refused a record: " + e.err.Error() }
+func (e *auditStopped) Unwrap() error { return e.err }
+
+// track records the outcome of a pass of a background path: stopped for
+// the audit log, going again, or failed for another reason (logged).
+func (lc *Lifecycle) track(path string, err error) {
+	var as *auditStopped
+	now := lc.now()
+	lc.stopMu.Lock()
+	prev, was := lc.stopped[path]
+	switch {
+	case errors.As(err, &as):
+		if !was {
+			prev.since = now
+		}
+		prev.err, prev.tried = as.err, now
+		lc.stopped[path] = prev
+	case err == nil && was:
+		delete(lc.stopped, path)
+	}
+	lc.stopMu.Unlock()
+	switch {
+	case as != nil && !was:
+		lc.log.Error("background work stopped: the audit log refuses records, and nothing is done without one; retrying", "path", path,
+			"retry_every", lc.tune.AuditRetry, "err", as.err)
+		lc.obs.AuditStopped(path, true)
+	case err == nil && was:
+		lc.log.Info("background work goes on: the audit log takes records again", "path", path, "stopped_for", now.Sub(prev.since).Round(time.Millisecond))
+		lc.obs.AuditStopped(path, false)
+	case err != nil && as == nil:
+		lc.log.Error("background work failed", "path", path, "err", err)
+	}
+}
+
+// mayRun reports whether a background path should do a pass now: always,
+// unless it stopped for the audit log and tried less than AuditRetry ago.
+func (lc *Lifecycle) mayRun(path string) bool {
+	lc.stopMu.Lock()
+	defer lc.stopMu.Unlock()
+	s, ok := lc.stopped[path]
+	return !ok || lc.now().Sub(s.tried) >= lc.tune.AuditRetry
+}
+
+// isStopped reports whether path is stopped for the audit log.
+func (lc *Lifecycle) isStopped(path string) bool {
+	lc.stopMu.Lock()
+	defer lc.stopMu.Unlock()
+	_, ok := lc.stopped[path]
+	return ok
+}
+
+// Healthy returns nil, or an error naming the background paths stopped
+// because the audit log refuses their records.
+func (lc *Lifecycle) Healthy() error {
+	lc.stopMu.Lock()
+	defer lc.stopMu.Unlock()
+	if len(lc.stopped) == 0 {
+		return nil
+	}
+	paths := make([]string, 0, len(lc.stopped))
+	var first error
+	for p, s := range lc.stopped {
+		paths = append(paths, p)
+		if first == nil {
+			first = s.err
+		}
+	}
+	sort.Strings(paths)
+	return fmt.Errorf("lease: %s stopped: the audit log refuses records: %w", strings.Join(paths, ", "), first)
+}
 
 // Run runs the lease lifecycle until ctx is done: the expiry scheduler,
 // the revocation dispatcher and its workers, and the reconciler of
 // abandoned pending leases and orphaned IAM users. Start-up reads only
 // what is due: its cost does not grow with the number of live leases.
-func (m *Manager) Run(ctx context.Context) error {
+func (lc *Lifecycle) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	work := make(chan string)
-	g.Go(func() error { return m.runScheduler(ctx) })
-	g.Go(func() error { return m.runDispatcher(ctx, work) })
-	g.Go(func() error { return m.runBacklog(ctx) })
-	for i := 0; i < m.lc.Workers; i++ {
+	g.Go(func() error { return lc.runScheduler(ctx) })
+	g.Go(func() error { return lc.runDispatcher(ctx, work) })
+	g.Go(func() error { return lc.runBacklog(ctx) })
+	for range lc.tune.Workers {
 		g.Go(func() error {
 			for {
 				select {
 				case <-ctx.Done():
 					return nil
 				case id := <-work:
-					m.revokeOne(ctx, id)
-					m.done(id)
+					err := lc.revokeOne(ctx, id)
+					lc.done(id)
+					if ctx.Err() == nil {
+						lc.track(PathRevocation, err)
+					}
 				}
 			}
 		})
 	}
-	g.Go(func() error { return m.runReconciler(ctx) })
+	g.Go(func() error { return lc.runReconciler(ctx) })
 	return g.Wait()
 }
 
 // wake nudges the scheduler and dispatcher (a revoke was queued).
-func (m *Manager) wake() {
+func (lc *Lifecycle) wake() {
 	select {
-	case m.kick <- struct{}{}:
+	case lc.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (m *Manager) runScheduler(ctx context.Context) error {
-	t := time.NewTicker(m.lc.Tick)
+func (lc *Lifecycle) runScheduler(ctx context.Context) error {
+	t := time.NewTicker(lc.tune.Tick)
 	defer t.Stop()
 	for {
-		if _, err := m.ExpireDue(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("expiry scheduler", "err", err)
+		if lc.mayRun(PathExpiry) {
+			_, err := lc.ExpireDue(ctx)
+			if ctx.Err() == nil {
+				lc.track(PathExpiry, err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -213,25 +357,27 @@ func (m *Manager) runScheduler(ctx context.Context) error {
 }
 
 // ExpireDue moves every lease whose expiry has passed out of the expiry
-// index: iam_user leases into the revocation queue; STS leases simply
-// drop their entry, since AWS ends the session itself. It reads only the
-// due part of the index (a time range), and writes only when an entry is
-// due: an idle broker commits nothing.
-func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
+// index: iam_user leases into the revocation queue, after a revoke record
+// with reason "expired"; STS leases simply drop their entry, since AWS
+// ends the session itself. It reads only the due part of the index (a
+// time range), and writes only when an entry is due: an idle broker
+// commits nothing. If the audit log refuses a record it stops, with an
+// error wrapping the audit error; what it did not reach stays due.
+func (lc *Lifecycle) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
 	defer func() {
 		if total > 0 {
-			m.wake()
+			lc.wake()
 		}
 	}()
 	for {
-		r := due(expiryPrefix, m.now())
-		r.Limit = m.lc.Batch
-		page, err := m.store.List(ctx, r)
+		r := due(expiryPrefix, lc.now())
+		r.Limit = lc.tune.Batch
+		page, err := lc.st.List(ctx, r)
 		if err != nil {
 			return total, err
 		}
-		n, err := m.expire(ctx, page.KVs)
+		n, err := lc.expire(ctx, page.KVs)
 		total += n
 		if err != nil || !page.More {
 			return total, err
@@ -249,7 +395,7 @@ const expireParallelism = 256
 
 // expire processes due expiry entries and returns how many leases they
 // named.
-func (m *Manager) expire(ctx context.Context, entries []storage.KV) (int, error) {
+func (lc *Lifecycle) expire(ctx context.Context, entries []storage.KV) (int, error) {
 	var n atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(expireParallelism)
@@ -259,7 +405,7 @@ func (m *Manager) expire(ctx context.Context, entries []storage.KV) (int, error)
 			continue
 		}
 		g.Go(func() error {
-			found, err := m.expireOne(gctx, e.Key, id)
+			found, err := lc.expireOne(gctx, e.Key, id)
 			if found {
 				n.Add(1)
 			}
@@ -270,47 +416,74 @@ func (m *Manager) expire(ctx context.Context, entries []storage.KV) (int, error)
 	return int(n.Load()), err
 }
 
+// actorExpired is the actor of revocations of expired leases.
+const actorExpired = "keyferry (expired)"
+
 // expireOne removes one due expiry entry, and queues its lease for
-// revocation when it is an iam_user lease still pending or active.
-func (m *Manager) expireOne(ctx context.Context, entry, id string) (found bool, err error) {
-	err = storage.Update(ctx, m.store, leaseKey(id), func(cur *storage.KV) ([]storage.Op, error) {
-		found = cur != nil
-		if cur == nil {
-			return []storage.Op{storage.Del(entry)}, nil // a stray entry
+// revocation when it is an iam_user lease still pending or active; the
+// revoke record comes first.
+func (lc *Lifecycle) expireOne(ctx context.Context, entry, id string) (found bool, err error) {
+	recorded := false
+	for range 10 {
+		kv, err := lc.st.Get(ctx, leaseKey(id))
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, lc.st.Commit(ctx, []storage.Cond{storage.Absent(leaseKey(id))}, []storage.Op{storage.Del(entry)}) // a stray entry
 		}
-		ops, _, _, err := modifyOps(id, cur, func(l *Lease) error {
-			if l.Type != policy.TypeIAMUser || (l.State != StateActive && l.State != StatePending) {
-				return errSkip
-			}
-			if expiryKey(l.ExpiresAt, l.ID) != entry {
-				// Renewed between the listing and now: the entry is
-				// stale and the lease not due.
-				return errSkip
-			}
-			l.State, l.NextAttemptAt, l.RevokedBy = StateRevoking, m.now(), "keyferry (expired)"
-			return nil
-		})
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		if !slices.ContainsFunc(ops, func(op storage.Op) bool { return op.Key == entry }) {
-			ops = append(ops, storage.Del(entry))
+		l, err := decodeLease(kv)
+		if err != nil {
+			return true, err
 		}
-		return ops, nil
-	})
-	return found, err
+		// A lease renewed since the listing no longer owns the entry: it
+		// is stale, and the lease is not due.
+		queue := l.Type == policy.TypeIAMUser && (l.State == StateActive || l.State == StatePending) && expiryKey(l.ExpiresAt, l.ID) == entry
+		ops := []storage.Op{storage.Del(entry)}
+		if queue {
+			if !recorded {
+				s := l.Identity
+				if err := lc.audit.Write(context.WithoutCancel(ctx), &audit.Event{
+					Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Object: l.UserName,
+					Actor: actorExpired, Reason: "expired", Message: "the lease expired: IAM user " + l.UserName + " queued for deletion",
+				}); err != nil {
+					return true, &auditStopped{err}
+				}
+				recorded = true
+			}
+			next := *l
+			next.State, next.NextAttemptAt, next.RevokedBy = StateRevoking, lc.now(), actorExpired
+			if ops, err = saveOps(l, &next); err != nil {
+				return true, err
+			}
+			if !slices.ContainsFunc(ops, func(op storage.Op) bool { return op.Key == entry }) {
+				ops = append(ops, storage.Del(entry))
+			}
+		}
+		err = lc.st.Commit(ctx, []storage.Cond{storage.Unchanged(kv)}, ops)
+		if !errors.Is(err, storage.ErrConflict) {
+			return true, err
+		}
+	}
+	return true, fmt.Errorf("lease %s: expiry kept conflicting with other writes", id)
 }
 
 // runDispatcher hands due revocations to the workers, each lease once.
 // After a full batch it looks again at once, so a backlog drains as fast
 // as the workers and the rate limit allow rather than one batch per tick.
-func (m *Manager) runDispatcher(ctx context.Context, work chan<- string) error {
-	t := time.NewTicker(m.lc.Tick)
+// While revocation is stopped for the audit log, it hands out one lease
+// per AuditRetry: the attempt that finds the log working again.
+func (lc *Lifecycle) runDispatcher(ctx context.Context, work chan<- string) error {
+	t := time.NewTicker(lc.tune.Tick)
 	defer t.Stop()
 	for {
-		more, err := m.dispatch(ctx, work)
-		if err != nil && ctx.Err() == nil {
-			m.log.Error("revocation dispatcher", "err", err)
+		more := false
+		if lc.mayRun(PathRevocation) {
+			var err error
+			more, err = lc.dispatch(ctx, work)
+			if err != nil && ctx.Err() == nil {
+				lc.log.Error("revocation dispatcher", "err", err)
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -322,20 +495,24 @@ func (m *Manager) runDispatcher(ctx context.Context, work chan<- string) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-m.kick:
+		case <-lc.kick:
 		}
 	}
 }
 
 // dispatch hands one batch of due revocations to the workers, blocking
 // until they take them. more reports a full batch: more may be due.
-func (m *Manager) dispatch(ctx context.Context, work chan<- string) (more bool, err error) {
-	due, err := m.dueRevocations(ctx)
+func (lc *Lifecycle) dispatch(ctx context.Context, work chan<- string) (more bool, err error) {
+	limit := lc.tune.Batch
+	if lc.isStopped(PathRevocation) {
+		limit = 1
+	}
+	due, err := lc.dueRevocations(ctx, limit)
 	if err != nil {
 		return false, err
 	}
 	for _, id := range due {
-		if !m.claim(id) {
+		if !lc.claim(id) {
 			continue
 		}
 		select {
@@ -344,18 +521,18 @@ func (m *Manager) dispatch(ctx context.Context, work chan<- string) (more bool, 
 			return false, nil
 		}
 	}
-	return len(due) == m.lc.Batch, nil
+	return len(due) == lc.tune.Batch, nil
 }
 
 // runBacklog reports the revocation backlog every Tick. It runs apart
 // from the dispatcher, which blocks while it hands a batch to busy
 // workers (a batch of 500 takes 100 s at 5 revocations/s).
-func (m *Manager) runBacklog(ctx context.Context) error {
-	t := time.NewTicker(m.lc.Tick)
+func (lc *Lifecycle) runBacklog(ctx context.Context) error {
+	t := time.NewTicker(lc.tune.Tick)
 	defer t.Stop()
 	for {
-		if err := m.reportBacklog(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("counting the revocation backlog", "err", err)
+		if err := lc.reportBacklog(ctx); err != nil && ctx.Err() == nil {
+			lc.log.Error("counting the revocation backlog", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -365,114 +542,92 @@ func (m *Manager) runBacklog(ctx context.Context) error {
 	}
 }
 
-// backlogCountMax bounds the count behind the backlog gauge: it reads
-// backlogCountMax when at least that many revocations are due, so that
-// a huge queue costs a bounded scan (about 10 ms) per count.
-const backlogCountMax = 100_000
-
 // reportBacklog counts the revocations due now and not yet done (queued
 // or held by a worker) and reports them.
-func (m *Manager) reportBacklog(ctx context.Context) error {
-	n, err := m.countDue(ctx, backlogCountMax)
+func (lc *Lifecycle) reportBacklog(ctx context.Context) error {
+	n, err := lc.countDue(ctx, backlogCountMax)
 	if err != nil {
 		return err
 	}
-	m.lobs.Backlog(n)
+	lc.obs.Backlog(n)
 	return nil
 }
 
+// backlogCountMax bounds the count behind the backlog gauge: it reads
+// backlogCountMax when at least that many revocations are due, so that
+// a huge queue costs a bounded scan per count.
+const backlogCountMax = 100_000
+
 // countDue counts the revocations due now, whether a worker holds them or
 // not, up to limit.
-func (m *Manager) countDue(ctx context.Context, limit int) (int, error) {
+func (lc *Lifecycle) countDue(ctx context.Context, limit int) (int, error) {
 	n := 0
-	err := storage.Scan(ctx, m.store, due(revokePrefix, m.now()), func(storage.KV) (bool, error) {
+	err := storage.Scan(ctx, lc.st, due(revokePrefix, lc.now()), func(storage.KV) (bool, error) {
 		n++
 		return n < limit, nil
 	})
 	return n, err
 }
 
-// dueRevocations returns up to Batch due revocations, in queue order,
+// dueRevocations returns up to limit due revocations, in queue order,
 // leaving out those a worker holds.
-func (m *Manager) dueRevocations(ctx context.Context) ([]string, error) {
+func (lc *Lifecycle) dueRevocations(ctx context.Context, limit int) ([]string, error) {
 	var ids []string
-	r := due(revokePrefix, m.now())
-	r.Limit = m.lc.Batch
-	err := storage.Scan(ctx, m.store, r, func(kv storage.KV) (bool, error) {
+	r := due(revokePrefix, lc.now())
+	r.Limit = limit
+	err := storage.Scan(ctx, lc.st, r, func(kv storage.KV) (bool, error) {
 		_, id, ok := parseTimeKey(revokePrefix, kv.Key)
-		if !ok || m.held(id) {
+		if !ok || lc.held(id) {
 			return true, nil
 		}
 		ids = append(ids, id)
-		return len(ids) < m.lc.Batch, nil
+		return len(ids) < limit, nil
 	})
 	return ids, err
 }
 
-func (m *Manager) claim(id string) bool {
-	m.inflightMu.Lock()
-	defer m.inflightMu.Unlock()
-	if m.inflight[id] {
+func (lc *Lifecycle) claim(id string) bool {
+	lc.inflightMu.Lock()
+	defer lc.inflightMu.Unlock()
+	if lc.inflight[id] {
 		return false
 	}
-	m.inflight[id] = true
+	lc.inflight[id] = true
 	return true
 }
 
 // held reports whether a worker holds id.
-func (m *Manager) held(id string) bool {
-	m.inflightMu.Lock()
-	defer m.inflightMu.Unlock()
-	return m.inflight[id]
+func (lc *Lifecycle) held(id string) bool {
+	lc.inflightMu.Lock()
+	defer lc.inflightMu.Unlock()
+	return lc.inflight[id]
 }
 
-func (m *Manager) done(id string) {
-	m.inflightMu.Lock()
-	delete(m.inflight, id)
-	m.inflightMu.Unlock()
+func (lc *Lifecycle) done(id string) {
+	lc.inflightMu.Lock()
+	delete(lc.inflight, id)
+	lc.inflightMu.Unlock()
 }
 
 // revokeOne performs one revocation attempt for a revoking lease and
-// records the outcome: revoked, a retry later, or irrevocable.
-func (m *Manager) revokeOne(ctx context.Context, id string) {
-	l, err := m.Get(ctx, id)
-	if err != nil || l.State != StateRevoking {
-		return // revoked meanwhile, forgotten, or the store is down: the next tick sees it again
+// records the outcome: revoked, a retry later, or irrevocable. The
+// outcome's audit record is written before the lease changes: if the log
+// refuses it, the lease stays revoking as it was and the attempt is made
+// again once the log works (deleting an IAM user twice is harmless).
+func (lc *Lifecycle) revokeOne(ctx context.Context, id string) error {
+	l, err := lc.get(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && l.State != StateRevoking {
+		return nil // forgotten or revoked meanwhile
 	}
-	if err := m.limiter.Wait(ctx); err != nil {
-		return
-	}
-	upErr := m.upstreamRevoke(ctx, l)
-	if ctx.Err() != nil && upErr != nil {
-		return // shutting down: the queue entry stays, the next start retries
-	}
-	now := m.now()
-	var final *Lease
-	event := ""
-	_, err = m.update(context.WithoutCancel(ctx), id, func(cur *Lease) error {
-		final, event = nil, ""
-		if cur.State != StateRevoking {
-			return errSkip
-		}
-		if upErr == nil {
-			cur.State, cur.RevokedAt, cur.LastError = StateRevoked, now, ""
-			event = "revoked"
-		} else {
-			cur.Attempts++
-			cur.LastError = revokeErrorText(upErr)
-			if cur.Attempts >= m.lc.MaxAttempts {
-				cur.State = StateIrrevocable
-				event = "irrevocable"
-			} else {
-				cur.NextAttemptAt = now.Add(m.backoff(cur.Attempts, upErr))
-			}
-		}
-		final = cur
-		return nil
-	})
 	if err != nil {
-		m.log.Error("recording a revocation attempt", "lease_id", id, "err", err)
-		return
+		return err // the store is down: the next tick sees it again
+	}
+	if err := lc.limiter.Wait(ctx); err != nil {
+		return nil
+	}
+	upErr := lc.upstreamRevoke(ctx, l)
+	if ctx.Err() != nil && upErr != nil {
+		return nil // shutting down: the queue entry stays, the next start retries
 	}
 	if upErr != nil {
 		var ae *awsprov.Error
@@ -480,34 +635,63 @@ func (m *Manager) revokeOne(ctx context.Context, id string) {
 		if errors.As(upErr, &ae) {
 			code = ae.Code
 		}
-		m.lobs.RevokeFailed(code)
-		m.log.Warn("revocation attempt failed", "lease_id", id, "attempt", final.Attempts, "err", upErr)
+		lc.obs.RevokeFailed(code)
+		lc.log.Warn("revocation attempt failed", "lease_id", id, "attempt", l.Attempts+1, "err", upErr)
 	}
-	if final == nil || event == "" {
-		return
+	now := lc.now()
+	final := upErr == nil || l.Attempts+1 >= lc.tune.MaxAttempts
+	if final {
+		s := l.Identity
+		ev := &audit.Event{Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
+			Actor: l.RevokedBy, Object: l.UserName}
+		switch {
+		case upErr != nil:
+			ev.Decision, ev.Reason = audit.DecisionDeny, "irrevocable"
+			ev.Message = fmt.Sprintf("gave up after %d attempts: %s", l.Attempts+1, revokeErrorText(upErr))
+		case l.Type == policy.TypeIAMUser:
+			ev.Message = "IAM user " + l.UserName + " deleted"
+		default:
+			ev.Message = "upstream cleanup done"
+		}
+		if err := lc.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
+			return &auditStopped{err}
+		}
 	}
-	s := final.Identity
-	ev := &audit.Event{Type: audit.TypeRevoke, Role: final.Role, Identity: &s, LeaseID: final.ID, AccessKeyID: final.AccessKeyID,
-		Actor: final.RevokedBy, Object: final.UserName}
+	event := ""
+	l, err = lc.update(context.WithoutCancel(ctx), id, func(cur *Lease) error {
+		event = ""
+		if cur.State != StateRevoking {
+			return errSkip
+		}
+		if upErr == nil {
+			cur.State, cur.RevokedAt, cur.LastError = StateRevoked, now, ""
+			event = "revoked"
+			return nil
+		}
+		cur.Attempts++
+		cur.LastError = revokeErrorText(upErr)
+		if cur.Attempts >= lc.tune.MaxAttempts {
+			cur.State = StateIrrevocable
+			event = "irrevocable"
+		} else {
+			cur.NextAttemptAt = now.Add(lc.backoff(cur.Attempts, upErr))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording a revocation attempt of lease %s: %w", id, err)
+	}
 	switch event {
 	case "revoked":
 		lag := time.Duration(0)
-		if final.RevokedBy == "keyferry (expired)" {
-			lag = now.Sub(final.ExpiresAt)
+		if l.RevokedBy == actorExpired {
+			lag = now.Sub(l.ExpiresAt)
 		}
-		m.lobs.Revoked(final.Type, lag)
-		ev.Message = "upstream cleanup done"
-		if final.Type == policy.TypeIAMUser {
-			ev.Message = "IAM user " + final.UserName + " deleted"
-		}
+		lc.obs.Revoked(l.Type, lag)
 	case "irrevocable":
-		m.lobs.Irrevocable()
-		ev.Type, ev.Decision, ev.Reason = audit.TypeRevoke, audit.DecisionDeny, "irrevocable"
-		ev.Message = fmt.Sprintf("gave up after %d attempts: %s", final.Attempts, final.LastError)
+		lc.obs.Irrevocable()
 	}
-	if err := m.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
-		m.log.Error("audit write failed for a revocation", "lease_id", id, "err", err)
-	}
+	return nil
 }
 
 // knownParts is what the lease says its user has: the recorded parts and
@@ -521,36 +705,37 @@ func knownParts(l *Lease) *awsprov.UserParts {
 	if l.UserParts == nil || l.Attempts > 0 {
 		return nil
 	}
-	k := &awsprov.UserParts{InlinePolicies: l.UserParts.InlinePolicies, PolicyARNs: l.UserParts.PolicyARNs, Groups: l.UserParts.Groups}
+	k := *l.UserParts
+	k.AccessKeyIDs = nil
 	if l.AccessKeyID != "" {
 		k.AccessKeyIDs = []string{l.AccessKeyID}
 	}
-	return k
+	return &k
 }
 
 // upstreamRevoke does the upstream part of a revocation.
-func (m *Manager) upstreamRevoke(ctx context.Context, l *Lease) error {
+func (lc *Lifecycle) upstreamRevoke(ctx context.Context, l *Lease) error {
 	switch {
 	case l.Type == policy.TypeIAMUser:
-		if m.users == nil {
+		if lc.users == nil {
 			return errors.New("no IAM client configured")
 		}
-		return m.users.DeleteUser(ctx, l.UserName, knownParts(l))
-	case l.EarlyRevocation && m.now().Before(l.ExpiresAt):
-		if m.denier == nil {
+		return lc.users.DeleteUser(ctx, l.UserName, knownParts(l))
+	case l.EarlyRevocation && lc.now().Before(l.ExpiresAt):
+		if lc.denier == nil {
 			return errors.New("no IAM client configured for early revocation")
 		}
 		issued := l.SessionIssuedAt
 		if issued.IsZero() {
-			issued = m.now() // the latest it can have been: the cutoff then surely covers it
+			issued = lc.now() // the latest it can have been: the cutoff then surely covers it
 		}
-		if err := m.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), issued, l.ExpiresAt); err != nil {
+		if err := lc.denier.DenySession(ctx, l.RoleARN, sessionUserID(l), issued, l.ExpiresAt); err != nil {
 			return err
 		}
 		// Remember the role, so the reconciler prunes its policy once the
 		// session would have expired anyway.
 		k := denyPrefix + url.PathEscape(l.RoleARN)
-		return storage.Update(ctx, m.store, k, func(cur *storage.KV) ([]storage.Op, error) {
+		return storage.Update(ctx, lc.st, k, func(cur *storage.KV) ([]storage.Op, error) {
 			if cur != nil {
 				if t, err := time.Parse(time.RFC3339, string(cur.Value)); err == nil && !t.Before(l.ExpiresAt) {
 					return nil, nil
@@ -568,13 +753,15 @@ const denyPrefix = "lease-deny/"
 
 // PruneDenials prunes the deny policy of every role whose last denied
 // session has expired, and forgets the role once its policy is gone.
-func (m *Manager) PruneDenials(ctx context.Context) error {
-	if m.denier == nil {
+// Pruning removes statements that no longer deny anything (their
+// sessions have expired), so it writes no audit record.
+func (lc *Lifecycle) PruneDenials(ctx context.Context) error {
+	if lc.denier == nil {
 		return nil
 	}
-	now := m.now()
+	now := lc.now()
 	var expired []storage.KV
-	err := storage.Scan(ctx, m.store, storage.Range{Prefix: denyPrefix}, func(kv storage.KV) (bool, error) {
+	err := storage.Scan(ctx, lc.st, storage.Range{Prefix: denyPrefix}, func(kv storage.KV) (bool, error) {
 		if t, err := time.Parse(time.RFC3339, string(kv.Value)); err != nil || !t.After(now) {
 			expired = append(expired, kv)
 		}
@@ -588,9 +775,9 @@ func (m *Manager) PruneDenials(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		empty, err := m.denier.PruneDeniedSessions(ctx, arn)
+		empty, err := lc.denier.PruneDeniedSessions(ctx, arn)
 		if err != nil {
-			m.log.Warn("pruning a role's deny policy", "role_arn", arn, "err", err)
+			lc.log.Warn("pruning a role's deny policy", "role_arn", arn, "err", err)
 			continue
 		}
 		if !empty {
@@ -598,7 +785,7 @@ func (m *Manager) PruneDenials(ctx context.Context) error {
 		}
 		// Forget the role unless a revocation denied a new session
 		// meanwhile (it then moved the expiry on): the next prune sees it.
-		err = m.store.Commit(ctx, []storage.Cond{storage.Unchanged(kv)}, []storage.Op{storage.Del(kv.Key)})
+		err = lc.st.Commit(ctx, []storage.Cond{storage.Unchanged(kv)}, []storage.Op{storage.Del(kv.Key)})
 		if err != nil && !errors.Is(err, storage.ErrConflict) {
 			return err
 		}
@@ -619,10 +806,10 @@ func sessionUserID(l *Lease) string {
 
 // backoff is exponential with ±50% jitter, capped; a throttling error
 // waits at least its Retry-After.
-func (m *Manager) backoff(attempt int, err error) time.Duration {
-	d := m.lc.BackoffBase << min(attempt-1, 20)
-	if d <= 0 || d > m.lc.BackoffMax {
-		d = m.lc.BackoffMax
+func (lc *Lifecycle) backoff(attempt int, err error) time.Duration {
+	d := lc.tune.BackoffBase << min(attempt-1, 20)
+	if d <= 0 || d > lc.tune.BackoffMax {
+		d = lc.tune.BackoffMax
 	}
 	d = d/2 + time.Duration(rand.Int64N(int64(d)))
 	var ae *awsprov.Error
@@ -632,55 +819,19 @@ func (m *Manager) backoff(attempt int, err error) time.Duration {
 	return d
 }
 
-func revokeErrorText(err error) string {
-	var ae *awsprov.Error
-	if errors.As(err, &ae) {
-		return ae.Code + ": " + ae.Message
-	}
-	s := err.Error()
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return s
-}
-
-// queueRevoke moves a lease into the revocation queue (due now). It is
-// idempotent: a lease already revoking keeps its schedule.
-func (m *Manager) queueRevoke(ctx context.Context, id, actor, note string) (*Lease, bool, error) {
-	changed := false
-	now := m.now()
-	l, err := m.update(ctx, id, func(l *Lease) error {
-		changed = false
-		switch l.State {
-		case StateRevoked, StateRevoking, StateIrrevocable:
-			return errSkip
-		}
-		changed = true
-		l.State, l.NextAttemptAt, l.RevokedBy, l.Attempts, l.LastError = StateRevoking, now, actor, 0, ""
-		if note != "" {
-			l.RevokeNote = note
-		}
-		return nil
-	})
-	if changed {
-		m.wake()
-	}
-	return l, changed, err
-}
-
 // needsUpstream reports whether revoking l involves an upstream call.
-func (m *Manager) needsUpstream(l *Lease) bool {
-	return l.Type == policy.TypeIAMUser || (l.EarlyRevocation && m.now().Before(l.ExpiresAt))
+func (lc *Lifecycle) needsUpstream(l *Lease) bool {
+	return l.Type == policy.TypeIAMUser || (l.EarlyRevocation && lc.now().Before(l.ExpiresAt))
 }
 
 // waitRevoked polls until lease id leaves the revoking state or ctx ends.
-func (m *Manager) waitRevoked(ctx context.Context, id string) (*Lease, error) {
+func (lc *Lifecycle) waitRevoked(ctx context.Context, id string) (*Lease, error) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		l, err := m.Get(ctx, id)
+		l, err := lc.get(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, asNotFound(id, err)
 		}
 		if l.State != StateRevoking {
 			return l, nil
@@ -693,7 +844,7 @@ func (m *Manager) waitRevoked(ctx context.Context, id string) (*Lease, error) {
 	}
 }
 
-// limiterFor builds the upstream revocation rate limiter.
+// newLimiter builds the upstream revocation rate limiter.
 func newLimiter(perSecond float64) *rate.Limiter {
 	burst := max(1, int(perSecond))
 	return rate.NewLimiter(rate.Limit(perSecond), burst)

@@ -33,6 +33,8 @@ type fakeUsers struct {
 	known     map[string]*awsprov.UserParts // the last DeleteUser's hint, by user
 	waits     int
 	now       func() time.Time
+	// beforeDelete, if set, runs at the start of every DeleteUser.
+	beforeDelete func(name string)
 }
 
 func newFakeUsers(now func() time.Time) *fakeUsers {
@@ -59,6 +61,9 @@ func (f *fakeUsers) WaitUsable(context.Context, string, string, int, time.Durati
 }
 
 func (f *fakeUsers) DeleteUser(_ context.Context, name string, known *awsprov.UserParts) error {
+	if f.beforeDelete != nil {
+		f.beforeDelete(name)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deletes++
@@ -119,7 +124,7 @@ func (d *fakeDenier) PruneDeniedSessions(_ context.Context, roleARN string) (boo
 }
 
 type lcFixture struct {
-	m     *Manager
+	m     *testLeases
 	now   time.Time
 	users *fakeUsers
 	deny  *fakeDenier
@@ -149,10 +154,10 @@ func newLCFixture(t *testing.T) *lcFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.m = NewManager(Config{
+	f.m = newTestLeases(testConfig{
 		Store: memory.New(), Audit: f.aw, Verifier: fakeVerifier{id: gitlabIdentity("group/app")},
 		Roles: roleMap{"artifacts": userRole, "deploy": stsRole}, Minter: f.mint, Users: f.users, Denier: f.deny, Now: clock,
-		Lifecycle: LifecycleConfig{MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: 4 * time.Second, RevocationsPerSecond: 1000, OrphanGrace: 15 * time.Minute},
+		Tuning: Tuning{MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: 4 * time.Second, RevocationsPerSecond: 1000, OrphanGrace: 15 * time.Minute},
 	})
 	return f
 }
@@ -165,7 +170,7 @@ func (f *lcFixture) drain(t *testing.T) {
 		if _, err := f.m.ExpireDue(ctx); err != nil {
 			t.Fatal(err)
 		}
-		ids, err := f.m.dueRevocations(ctx)
+		ids, err := f.m.dueRevocations(ctx, f.m.Lifecycle.tune.Batch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +299,7 @@ func TestRevocationRetriesThenIrrevocable(t *testing.T) {
 	}
 	boom := &awsprov.Error{Code: awsprov.CodeUnavailable, Message: "IAM is down"}
 	f.users.deleteErr = []error{boom, boom, boom}
-	if _, err := f.m.Revoke(ctx, RevokeRequest{ID: out.Lease.ID, Actor: "op"}); err != nil {
+	if _, err := f.m.Revoke(ctx, out.Lease.ID, audit.Origin{Actor: "op"}, false); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
@@ -309,14 +314,14 @@ func TestRevocationRetriesThenIrrevocable(t *testing.T) {
 	if l.State != StateIrrevocable || !strings.Contains(l.LastError, "IAM is down") {
 		t.Fatalf("got %s (%q), want irrevocable with the last error", l.State, l.LastError)
 	}
-	if _, err := f.m.Retry(ctx, l.ID, "op", "", ""); err != nil {
+	if _, err := f.m.Retry(ctx, l.ID, audit.Origin{Actor: "op"}); err != nil {
 		t.Fatal(err)
 	}
 	f.drain(t)
 	if l := f.state(t, out.Lease.ID); l.State != StateRevoked || f.users.exists(l.UserName) {
 		t.Fatalf("after retry: %s, user exists %v", l.State, f.users.exists(l.UserName))
 	}
-	if _, err := f.m.Retry(ctx, l.ID, "op", "", ""); codeOf(err) != "not_irrevocable" {
+	if _, err := f.m.Retry(ctx, l.ID, audit.Origin{Actor: "op"}); codeOf(err) != "not_irrevocable" {
 		t.Errorf("retry of a revoked lease: %v", err)
 	}
 }
@@ -333,7 +338,7 @@ func TestRevocationRetryLists(t *testing.T) {
 	}
 	name := out.Lease.UserName
 	f.users.deleteErr = []error{&awsprov.Error{Code: awsprov.CodeThrottled, Message: "slow down"}}
-	if _, err := f.m.Revoke(ctx, RevokeRequest{ID: out.Lease.ID, Actor: "op"}); err != nil {
+	if _, err := f.m.Revoke(ctx, out.Lease.ID, audit.Origin{Actor: "op"}, false); err != nil {
 		t.Fatal(err)
 	}
 	f.drain(t)
@@ -354,10 +359,10 @@ func TestForgetSkipsUpstream(t *testing.T) {
 	f := newLCFixture(t)
 	ctx := context.Background()
 	out, _ := f.m.Issue(ctx, IssueRequest{Role: "artifacts", Token: "t"})
-	if _, err := f.m.Forget(ctx, out.Lease.ID, "op", "", "", ""); codeOf(err) != CodeInvalidRequest {
+	if _, err := f.m.Forget(ctx, out.Lease.ID, audit.Origin{Actor: "op"}); codeOf(err) != CodeInvalidRequest {
 		t.Fatalf("forget without a reason: %v", err)
 	}
-	l, err := f.m.Forget(ctx, out.Lease.ID, "op", "user deleted by hand", "", "")
+	l, err := f.m.Forget(ctx, out.Lease.ID, audit.Origin{Actor: "op", Reason: "user deleted by hand"})
 	if err != nil || l.State != StateRevoked || !strings.Contains(l.RevokeNote, "may still exist") {
 		t.Fatalf("forget: %+v %v", l, err)
 	}
@@ -374,7 +379,7 @@ func TestPendingLeaseReclaimed(t *testing.T) {
 	ctx := context.Background()
 	l := &Lease{ID: NewID(f.now), Role: "artifacts", Type: policy.TypeIAMUser, State: StatePending, IssuedAt: f.now,
 		ExpiresAt: f.now.Add(time.Hour), UserName: "kf-crashed", UserPath: "/keyferry/"}
-	if err := f.m.put(ctx, l); err != nil {
+	if err := f.m.create(ctx, l); err != nil {
 		t.Fatal(err)
 	}
 	f.users.users["kf-crashed"] = UserSpec{UserName: "kf-crashed", Path: "/keyferry/"}
@@ -437,7 +442,7 @@ func TestBreakGlassRevokesOneProject(t *testing.T) {
 	if err != nil || len(sel) != 3 {
 		t.Fatalf("select: %d leases (%v), want 3", len(sel), err)
 	}
-	got, err := f.m.RevokeMatching(ctx, Selector{Project: "group/app"}, RevokeRequest{Actor: "op", Reason: "key leaked"})
+	got, err := f.m.RevokeMatching(ctx, Selector{Project: "group/app"}, audit.Origin{Actor: "op", Reason: "key leaked"})
 	if err != nil || len(got) != 3 {
 		t.Fatalf("revoke matching: %d (%v)", len(got), err)
 	}
@@ -473,7 +478,7 @@ func TestEarlyRevocationOfSTSSession(t *testing.T) {
 	if !l.EarlyRevocation {
 		t.Fatal("lease does not record early revocation")
 	}
-	l2, err := f.m.Revoke(ctx, RevokeRequest{ID: l.ID, Actor: "op"})
+	l2, err := f.m.Revoke(ctx, l.ID, audit.Origin{Actor: "op"}, false)
 	if err != nil || l2.State != StateRevoking {
 		t.Fatalf("revoke: %v %v", l2, err)
 	}
@@ -503,7 +508,7 @@ func TestRenewIAMUser(t *testing.T) {
 	ctx := context.Background()
 	out, _ := f.m.Issue(ctx, IssueRequest{Role: "artifacts", Token: "t"})
 	f.now = f.now.Add(5 * time.Minute)
-	l, err := f.m.Renew(ctx, out.Lease.ID, 0, "op", "", "")
+	l, err := f.m.Renew(ctx, out.Lease.ID, 0, audit.Origin{Actor: "op"})
 	if err != nil || !l.ExpiresAt.Equal(f.now.Add(10*time.Minute)) {
 		t.Fatalf("renew: %v %v", l, err)
 	}
@@ -514,15 +519,15 @@ func TestRenewIAMUser(t *testing.T) {
 		t.Fatal("the lease expired at its old expiry")
 	}
 	f.now = out.Lease.IssuedAt.Add(14 * time.Minute)
-	l, err = f.m.Renew(ctx, out.Lease.ID, 2*time.Hour, "op", "", "")
+	l, err = f.m.Renew(ctx, out.Lease.ID, 2*time.Hour, audit.Origin{Actor: "op"})
 	if err != nil || !l.ExpiresAt.Equal(out.Lease.MaxExpiresAt) {
 		t.Fatalf("renew near max_ttl: %v %v", l, err)
 	}
-	if _, err := f.m.Renew(ctx, out.Lease.ID, 0, "op", "", ""); codeOf(err) != CodeMaxTTLReached {
+	if _, err := f.m.Renew(ctx, out.Lease.ID, 0, audit.Origin{Actor: "op"}); codeOf(err) != CodeMaxTTLReached {
 		t.Errorf("renew past max_ttl: %v", err)
 	}
 	sts, _ := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
-	if _, err := f.m.Renew(ctx, sts.Lease.ID, 0, "op", "", ""); codeOf(err) != "not_renewable" {
+	if _, err := f.m.Renew(ctx, sts.Lease.ID, 0, audit.Origin{Actor: "op"}); codeOf(err) != "not_renewable" {
 		t.Errorf("renew of an STS lease: %v", err)
 	}
 }
@@ -534,8 +539,9 @@ func TestRunDrainsExpiries(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	clock := f.now
-	f.m.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	f.m.lc.Tick = 5 * time.Millisecond
+	f.m.Issuer.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	f.m.Lifecycle.now = f.m.Issuer.now
+	f.m.Lifecycle.tune.Tick = 5 * time.Millisecond
 	var ids []string
 	for i := 0; i < 200; i++ {
 		out, err := f.m.Issue(ctx, IssueRequest{Role: "artifacts", Token: "t"})

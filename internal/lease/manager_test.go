@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
@@ -64,7 +64,7 @@ func gitlabIdentity(project string) *identity.Identity {
 	}
 }
 
-func newTestManager(t *testing.T, v Verifier, m Minter, aw audit.Writer) (*Manager, storage.Store) {
+func newTestManager(t *testing.T, v Verifier, m Minter, aw audit.Writer) (*testLeases, storage.Store) {
 	t.Helper()
 	c, err := policy.Compile(policy.Role{
 		Name: "deploy", Issuer: "gitlab", Match: map[string]policy.Values{"project_path": {"group/app"}},
@@ -74,7 +74,7 @@ func newTestManager(t *testing.T, v Verifier, m Minter, aw audit.Writer) (*Manag
 		t.Fatal(err)
 	}
 	st := memory.New()
-	return NewManager(Config{Store: st, Audit: aw, Verifier: v, Roles: roleMap{"deploy": c}, Minter: m, DefaultRegion: "us-east-1"}), st
+	return newTestLeases(testConfig{Store: st, Audit: aw, Verifier: v, Roles: roleMap{"deploy": c}, Minter: m, DefaultRegion: "us-east-1"}), st
 }
 
 func countLeases(t *testing.T, st storage.Store) int {
@@ -93,9 +93,9 @@ func TestIssueFailsClosedWhenAuditFails(t *testing.T) {
 	m, st := newTestManager(t, fakeVerifier{id: gitlabIdentity("group/app")}, mint, aw)
 	aw.SetErr(errors.New("disk full"))
 	out, err := m.Issue(context.Background(), IssueRequest{Role: "deploy", Token: "t", RequestID: "r1"})
-	var le *Error
-	if !errors.As(err, &le) || le.Code != CodeAuditUnavailable || le.Status != http.StatusServiceUnavailable {
-		t.Fatalf("got %v, want 503 audit_unavailable", err)
+	le, ok := fault.As(err)
+	if !ok || le.Code != CodeAuditUnavailable || le.Kind != fault.Unavailable {
+		t.Fatalf("got %v, want unavailable audit_unavailable", err)
 	}
 	if out != nil {
 		t.Fatal("credentials returned although the audit event was not written")
@@ -119,34 +119,33 @@ func TestDenialFailsClosedWhenAuditFails(t *testing.T) {
 	aw.SetErr(errors.New("disk full"))
 	m, _ := newTestManager(t, fakeVerifier{err: &identity.Error{Code: identity.CodeTokenExpired, Message: "expired"}}, &fakeMinter{}, aw)
 	_, err := m.Issue(context.Background(), IssueRequest{Role: "deploy", Token: "t"})
-	var le *Error
-	if !errors.As(err, &le) || le.Code != CodeAuditUnavailable {
+	if le, ok := fault.As(err); !ok || le.Code != CodeAuditUnavailable {
 		t.Fatalf("got %v, want audit_unavailable", err)
 	}
 }
 
 func TestIssueRefusals(t *testing.T) {
 	tests := []struct {
-		name       string
-		v          fakeVerifier
-		role       string
-		ttl        time.Duration
-		mintErr    error
-		wantStatus int
-		wantCode   string
+		name     string
+		v        fakeVerifier
+		role     string
+		ttl      time.Duration
+		mintErr  error
+		wantKind fault.Kind
+		wantCode string
 	}{
-		{name: "bad token", v: fakeVerifier{err: &identity.Error{Code: identity.CodeSignatureInvalid, Message: "bad"}}, role: "deploy", wantStatus: 401, wantCode: identity.CodeSignatureInvalid},
-		{name: "issuer down", v: fakeVerifier{err: &identity.Error{Code: identity.CodeIssuerUnavailable, Message: "down"}}, role: "deploy", wantStatus: 503, wantCode: identity.CodeIssuerUnavailable},
-		{name: "replay cache full", v: fakeVerifier{err: &identity.Error{Code: identity.CodeReplayCacheFull, Message: "full"}}, role: "deploy", wantStatus: 503, wantCode: identity.CodeReplayCacheFull},
-		{name: "unknown role", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "nope", wantStatus: 403, wantCode: CodeNoMatchingRole},
-		{name: "other project", v: fakeVerifier{id: gitlabIdentity("evil/app")}, role: "deploy", wantStatus: 403, wantCode: CodeNoMatchingRole},
-		{name: "other issuer", v: fakeVerifier{id: func() *identity.Identity { i := gitlabIdentity("group/app"); i.Issuer = "other"; return i }()}, role: "deploy", wantStatus: 403, wantCode: CodeNoMatchingRole},
-		{name: "ttl too short", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", ttl: time.Minute, wantStatus: 400, wantCode: CodeInvalidRequest},
-		{name: "ttl too long", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", ttl: 2 * time.Hour, wantStatus: 400, wantCode: CodeInvalidRequest},
-		{name: "throttled", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: &awsprov.Error{Code: awsprov.CodeThrottled, Message: "slow down"}, wantStatus: 503, wantCode: awsprov.CodeThrottled},
-		{name: "denied upstream", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: &awsprov.Error{Code: awsprov.CodeAccessDenied, Message: "no"}, wantStatus: 403, wantCode: awsprov.CodeAccessDenied},
-		{name: "upstream timeout", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: &awsprov.Error{Code: awsprov.CodeTimeout, Message: "slow"}, wantStatus: 504, wantCode: awsprov.CodeTimeout},
-		{name: "caller gone", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: context.Canceled, wantStatus: 499, wantCode: "request_cancelled"},
+		{name: "bad token", v: fakeVerifier{err: &identity.Error{Code: identity.CodeSignatureInvalid, Message: "bad"}}, role: "deploy", wantKind: fault.Unauthenticated, wantCode: identity.CodeSignatureInvalid},
+		{name: "issuer down", v: fakeVerifier{err: &identity.Error{Code: identity.CodeIssuerUnavailable, Message: "down"}}, role: "deploy", wantKind: fault.Unavailable, wantCode: identity.CodeIssuerUnavailable},
+		{name: "replay cache full", v: fakeVerifier{err: &identity.Error{Code: identity.CodeReplayCacheFull, Message: "full"}}, role: "deploy", wantKind: fault.Unavailable, wantCode: identity.CodeReplayCacheFull},
+		{name: "unknown role", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "nope", wantKind: fault.Forbidden, wantCode: CodeNoMatchingRole},
+		{name: "other project", v: fakeVerifier{id: gitlabIdentity("evil/app")}, role: "deploy", wantKind: fault.Forbidden, wantCode: CodeNoMatchingRole},
+		{name: "other issuer", v: fakeVerifier{id: func() *identity.Identity { i := gitlabIdentity("group/app"); i.Issuer = "other"; return i }()}, role: "deploy", wantKind: fault.Forbidden, wantCode: CodeNoMatchingRole},
+		{name: "ttl too short", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", ttl: time.Minute, wantKind: fault.Invalid, wantCode: CodeInvalidRequest},
+		{name: "ttl too long", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", ttl: 2 * time.Hour, wantKind: fault.Invalid, wantCode: CodeInvalidRequest},
+		{name: "throttled", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: &awsprov.Error{Code: awsprov.CodeThrottled, Message: "slow down"}, wantKind: fault.Unavailable, wantCode: awsprov.CodeThrottled},
+		{name: "denied upstream", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: &awsprov.Error{Code: awsprov.CodeAccessDenied, Message: "no"}, wantKind: fault.Forbidden, wantCode: awsprov.CodeAccessDenied},
+		{name: "upstream timeout", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: &awsprov.Error{Code: awsprov.CodeTimeout, Message: "slow"}, wantKind: fault.Timeout, wantCode: awsprov.CodeTimeout},
+		{name: "caller gone", v: fakeVerifier{id: gitlabIdentity("group/app")}, role: "deploy", mintErr: context.Canceled, wantKind: fault.Cancelled, wantCode: "request_cancelled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,12 +153,12 @@ func TestIssueRefusals(t *testing.T) {
 			mint := &fakeMinter{err: tt.mintErr}
 			m, st := newTestManager(t, tt.v, mint, aw)
 			_, err := m.Issue(context.Background(), IssueRequest{Role: tt.role, Token: "t", TTL: tt.ttl})
-			var le *Error
-			if !errors.As(err, &le) {
-				t.Fatalf("got %v, want *Error", err)
+			le, ok := fault.As(err)
+			if !ok {
+				t.Fatalf("got %v, want *fault.Error", err)
 			}
-			if le.Status != tt.wantStatus || le.Code != tt.wantCode {
-				t.Fatalf("got %d %s, want %d %s", le.Status, le.Code, tt.wantStatus, tt.wantCode)
+			if le.Kind != tt.wantKind || le.Code != tt.wantCode {
+				t.Fatalf("got %s %s, want %s %s", le.Kind, le.Code, tt.wantKind, tt.wantCode)
 			}
 			if n := countLeases(t, st); n != 0 {
 				t.Errorf("got %d leases, want 0", n)

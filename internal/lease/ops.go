@@ -3,110 +3,88 @@ package lease
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/policy"
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
-// RevokeRequest names a lease to revoke and who asks.
-type RevokeRequest struct {
-	ID         string
-	Actor      string
-	Reason     string // free text from the operator, recorded in the note
-	RequestID  string
-	SourceAddr string
-	// Wait blocks (up to ctx) until an upstream revocation is done;
-	// otherwise it is queued and the lease is returned as revoking.
-	Wait bool
+// Get returns one lease.
+func (lc *Lifecycle) Get(ctx context.Context, id string) (*Lease, error) {
+	l, err := lc.get(ctx, id)
+	return l, asNotFound(id, err)
 }
 
-// Revoke ends a lease and audits it; it is idempotent. A lease without
-// upstream work (an STS session without early revocation) is revoked at
-// once: AWS offers no way to delete a session, and its credentials keep
-// working until they expire. A lease with upstream work (an IAM user to
-// delete, a session to deny) is queued for the revocation workers.
-func (m *Manager) Revoke(ctx context.Context, req RevokeRequest) (*Lease, error) {
-	l, err := m.Get(ctx, req.ID)
-	if err != nil {
-		return nil, err
+// Filter selects leases; empty fields match everything.
+type Filter struct {
+	Role     string
+	Project  string
+	Pipeline string
+	State    State
+	// After is the id to continue after (pagination); Limit caps the page.
+	After string
+	Limit int
+}
+
+func (f Filter) match(l *Lease, now time.Time) bool {
+	return (f.Role == "" || l.Role == f.Role) &&
+		(f.Project == "" || l.Identity.Project == f.Project || l.Identity.ProjectID == f.Project) &&
+		(f.Pipeline == "" || l.Identity.Pipeline == f.Pipeline) &&
+		(f.State == "" || l.EffectiveState(now) == f.State)
+}
+
+// List returns leases matching f in id (issuance) order, and the cursor of
+// the next page ("" when done).
+func (lc *Lifecycle) List(ctx context.Context, f Filter) ([]Lease, string, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
 	}
-	var notes []string
-	if req.Reason != "" {
-		notes = append(notes, "reason: "+req.Reason)
+	now := lc.now()
+	var out []Lease
+	next := ""
+	after := ""
+	if f.After != "" {
+		after = leasePrefix + f.After
 	}
-	if m.needsUpstream(l) {
-		if l.Type != policy.TypeIAMUser {
-			notes = append(notes, "the session is denied on its role until it expires")
-		}
-		l, changed, err := m.queueRevoke(ctx, req.ID, req.Actor, strings.Join(notes, "; "))
+	err := storage.Scan(ctx, lc.st, storage.Range{Prefix: leasePrefix, After: after}, func(kv storage.KV) (bool, error) {
+		l, err := decodeLease(kv)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		if changed {
-			msg := "revocation queued"
-			if l.RevokeNote != "" {
-				msg += "; " + l.RevokeNote
-			}
-			if err := m.auditRevoke(ctx, l, req, msg); err != nil {
-				return l, err
-			}
+		if !f.match(l, now) {
+			return true, nil
 		}
-		if req.Wait {
-			return m.waitRevoked(ctx, req.ID)
+		if len(out) == f.Limit {
+			next = out[len(out)-1].ID
+			return false, nil
 		}
-		return l, nil
-	}
-	if l.Type == policy.TypeAssumeRole || l.Type == policy.TypeWebIdentity {
-		notes = append(notes, "STS sessions cannot be deleted: the credentials stay valid upstream until "+l.ExpiresAt.Format(time.RFC3339))
-	}
-	changed := false
-	l, err = m.update(ctx, req.ID, func(l *Lease) error {
-		changed = false
-		if l.State == StateRevoked || l.State == StateIrrevocable || l.State == StateRevoking {
-			return errSkip
-		}
-		changed = true
-		l.State, l.RevokedAt, l.RevokedBy, l.RevokeNote = StateRevoked, m.now().UTC(), req.Actor, strings.Join(notes, "; ")
-		return nil
+		out = append(out, *l)
+		return true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if changed {
-		if err := m.auditRevoke(ctx, l, req, l.RevokeNote); err != nil {
-			return l, err
-		}
-	}
-	return l, nil
+	return out, next, err
 }
 
-func (m *Manager) auditRevoke(ctx context.Context, l *Lease, req RevokeRequest, msg string) error {
-	s := l.Identity
-	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
-		Actor: req.Actor, RequestID: req.RequestID, SourceAddr: req.SourceAddr, Message: msg, Reason: "revoked_by_operator", Object: l.UserName,
-	}); err != nil {
-		// The revocation stands (it only takes power away); report the
-		// audit failure to the operator.
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "lease revoked, but the audit log is unavailable", Err: err}
+// ValidState reports whether s names a state usable in a filter.
+func ValidState(s string) bool {
+	switch State(strings.ToLower(s)) {
+	case StatePending, StateActive, StateRevoking, StateRevoked, StateIrrevocable, StateExpired:
+		return true
 	}
-	return nil
+	return false
 }
 
 // Selector picks leases for a bulk revocation; at least one field is
 // required. Fields are ANDed.
 type Selector struct {
-	Role     string `json:"role,omitempty"`
-	Project  string `json:"project,omitempty"`
-	Pipeline string `json:"pipeline,omitempty"`
-	Subject  string `json:"sub,omitempty"`
+	Role     string
+	Project  string
+	Pipeline string
+	Subject  string
 	// AccessKeyID finds the lease that ever held this key.
-	AccessKeyID string `json:"access_key_id,omitempty"`
+	AccessKeyID string
 }
 
 // Empty reports whether s selects nothing (a bulk revoke of everything
@@ -117,9 +95,9 @@ func (s Selector) Empty() bool {
 
 // Select returns the live (not revoked) leases s matches, using the
 // narrowest index, in id order.
-func (m *Manager) Select(ctx context.Context, s Selector) ([]Lease, error) {
+func (lc *Lifecycle) Select(ctx context.Context, s Selector) ([]Lease, error) {
 	if s.Empty() {
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "give at least one of role, project, pipeline, sub, access_key_id"}
+		return nil, fault.New(fault.Invalid, CodeInvalidRequest, "give at least one of role, project, pipeline, sub, access_key_id")
 	}
 	field, value := FieldRole, s.Role
 	switch {
@@ -132,9 +110,9 @@ func (m *Manager) Select(ctx context.Context, s Selector) ([]Lease, error) {
 	case s.Project != "":
 		field, value = FieldProject, s.Project
 	}
-	now := m.now()
+	now := lc.now()
 	var out []Lease
-	err := m.eachIndexed(ctx, field, value, func(l *Lease) error {
+	err := lc.eachIndexed(ctx, field, value, func(l *Lease) error {
 		switch l.EffectiveState(now) {
 		case StateRevoked, StateIrrevocable:
 			return nil
@@ -150,140 +128,251 @@ func (m *Manager) Select(ctx context.Context, s Selector) ([]Lease, error) {
 	return out, err
 }
 
-// eachIndexed calls fn with every lease indexed under field = value, in id
-// order. A lease deleted since its index entry was read is skipped.
-func (m *Manager) eachIndexed(ctx context.Context, field, value string, fn func(l *Lease) error) error {
-	prefix := byKeyPrefix(field, value)
-	return storage.Scan(ctx, m.store, storage.Range{Prefix: prefix, KeysOnly: true}, func(kv storage.KV) (bool, error) {
-		l, err := m.getLease(ctx, kv.Key[len(prefix):])
-		if errors.Is(err, storage.ErrNotFound) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		return true, fn(l)
+// FindByKey returns every lease that ever held accessKeyID, whatever its
+// state (the leaked-key runbook).
+func (lc *Lifecycle) FindByKey(ctx context.Context, accessKeyID string) ([]Lease, error) {
+	var out []Lease
+	err := lc.eachIndexed(ctx, FieldKey, accessKeyID, func(l *Lease) error {
+		out = append(out, *l)
+		return nil
 	})
+	return out, err
+}
+
+// event is the base of an audit event about l caused by o.
+func event(typ string, l *Lease, o audit.Origin) *audit.Event {
+	s := l.Identity
+	return o.Stamp(&audit.Event{Type: typ, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Object: l.UserName})
+}
+
+// recordThen writes ev and then runs act: the record of an operator's
+// action comes first, and no action happens without it. If act fails
+// after the record was written, a second event of the same type with
+// reason "not_applied" says so, so that the log never claims a change
+// that did not happen.
+func (lc *Lifecycle) recordThen(ctx context.Context, ev *audit.Event, refused string, act func() error) error {
+	if err := lc.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
+		return errAudit(err, refused)
+	}
+	err := act()
+	if err == nil {
+		return nil
+	}
+	undo := *ev
+	undo.Seq, undo.Time, undo.PrevHash, undo.Hash = 0, time.Time{}, "", ""
+	undo.Decision, undo.Reason = audit.DecisionDeny, "not_applied"
+	undo.Message = "not applied: " + ev.Message
+	if aerr := lc.audit.Write(context.WithoutCancel(ctx), &undo); aerr != nil {
+		lc.log.Error("the audit log refused the record that an action it recorded did not happen", "type", ev.Type, "lease_id", ev.LeaseID, "err", aerr)
+		return errors.Join(err, errAudit(aerr, "the audit log is unavailable"))
+	}
+	return err
+}
+
+// Revoke ends lease id on behalf of o and audits it; it is idempotent
+// (a lease already revoked, revoking or irrevocable is returned as it is,
+// with no new record). A lease without upstream work (an STS session
+// without early revocation) is revoked at once: AWS offers no way to
+// delete a session, and its credentials keep working until they expire.
+// A lease with upstream work (an IAM user to delete, a session to deny)
+// is queued for the revocation workers; with wait, Revoke then waits (up
+// to ctx) until they are done. The revoke record is written first.
+func (lc *Lifecycle) Revoke(ctx context.Context, id string, o audit.Origin, wait bool) (*Lease, error) {
+	l, err := lc.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch l.State {
+	case StateRevoked, StateRevoking, StateIrrevocable:
+		if wait && l.State == StateRevoking {
+			return lc.waitRevoked(ctx, id)
+		}
+		return l, nil
+	}
+	var notes []string
+	if o.Reason != "" {
+		notes = append(notes, "reason: "+o.Reason)
+	}
+	upstream := lc.needsUpstream(l)
+	switch {
+	case upstream && l.Type != policy.TypeIAMUser:
+		notes = append(notes, "the session is denied on its role until it expires")
+	case !upstream && (l.Type == policy.TypeAssumeRole || l.Type == policy.TypeWebIdentity):
+		notes = append(notes, "STS sessions cannot be deleted: the credentials stay valid upstream until "+l.ExpiresAt.Format(time.RFC3339))
+	}
+	note := strings.Join(notes, "; ")
+	ev := event(audit.TypeRevoke, l, o)
+	ev.Reason, ev.Message = "revoked_by_operator", note
+	if upstream {
+		ev.Message = "revocation queued"
+		if note != "" {
+			ev.Message += "; " + note
+		}
+	}
+	var out *Lease
+	err = lc.recordThen(ctx, ev, "the audit log is unavailable; the lease was not revoked", func() error {
+		if upstream {
+			var err error
+			out, _, err = queueRevoke(context.WithoutCancel(ctx), lc.records, lc.now, id, o.Actor, note)
+			lc.wake()
+			return err
+		}
+		var err error
+		out, err = lc.update(context.WithoutCancel(ctx), id, func(l *Lease) error {
+			if l.State == StateRevoked || l.State == StateIrrevocable || l.State == StateRevoking {
+				return errSkip
+			}
+			l.State, l.RevokedAt, l.RevokedBy, l.RevokeNote = StateRevoked, lc.now().UTC(), o.Actor, note
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, asNotFound(id, err)
+	}
+	if wait && out.State == StateRevoking {
+		return lc.waitRevoked(ctx, id)
+	}
+	return out, nil
 }
 
 // RevokeMatching revokes every live lease s matches (break glass) and
-// returns them. Upstream work is queued, not awaited: thousands of IAM
-// deletions drain at the configured rate.
-func (m *Manager) RevokeMatching(ctx context.Context, s Selector, req RevokeRequest) ([]Lease, error) {
-	ls, err := m.Select(ctx, s)
+// returns those it revoked. Upstream work is queued, not awaited:
+// thousands of IAM deletions drain at the configured rate. It stops at
+// the first lease it cannot revoke (the audit log or the store refused),
+// returning what it revoked so far with the error.
+func (lc *Lifecycle) RevokeMatching(ctx context.Context, s Selector, o audit.Origin) ([]Lease, error) {
+	ls, err := lc.Select(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Lease, 0, len(ls))
-	var firstErr error
 	for _, l := range ls {
-		r := req
-		r.ID, r.Wait = l.ID, false
-		got, err := m.Revoke(ctx, r)
-		if err != nil && firstErr == nil {
-			firstErr = err
+		got, err := lc.Revoke(ctx, l.ID, o, false)
+		if err != nil {
+			return out, err
 		}
-		if got != nil {
-			out = append(out, *got)
-		}
+		out = append(out, *got)
 	}
-	return out, firstErr
+	return out, nil
 }
 
 // Retry puts an irrevocable lease back into the revocation queue with its
-// attempts reset.
-func (m *Manager) Retry(ctx context.Context, id, actor, requestID, sourceAddr string) (*Lease, error) {
-	now := m.now()
-	l, err := m.update(ctx, id, func(l *Lease) error {
-		if l.State != StateIrrevocable {
-			return &Error{Status: http.StatusConflict, Code: "not_irrevocable", Message: fmt.Sprintf("lease %s is %s: only irrevocable leases are retried", id, l.State)}
-		}
-		l.State, l.Attempts, l.NextAttemptAt = StateRevoking, 0, now
-		return nil
+// attempts reset. The record comes first.
+func (lc *Lifecycle) Retry(ctx context.Context, id string, o audit.Origin) (*Lease, error) {
+	l, err := lc.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	notIrrevocable := func(l *Lease) error {
+		return fault.Newf(fault.Conflict, CodeNotIrrevocable, "lease %s is %s: only irrevocable leases are retried", id, l.State)
+	}
+	if l.State != StateIrrevocable {
+		return nil, notIrrevocable(l)
+	}
+	ev := event(audit.TypeRevoke, l, o)
+	ev.AccessKeyID, ev.Message = "", "retry of an irrevocable lease"
+	var out *Lease
+	err = lc.recordThen(ctx, ev, "the audit log is unavailable; the lease was not retried", func() error {
+		var err error
+		out, err = lc.update(context.WithoutCancel(ctx), id, func(l *Lease) error {
+			if l.State != StateIrrevocable {
+				return notIrrevocable(l)
+			}
+			l.State, l.Attempts, l.NextAttemptAt = StateRevoking, 0, lc.now()
+			return nil
+		})
+		return err
 	})
 	if err != nil {
-		return nil, m.notFound(id, err)
+		return nil, asNotFound(id, err)
 	}
-	m.wake()
-	s := l.Identity
-	_ = m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID,
-		Actor: actor, RequestID: requestID, SourceAddr: sourceAddr, Message: "retry of an irrevocable lease", Object: l.UserName})
-	return l, nil
+	lc.wake()
+	return out, nil
 }
 
 // Forget marks a lease revoked without any upstream work: the operator
 // takes responsibility for what may remain (e.g. an IAM user deleted by
-// hand). It is explicit and audited.
-func (m *Manager) Forget(ctx context.Context, id, actor, reason, requestID, sourceAddr string) (*Lease, error) {
-	if strings.TrimSpace(reason) == "" {
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: "forgetting a lease needs a reason: it skips upstream cleanup"}
+// hand). It needs a reason (o.Reason), and is audited first.
+func (lc *Lifecycle) Forget(ctx context.Context, id string, o audit.Origin) (*Lease, error) {
+	if strings.TrimSpace(o.Reason) == "" {
+		return nil, fault.New(fault.Invalid, CodeInvalidRequest, "forgetting a lease needs a reason: it skips upstream cleanup")
 	}
-	now := m.now()
-	l, err := m.update(ctx, id, func(l *Lease) error {
-		if l.State == StateRevoked {
-			return errSkip
-		}
-		l.State, l.RevokedAt, l.RevokedBy = StateRevoked, now, actor
-		l.RevokeNote = "forgotten without upstream cleanup: " + reason
-		if l.UserName != "" {
-			l.RevokeNote += " (IAM user " + l.UserName + " may still exist)"
-		}
-		return nil
+	l, err := lc.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if l.State == StateRevoked {
+		return l, nil
+	}
+	note := "forgotten without upstream cleanup: " + o.Reason
+	if l.UserName != "" {
+		note += " (IAM user " + l.UserName + " may still exist)"
+	}
+	ev := event(audit.TypeRevoke, l, o)
+	ev.Decision, ev.Reason, ev.Message = audit.DecisionDeny, "forgotten", note
+	var out *Lease
+	err = lc.recordThen(ctx, ev, "the audit log is unavailable; the lease was not forgotten", func() error {
+		var err error
+		out, err = lc.update(context.WithoutCancel(ctx), id, func(l *Lease) error {
+			if l.State == StateRevoked {
+				return errSkip
+			}
+			l.State, l.RevokedAt, l.RevokedBy, l.RevokeNote = StateRevoked, lc.now().UTC(), o.Actor, note
+			return nil
+		})
+		return err
 	})
 	if err != nil {
-		return nil, m.notFound(id, err)
+		return nil, asNotFound(id, err)
 	}
-	s := l.Identity
-	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: audit.TypeRevoke, Decision: audit.DecisionDeny, Reason: "forgotten",
-		Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Actor: actor, RequestID: requestID, SourceAddr: sourceAddr,
-		Message: l.RevokeNote, Object: l.UserName}); err != nil {
-		return l, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "lease forgotten, but the audit log is unavailable", Err: err}
-	}
-	return l, nil
+	return out, nil
 }
 
 // Renew extends an iam_user lease by ttl (default the role's ttl), up to
 // its max_ttl. STS sessions cannot be extended: refresh them instead. The
 // audit event is written before the lease changes (renewing extends
 // power, so it fails closed).
-func (m *Manager) Renew(ctx context.Context, id string, ttl time.Duration, actor, requestID, sourceAddr string) (*Lease, error) {
-	now := m.now()
-	cur, err := m.Get(ctx, id)
+func (lc *Lifecycle) Renew(ctx context.Context, id string, ttl time.Duration, o audit.Origin) (*Lease, error) {
+	now := lc.now()
+	cur, err := lc.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	exp, err := m.renewedExpiry(cur, ttl, now)
+	exp, err := lc.renewedExpiry(cur, ttl, now)
 	if err != nil {
 		return nil, err
 	}
-	s := cur.Identity
-	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{Type: audit.TypeRenew, Role: cur.Role, Identity: &s, LeaseID: cur.ID,
-		AccessKeyID: cur.AccessKeyID, Expiration: exp, Actor: actor, RequestID: requestID, SourceAddr: sourceAddr}); err != nil {
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; the lease was not renewed", Err: err}
-	}
-	l, err := m.update(ctx, id, func(l *Lease) error {
-		e, err := m.renewedExpiry(l, ttl, now)
-		if err != nil {
-			return err
-		}
-		l.ExpiresAt = e
-		return nil
+	ev := event(audit.TypeRenew, cur, o)
+	ev.Object, ev.Expiration = "", exp
+	var out *Lease
+	err = lc.recordThen(ctx, ev, "the audit log is unavailable; the lease was not renewed", func() error {
+		var err error
+		out, err = lc.update(context.WithoutCancel(ctx), id, func(l *Lease) error {
+			e, err := lc.renewedExpiry(l, ttl, now)
+			if err != nil {
+				return err
+			}
+			l.ExpiresAt = e
+			return nil
+		})
+		return err
 	})
 	if err != nil {
-		return nil, m.notFound(id, err)
+		return nil, asNotFound(id, err)
 	}
-	return l, nil
+	return out, nil
 }
 
-func (m *Manager) renewedExpiry(l *Lease, ttl time.Duration, now time.Time) (time.Time, error) {
+func (lc *Lifecycle) renewedExpiry(l *Lease, ttl time.Duration, now time.Time) (time.Time, error) {
 	if l.Type != policy.TypeIAMUser {
-		return time.Time{}, &Error{Status: http.StatusConflict, Code: "not_renewable", Message: "STS sessions cannot be extended: use the refresh handle to get new credentials"}
+		return time.Time{}, fault.New(fault.Conflict, CodeNotRenewable, "STS sessions cannot be extended: use the refresh handle to get new credentials")
 	}
 	if st := l.EffectiveState(now); st != StateActive {
-		return time.Time{}, &Error{Status: http.StatusConflict, Code: "not_renewable", Message: fmt.Sprintf("lease %s is %s", l.ID, st)}
+		return time.Time{}, fault.Newf(fault.Conflict, CodeNotRenewable, "lease %s is %s", l.ID, st)
 	}
 	if ttl <= 0 {
-		if c, ok := m.roles.Role(l.Role); ok {
+		if c, ok := lc.roles.Role(l.Role); ok {
 			ttl = c.Role().AWS.TTL.D()
 		} else {
 			ttl = l.ExpiresAt.Sub(l.IssuedAt)
@@ -295,38 +384,24 @@ func (m *Manager) renewedExpiry(l *Lease, ttl time.Duration, now time.Time) (tim
 	}
 	if !exp.After(l.ExpiresAt) {
 		if !l.ExpiresAt.Before(l.MaxExpiresAt) {
-			return time.Time{}, &Error{Status: http.StatusConflict, Code: CodeMaxTTLReached, Message: fmt.Sprintf("the lease cannot be extended past its max_ttl (%s)", l.MaxExpiresAt.Format(time.RFC3339))}
+			return time.Time{}, fault.Newf(fault.Conflict, CodeMaxTTLReached, "the lease cannot be extended past its max_ttl (%s)", l.MaxExpiresAt.Format(time.RFC3339))
 		}
-		return time.Time{}, &Error{Status: http.StatusConflict, Code: "not_renewable", Message: fmt.Sprintf("a ttl of %s would not extend the lease (it expires %s)", ttl, l.ExpiresAt.Format(time.RFC3339))}
+		return time.Time{}, fault.Newf(fault.Conflict, CodeNotRenewable, "a ttl of %s would not extend the lease (it expires %s)", ttl, l.ExpiresAt.Format(time.RFC3339))
 	}
 	return exp.UTC(), nil
 }
 
-func (m *Manager) notFound(id string, err error) error {
-	if errors.Is(err, storage.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("lease %q not found", id)}
-	}
-	return err
-}
-
-// FindByKey returns every lease that ever held accessKeyID, whatever its
-// state (the leaked-key runbook).
-func (m *Manager) FindByKey(ctx context.Context, accessKeyID string) ([]Lease, error) {
-	var out []Lease
-	err := m.eachIndexed(ctx, FieldKey, accessKeyID, func(l *Lease) error {
-		out = append(out, *l)
-		return nil
-	})
-	return out, err
-}
-
 // SweepOrphansNow runs the orphan sweep once, on demand, and says whether
 // it was a dry run (the server's orphan_sweep_dry_run forces one).
-func (m *Manager) SweepOrphansNow(ctx context.Context, dryRun bool) ([]Orphan, bool, error) {
-	if m.users == nil {
-		return nil, false, &Error{Status: http.StatusConflict, Code: "no_iam", Message: "this server has no IAM client configured (no iam_user roles)"}
+func (lc *Lifecycle) SweepOrphansNow(ctx context.Context, dryRun bool) ([]Orphan, bool, error) {
+	if lc.users == nil {
+		return nil, false, fault.New(fault.Conflict, CodeNoIAM, "this server has no IAM client configured (no iam_user roles)")
 	}
-	dry := dryRun || m.lc.SweepDryRun
-	out, err := m.SweepOrphans(ctx, dry)
+	dry := dryRun || lc.tune.SweepDryRun
+	out, err := lc.SweepOrphans(ctx, dry)
+	var as *auditStopped
+	if errors.As(err, &as) {
+		return out, dry, errAudit(as.err, "the audit log is unavailable; the sweep stopped")
+	}
 	return out, dry, err
 }

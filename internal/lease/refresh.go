@@ -8,26 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
-)
-
-// Refresh reason codes.
-const (
-	CodeInvalidRefreshHandle = "invalid_refresh_handle"
-	CodeRefreshHandleReused  = "refresh_handle_reused"
-	CodeLeaseRevoked         = "lease_revoked"
-	CodeMaxTTLReached        = "max_ttl_reached"
-	CodeRoleGone             = "role_gone"
-	CodeRefreshConflict      = "refresh_conflict"
+	"github.com/keyferry/keyferry/internal/storage"
 )
 
 // keepPrevHashes bounds how many replaced handles a lease remembers.
@@ -81,69 +71,60 @@ type Refreshed struct {
 // Order: verify the handle → mint → audit → commit the rotation. If
 // minting or auditing fails, the presented handle stays valid, so the
 // client can retry without tripping the reuse detector.
-func (m *Manager) Refresh(ctx context.Context, req RefreshRequest) (*Refreshed, error) {
-	start := m.now()
-	out, l, err := m.refresh(ctx, req)
-	role, result := "(unknown)", "refreshed"
+func (is *Issuer) Refresh(ctx context.Context, req RefreshRequest) (*Refreshed, error) {
+	start := is.now()
+	out, l, err := is.refresh(ctx, req)
+	role := "(unknown)"
 	if l != nil {
-		if _, ok := m.roles.Role(l.Role); ok {
+		if _, ok := is.roles.Role(l.Role); ok {
 			role = l.Role
 		}
 	}
-	if err != nil {
-		result = "denied"
-		var e *Error
-		if errors.As(err, &e) {
-			result = e.Code
-		}
-	}
-	m.obs.Issued(role, "refresh:"+result, m.now().Sub(start))
+	is.obs.Issued(role, "refresh:"+resultOf(err, "refreshed"), is.now().Sub(start))
 	return out, err
 }
 
-func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, *Lease, error) {
-	invalid := &Error{Status: http.StatusUnauthorized, Code: CodeInvalidRefreshHandle, Message: "the refresh handle is not valid: request new credentials with the job token"}
+func (is *Issuer) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, *Lease, error) {
+	invalid := fault.New(fault.Unauthenticated, CodeInvalidRefreshHandle, "the refresh handle is not valid: request new credentials with the job token")
 	mm := refreshRE.FindStringSubmatch(req.Handle)
 	if mm == nil {
-		return nil, nil, m.denyRefresh(ctx, req, nil, invalid)
+		return nil, nil, is.denyRefresh(ctx, req, nil, invalid)
 	}
 	id, presented := mm[1], hashSecret(mm[2])
-	l, err := m.Get(ctx, id)
+	l, err := is.get(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, is.denyRefresh(ctx, req, nil, invalid)
+	}
 	if err != nil {
-		var le *Error
-		if errors.As(err, &le) && le.Code == CodeNotFound {
-			return nil, nil, m.denyRefresh(ctx, req, nil, invalid)
-		}
-		return nil, nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err}
+		return nil, nil, errStore(err)
 	}
 	switch {
 	case l.RefreshHash != "" && subtle.ConstantTimeCompare([]byte(presented), []byte(l.RefreshHash)) == 1:
 		// the current handle: go on
 	case slices.Contains(l.PrevRefreshHashes, presented):
-		return nil, l, m.handleReuse(ctx, req, l)
+		return nil, l, is.handleReuse(ctx, req, l)
 	default:
-		return nil, l, m.denyRefresh(ctx, req, l, invalid)
+		return nil, l, is.denyRefresh(ctx, req, l, invalid)
 	}
 	if l.State != StateActive {
-		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusUnauthorized, Code: CodeLeaseRevoked, Message: "the lease was revoked: its credentials can no longer be refreshed"})
+		return nil, l, is.denyRefresh(ctx, req, l, fault.New(fault.Unauthenticated, CodeLeaseRevoked, "the lease was revoked: its credentials can no longer be refreshed"))
 	}
-	now := m.now()
+	now := is.now()
 	left := l.MaxExpiresAt.Sub(now)
 	if left < minSession {
-		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeMaxTTLReached,
-			Message: fmt.Sprintf("the lease reached its max_ttl (%s): request new credentials with a fresh job token", l.MaxExpiresAt.Format(time.RFC3339))})
+		return nil, l, is.denyRefresh(ctx, req, l, fault.Newf(fault.Forbidden, CodeMaxTTLReached,
+			"the lease reached its max_ttl (%s): request new credentials with a fresh job token", l.MaxExpiresAt.Format(time.RFC3339)))
 	}
-	role, ok := m.roles.Role(l.Role)
+	role, ok := is.roles.Role(l.Role)
 	var r policy.Role
 	if ok {
 		r = role.Role()
 	}
 	if !ok || r.AWS.Type != l.Type || r.Issuer != l.Issuer {
-		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeRoleGone, Message: fmt.Sprintf("role %q no longer exists or changed type or issuer: request new credentials with the job token", l.Role)})
+		return nil, l, is.denyRefresh(ctx, req, l, fault.Newf(fault.Forbidden, CodeRoleGone, "role %q no longer exists or changed type or issuer: request new credentials with the job token", l.Role))
 	}
 	if res := role.Evaluate(l.Claims); !res.Allowed {
-		return nil, l, m.denyRefresh(ctx, req, l, &Error{Status: http.StatusForbidden, Code: CodeNoMatchingRole,
-			Message: fmt.Sprintf("role %q no longer accepts this lease's identity: %s", l.Role, res.Denial())})
+		return nil, l, is.denyRefresh(ctx, req, l, fault.Newf(fault.Forbidden, CodeNoMatchingRole, "role %q no longer accepts this lease's identity: %s", l.Role, res.Denial()))
 	}
 	ttl := min(r.AWS.TTL.D(), left)
 	preq := awsprov.Request{
@@ -153,27 +134,27 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 		ExternalID: r.AWS.ExternalID, Duration: ttl,
 	}
 	if preq.Region == "" {
-		preq.Region = m.region
+		preq.Region = is.region
 	}
 	for _, t := range l.Tags {
 		preq.Tags = append(preq.Tags, awsprov.Tag{Key: t.Key, Value: t.Value})
 	}
-	creds, err := m.minter.AssumeRole(ctx, preq)
+	creds, err := is.minter.AssumeRole(ctx, preq)
 	if err != nil {
-		return nil, l, m.denyRefresh(ctx, req, l, m.upstreamError(err))
+		return nil, l, is.denyRefresh(ctx, req, l, upstreamError(err, is.obs))
 	}
 	summary := l.Identity
-	if err := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
+	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
 		Type: audit.TypeRefresh, Decision: audit.DecisionAllow, Role: l.Role, Identity: &summary,
 		LeaseID: l.ID, AccessKeyID: creds.AccessKeyID, Expiration: creds.Expiration.UTC(), SessionName: l.SessionName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
-		m.log.Error("audit write failed: refreshed credentials withheld", "request_id", req.RequestID, "lease_id", l.ID, "access_key_id", creds.AccessKeyID, "err", err)
-		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no credentials were issued", Err: err}
+		is.log.Error("audit write failed: refreshed credentials withheld", "request_id", req.RequestID, "lease_id", l.ID, "access_key_id", creds.AccessKeyID, "err", err)
+		return nil, l, errAudit(err, "the audit log is unavailable; no credentials were issued")
 	}
 	handle, hash := newRefreshHandle(l.ID)
 	conflict := false
-	updated, err := m.update(ctx, l.ID, func(cur *Lease) error {
+	updated, err := is.update(ctx, l.ID, func(cur *Lease) error {
 		if cur.RefreshHash != l.RefreshHash || cur.State != l.State {
 			conflict = true // another refresh or a revoke won the race
 			return errSkip
@@ -190,10 +171,10 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 		return nil
 	})
 	if err != nil {
-		return nil, l, &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable, Message: "the lease store is unavailable", Err: err}
+		return nil, l, errStore(err)
 	}
 	if conflict {
-		return nil, l, &Error{Status: http.StatusConflict, Code: CodeRefreshConflict, Message: "the lease changed during the refresh (a concurrent refresh or a revocation): retry with the handle you hold"}
+		return nil, l, fault.New(fault.Conflict, CodeRefreshConflict, "the lease changed during the refresh (a concurrent refresh or a revocation): retry with the handle you hold")
 	}
 	return &Refreshed{
 		Handle: handle,
@@ -209,30 +190,34 @@ func (m *Manager) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 
 // handleReuse revokes a lease whose spent refresh handle came back: either
 // the handle was copied, or the client lost track of it; in both cases the
-// chain can no longer be trusted.
-func (m *Manager) handleReuse(ctx context.Context, req RefreshRequest, l *Lease) error {
+// chain can no longer be trusted. The revocation's record comes first: if
+// the audit log does not take it, the lease is left as it is and the
+// caller gets audit_unavailable (no request is served then anyway).
+func (is *Issuer) handleReuse(ctx context.Context, req RefreshRequest, l *Lease) error {
 	note := "refresh handle reused: treated as stolen, lease and refresh chain revoked"
-	_, err := m.update(context.WithoutCancel(ctx), l.ID, func(cur *Lease) error {
-		if cur.State != StateRevoked {
-			cur.State, cur.RevokedAt, cur.RevokedBy, cur.RevokeNote = StateRevoked, m.now().UTC(), "keyferry", note
-		}
-		return nil
-	})
-	if err != nil {
-		m.log.Error("revoking a lease after refresh-handle reuse failed", "lease_id", l.ID, "err", err)
-	}
 	s := l.Identity
-	if aerr := m.audit.Write(context.WithoutCancel(ctx), &audit.Event{
+	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
 		Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
 		Reason: CodeRefreshHandleReused, Message: note, Actor: "keyferry", RequestID: req.RequestID, SourceAddr: req.SourceAddr,
-	}); aerr != nil {
-		m.log.Error("audit write failed for a refresh-handle reuse", "lease_id", l.ID, "err", aerr)
+	}); err != nil {
+		is.log.Error("audit write failed for a refresh-handle reuse: the lease is not revoked", "lease_id", l.ID, "err", err)
+		return errAudit(err, "the audit log is unavailable; no request can be served")
 	}
-	return m.denyRefresh(ctx, req, l, &Error{Status: http.StatusUnauthorized, Code: CodeRefreshHandleReused,
-		Message: "this refresh handle was already used: the lease has been revoked as a precaution; request new credentials with the job token"})
+	if _, err := is.update(context.WithoutCancel(ctx), l.ID, func(cur *Lease) error {
+		if cur.State == StateRevoked {
+			return errSkip
+		}
+		cur.State, cur.RevokedAt, cur.RevokedBy, cur.RevokeNote = StateRevoked, is.now().UTC(), "keyferry", note
+		return nil
+	}); err != nil {
+		is.log.Error("revoking a lease after refresh-handle reuse failed", "lease_id", l.ID, "err", err)
+		return errStore(err)
+	}
+	return is.denyRefresh(ctx, req, l, fault.New(fault.Unauthenticated, CodeRefreshHandleReused,
+		"this refresh handle was already used: the lease has been revoked as a precaution; request new credentials with the job token"))
 }
 
-func (m *Manager) denyRefresh(ctx context.Context, req RefreshRequest, l *Lease, e *Error) error {
+func (is *Issuer) denyRefresh(ctx context.Context, req RefreshRequest, l *Lease, e *fault.Error) error {
 	ev := &audit.Event{
 		Type: audit.TypeRefresh, Decision: audit.DecisionDeny, Reason: e.Code, Message: e.Message,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
@@ -241,9 +226,9 @@ func (m *Manager) denyRefresh(ctx context.Context, req RefreshRequest, l *Lease,
 		s := l.Identity
 		ev.Identity, ev.Role, ev.LeaseID = &s, l.Role, l.ID
 	}
-	if err := m.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
-		m.log.Error("audit write failed for a refresh denial", "request_id", req.RequestID, "err", err)
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeAuditUnavailable, Message: "the audit log is unavailable; no request can be served", Err: err}
+	if err := is.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
+		is.log.Error("audit write failed for a refresh denial", "request_id", req.RequestID, "err", err)
+		return errAudit(err, "the audit log is unavailable; no request can be served")
 	}
 	return e
 }

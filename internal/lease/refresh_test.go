@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/dur"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
@@ -15,7 +16,7 @@ import (
 )
 
 type refreshFixture struct {
-	m    *Manager
+	m    *testLeases
 	now  time.Time
 	mint *fakeMinter
 	aw   *audit.Memory
@@ -36,17 +37,13 @@ func newRefreshFixture(t *testing.T, typ string) *refreshFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.m = NewManager(Config{Store: memory.New(), Audit: f.aw, Verifier: fakeVerifier{id: gitlabIdentity("group/app")},
+	f.m = newTestLeases(testConfig{Store: memory.New(), Audit: f.aw, Verifier: fakeVerifier{id: gitlabIdentity("group/app")},
 		Roles: roleMap{"deploy": c}, Minter: f.mint, DefaultRegion: "us-east-1", Now: func() time.Time { return f.now }})
 	return f
 }
 
 func codeOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
+	return fault.CodeOf(err)
 }
 
 func TestRefreshRotatesAndKeepsSession(t *testing.T) {
@@ -152,7 +149,7 @@ func TestRefreshRefusals(t *testing.T) {
 	t.Run("revoked lease", func(t *testing.T) {
 		f := newRefreshFixture(t, policy.TypeAssumeRole)
 		iss, _ := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
-		if _, err := f.m.Revoke(ctx, RevokeRequest{ID: iss.Lease.ID, Actor: "op"}); err != nil {
+		if _, err := f.m.Revoke(ctx, iss.Lease.ID, audit.Origin{Actor: "op"}, false); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.m.Refresh(ctx, RefreshRequest{Handle: iss.RefreshHandle}); codeOf(err) != CodeLeaseRevoked {
@@ -210,7 +207,8 @@ func TestRefreshReauthorises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.m.roles = roleMap{"deploy": tight}
+	f.m.Issuer.roles = roleMap{"deploy": tight}
+	f.m.Lifecycle.roles = f.m.Issuer.roles
 	_, err = f.m.Refresh(ctx, RefreshRequest{Handle: iss.RefreshHandle})
 	if codeOf(err) != CodeNoMatchingRole {
 		t.Fatalf("got %v, want no_matching_role after the role was tightened", err)

@@ -46,7 +46,7 @@ func TestSeedWritesWhatIssuanceWrites(t *testing.T) {
 	if err := Seed(ctx, seeded, leases); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(dumpStore(t, f.m.store), dumpStore(t, seeded)); diff != "" {
+	if diff := cmp.Diff(dumpStore(t, f.m.store()), dumpStore(t, seeded)); diff != "" {
 		t.Errorf("seeded store differs from the issued one (-issued +seeded):\n%s", diff)
 	}
 	if err := Seed(ctx, seeded, leases[:1]); !errors.Is(err, storage.ErrConflict) {

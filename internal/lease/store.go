@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,4 +206,81 @@ func modifyOps(id string, cur *storage.KV, fn func(l *Lease) error) (ops []stora
 	}
 	ops, err = saveOps(old, &next)
 	return ops, old, &next, err
+}
+
+// records is the lease records in the store: the reads and writes that
+// Issuer and Lifecycle share.
+type records struct {
+	st storage.Store
+}
+
+// create writes a new lease with its index entries.
+func (r records) create(ctx context.Context, l *Lease) error {
+	b, err := encodeLease(l)
+	if err != nil {
+		return err
+	}
+	return r.st.Commit(ctx, []storage.Cond{storage.Absent(leaseKey(l.ID))}, createOps(l, b))
+}
+
+// get reads lease id; a missing lease is an error wrapping
+// storage.ErrNotFound.
+func (r records) get(ctx context.Context, id string) (*Lease, error) {
+	kv, err := r.st.Get(ctx, leaseKey(id))
+	if err != nil {
+		return nil, err
+	}
+	return decodeLease(kv)
+}
+
+// update applies fn to lease id and saves the result with its index
+// entries in one commit, on the condition that nobody changed the lease
+// meanwhile (fn runs again if somebody did, so it must only change the
+// lease it is given). fn returning errSkip leaves the lease as it is. A
+// missing lease is an error wrapping storage.ErrNotFound.
+func (r records) update(ctx context.Context, id string, fn func(*Lease) error) (*Lease, error) {
+	var out *Lease
+	err := storage.Update(ctx, r.st, leaseKey(id), func(cur *storage.KV) ([]storage.Op, error) {
+		ops, _, l, err := modifyOps(id, cur, fn)
+		out = l
+		return ops, err
+	})
+	return out, err
+}
+
+// eachIndexed calls fn with every lease indexed under field = value, in id
+// order. A lease deleted since its index entry was read is skipped.
+func (r records) eachIndexed(ctx context.Context, field, value string, fn func(l *Lease) error) error {
+	prefix := byKeyPrefix(field, value)
+	return storage.Scan(ctx, r.st, storage.Range{Prefix: prefix, KeysOnly: true}, func(kv storage.KV) (bool, error) {
+		l, err := r.get(ctx, kv.Key[len(prefix):])
+		if errors.Is(err, storage.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, fn(l)
+	})
+}
+
+// queueRevoke moves a lease into the revocation queue (due now). It is
+// idempotent: a lease already revoking or ended keeps its state, and
+// changed is false.
+func queueRevoke(ctx context.Context, r records, now func() time.Time, id, actor, note string) (l *Lease, changed bool, err error) {
+	t := now()
+	l, err = r.update(ctx, id, func(l *Lease) error {
+		changed = false
+		switch l.State {
+		case StateRevoked, StateRevoking, StateIrrevocable:
+			return errSkip
+		}
+		changed = true
+		l.State, l.NextAttemptAt, l.RevokedBy, l.Attempts, l.LastError = StateRevoking, t, actor, 0, ""
+		if note != "" {
+			l.RevokeNote = note
+		}
+		return nil
+	})
+	return l, changed, err
 }

@@ -28,8 +28,8 @@ func (r *putRecorder) Commit(ctx context.Context, conds []storage.Cond, ops []st
 // own in the commit); a new access key adds its entry and keeps the old.
 func TestSaveLeaseWritesOnlyNewIndexEntries(t *testing.T) {
 	f := newLCFixture(t)
-	rec := &putRecorder{Store: f.m.store}
-	f.m.store = rec
+	rec := &putRecorder{Store: f.m.store()}
+	f.m.setStore(rec)
 	ctx := context.Background()
 	out, err := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
 	if err != nil {

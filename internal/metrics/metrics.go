@@ -27,6 +27,7 @@ type Metrics struct {
 	irrevocable   prometheus.Counter
 	backlog       prometheus.Gauge
 	orphans       *prometheus.CounterVec
+	auditStopped  *prometheus.GaugeVec
 	auditFlushes  *prometheus.CounterVec
 	auditBatch    prometheus.Histogram
 	auditFlushDur prometheus.Histogram
@@ -89,6 +90,10 @@ func New() *Metrics {
 			Name: "keyferry_orphan_users_total",
 			Help: "IAM users under keyferry's path owned by no live lease, by action (found in dry run, deleted, error).",
 		}, []string{"action"}),
+		auditStopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keyferry_background_stopped",
+			Help: "1 while a background path (expiry, revocation, reconciler, orphan_sweep) is stopped because the audit log refuses its records.",
+		}, []string{"path"}),
 		auditFlushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyferry_audit_flushes_total",
 			Help: "Audit log flushes (write + fsync) by result.",
@@ -105,7 +110,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.issuances, m.issueLatency, m.jwksFetches, m.upstreamErrs, m.httpRequests, m.httpLatency,
-		m.auditFlushes, m.auditBatch, m.auditFlushDur, m.revoked, m.revokeLag, m.revokeFailed, m.irrevocable, m.backlog, m.orphans,
+		m.auditFlushes, m.auditBatch, m.auditFlushDur, m.revoked, m.revokeLag, m.revokeFailed, m.irrevocable, m.backlog, m.orphans, m.auditStopped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -204,4 +209,16 @@ func (m *Metrics) Orphan(action string) {
 		return
 	}
 	m.orphans.WithLabelValues(action).Inc()
+}
+
+// AuditStopped sets keyferry_background_stopped{path}.
+func (m *Metrics) AuditStopped(path string, stopped bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if stopped {
+		v = 1
+	}
+	m.auditStopped.WithLabelValues(path).Set(v)
 }

@@ -14,7 +14,7 @@ import (
 // provider's.
 type iamUsers struct{ p *awsprov.Provider }
 
-var _ lease.Users = iamUsers{}
+var _ Users = iamUsers{}
 
 func (u iamUsers) CreateUser(ctx context.Context, s lease.UserSpec) (*lease.User, error) {
 	out, err := u.p.CreateUser(ctx, awsprov.UserSpec{

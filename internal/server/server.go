@@ -50,10 +50,16 @@ type Options struct {
 	Minter lease.Minter
 	// Users and Denier replace the AWS provider's IAM side (tests and
 	// benchmarks only).
-	Users  lease.Users
+	Users  Users
 	Denier lease.SessionDenier
 	// Listener, if set, is used instead of listening on cfg.Listen.
 	Listener net.Listener
+}
+
+// Users creates and deletes the IAM users of iam_user leases.
+type Users interface {
+	lease.UserCreator
+	lease.UserRemover
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -140,25 +146,28 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return errors.New("server: no admin token exists: run `keyferry server init` first (it creates the store and prints the first admin token)")
 	}
 
-	leases := lease.NewManager(lease.Config{
-		Store: store, Audit: sink, Verifier: verifier, Roles: reg, Minter: minter, Observer: m, LifecycleObserver: m,
-		Users: users, Denier: denier,
-		Lifecycle: lease.LifecycleConfig{
+	leaseLog := log.With("component", "lease")
+	issuer := lease.NewIssuer(lease.IssuerConfig{
+		Store: store, Audit: sink, Verifier: verifier, Roles: reg, Minter: minter, Users: users, Observer: m,
+		Logger: leaseLog, DefaultRegion: cfg.AWS.Region,
+	})
+	leases := lease.NewLifecycle(lease.LifecycleConfig{
+		Store: store, Audit: sink, Roles: reg, Users: users, Denier: denier, Observer: m, Logger: leaseLog,
+		Tuning: lease.Tuning{
 			Workers: cfg.Leases.RevocationWorkers, RevocationsPerSecond: cfg.Leases.RevocationsPerSecond,
 			MaxAttempts: cfg.Leases.MaxRevokeAttempts, SweepInterval: cfg.Leases.OrphanSweepInterval.D(),
 			OrphanGrace: cfg.Leases.OrphanGrace.D(), SweepDryRun: cfg.Leases.OrphanSweepDryRun, SweepPaths: cfg.Leases.UserPaths,
 		},
-		Logger: log.With("component", "lease"), DefaultRegion: cfg.AWS.Region,
 	})
 	handler := httpapi.New(httpapi.Config{
-		Leases: leases, Registry: reg, Verifier: verifier, Store: store, Audit: sink, Metrics: m, Logger: log.With("component", "http"),
+		Issuer: issuer, Leases: leases, Registry: reg, Verifier: verifier, Store: store, Audit: sink, Metrics: m, Logger: log.With("component", "http"),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Dev: dev, DevAudience: cfg.PublicURL,
 		Ready: func(ctx context.Context) error {
 			_, err := store.Get(ctx, "ready-probe")
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("store: %w", err)
 			}
-			return nil
+			return leases.Healthy()
 		},
 	})
 	srv := &http.Server{

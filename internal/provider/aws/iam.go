@@ -422,9 +422,15 @@ func (p *Provider) waitFailed(ctx context.Context, accessKeyID string, probes in
 }
 
 // UserParts names what keyferry attached to a user it created: the
-// access keys, inline policy names, managed policy ARNs and groups.
+// access keys, inline policy names, managed policy ARNs and groups. A
+// lease records it (without the access key, which the lease holds
+// itself) before the user is created, so that revocation deletes exactly
+// that.
 type UserParts struct {
-	AccessKeyIDs, InlinePolicies, PolicyARNs, Groups []string
+	AccessKeyIDs   []string `json:"access_key_ids,omitempty"`
+	InlinePolicies []string `json:"inline_policies,omitempty"`
+	PolicyARNs     []string `json:"policy_arns,omitempty"`
+	Groups         []string `json:"groups,omitempty"`
 }
 
 // DeleteUser deletes an IAM user and everything AWS requires gone first:
