@@ -17,7 +17,6 @@ import (
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/policy"
 	"github.com/keyferry/keyferry/internal/registry"
-	"github.com/keyferry/keyferry/internal/storage"
 )
 
 // creds serves POST /v1/creds: a job token in, credentials out.
@@ -91,7 +90,7 @@ func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "an admin token is required (Authorization: Bearer kfa_…)"})
 			return
 		}
-		t, err := admintoken.Authenticate(r.Context(), s.Store, strings.TrimSpace(tok))
+		t, err := s.tokens.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if errors.Is(err, admintoken.ErrInvalid) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry", error="invalid_token"`)
 			s.fail(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "the admin token is not valid"})
@@ -117,10 +116,6 @@ func actor(r *http.Request) string {
 // origin is who and what an admin request is, for the audit log.
 func origin(r *http.Request) audit.Origin {
 	return audit.Origin{Actor: actor(r), RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)}
-}
-
-func (s *server) change(r *http.Request) registry.Change {
-	return registry.Change{Actor: actor(r), RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r)}
 }
 
 func dryRun(r *http.Request) (bool, error) {
@@ -196,7 +191,7 @@ func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(outcome), Object: c.Role()})
 		return
 	}
-	out, err := s.Registry.PutRole(r.Context(), ro, s.change(r))
+	out, err := s.Registry.PutRole(r.Context(), ro, origin(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -211,7 +206,7 @@ func (s *server) deleteRole(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.Registry.DeleteRole(r.Context(), name, s.change(r)); err != nil {
+	if err := s.Registry.DeleteRole(r.Context(), name, origin(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -345,7 +340,7 @@ func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(outcome), Object: is})
 		return
 	}
-	out, err := s.Registry.PutIssuer(r.Context(), is, s.change(r))
+	out, err := s.Registry.PutIssuer(r.Context(), is, origin(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -360,7 +355,7 @@ func (s *server) deleteIssuer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.Registry.DeleteIssuer(r.Context(), name, s.change(r)); err != nil {
+	if err := s.Registry.DeleteIssuer(r.Context(), name, origin(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -598,7 +593,7 @@ func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := admintoken.List(r.Context(), s.Store)
+	ts, err := s.tokens.List(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -616,21 +611,17 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("name must match %s", nameRE)})
 		return
 	}
-	tok, t, err := admintoken.Create(r.Context(), s.Store, req.Name, req.Scopes, s.Now())
-	if err != nil {
-		if strings.Contains(err.Error(), "scope") {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: strings.TrimPrefix(err.Error(), "admintoken: ")})
-			return
-		}
-		s.fail(w, r, err)
+	tok, t, err := s.tokens.Create(r.Context(), req.Name, req.Scopes, origin(r))
+	var ie *admintoken.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ie.Msg})
 		return
-	}
-	if err := s.Audit.Write(r.Context(), &audit.Event{
-		Type: audit.TypeTokenCreate, Actor: actor(r), Object: t.ID, Message: "name " + t.Name + ", scopes " + strings.Join(t.Scopes, ","),
-		RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
-	}); err != nil {
-		_ = admintoken.Delete(context.WithoutCancel(r.Context()), s.Store, t.ID) // no token without its record
+	case errors.Is(err, admintoken.ErrAuditUnavailable):
 		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; no token was created", Err: err})
+		return
+	case err != nil:
+		s.fail(w, r, err)
 		return
 	}
 	s.writeJSON(w, http.StatusCreated, api.TokenCreateResponse{ID: t.ID, Token: tok, Scopes: t.Scopes})
@@ -638,20 +629,16 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := admintoken.Delete(r.Context(), s.Store, id)
-	if errors.Is(err, storage.ErrNotFound) {
+	err := s.tokens.Delete(r.Context(), id, origin(r))
+	switch {
+	case errors.Is(err, admintoken.ErrNotFound):
 		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("admin token %q not found", id)})
 		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
+	case errors.Is(err, admintoken.ErrAuditUnavailable):
+		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; the token was not deleted", Err: err})
 		return
-	}
-	if err := s.Audit.Write(r.Context(), &audit.Event{
-		Type: audit.TypeTokenRevoke, Actor: actor(r), Object: id, RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
-	}); err != nil {
-		// The deletion stands: it only takes power away.
-		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the token was deleted, but the audit log is unavailable", Err: err})
+	case err != nil:
+		s.fail(w, r, err)
 		return
 	}
 	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": id})

@@ -42,8 +42,8 @@ type Config struct {
 	Registry *registry.Registry
 	Verifier lease.Verifier
 	Store    storage.Store
-	// Audit records admin-token changes (roles, issuers and leases audit
-	// through their own components).
+	// Audit records admin-token changes, through an admintoken.Service
+	// (roles, issuers and leases audit through their own components).
 	Audit   audit.Writer
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -61,7 +61,8 @@ type Config struct {
 
 type server struct {
 	Config
-	log *slog.Logger
+	log    *slog.Logger
+	tokens *admintoken.Service
 }
 
 // New returns the API handler.
@@ -76,6 +77,7 @@ func New(cfg Config) http.Handler {
 	if s.MaxBodyBytes <= 0 {
 		s.MaxBodyBytes = 64 << 10
 	}
+	s.tokens = admintoken.New(admintoken.Config{Store: cfg.Store, Audit: cfg.Audit, Now: s.Now})
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		route := pattern

@@ -1,151 +1,180 @@
-package identity
+package identity_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"strings"
 	"testing"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/identity"
 )
 
-// TestVerifySignatureAgreesWithGoJose signs tokens with go-jose for every
-// supported algorithm and checks that verifySignature accepts and rejects
-// exactly what go-jose's own verification does: valid tokens, flipped
-// signature and payload bits, truncated signatures and other keys.
-func TestVerifySignatureAgreesWithGoJose(t *testing.T) {
-	rsa1, rsa2 := genRSA(t), genRSA(t)
-	ec := func(c elliptic.Curve) *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(c, rand.Reader)
+// signatureKeys returns two private keys for alg's family: the trusted
+// one and another.
+func signatureKeys(t *testing.T, alg string) (trusted, other crypto.Signer) {
+	t.Helper()
+	switch {
+	case alg == "EdDSA":
+		_, a, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return k
+		_, b, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	case strings.HasPrefix(alg, "ES"):
+		curve := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
+		a, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
 	}
-	_, ed1, _ := ed25519.GenerateKey(rand.Reader)
-	_, ed2, _ := ed25519.GenerateKey(rand.Reader)
-	keys := map[string][2]crypto.Signer{
-		"RS": {rsa1, rsa2}, "PS": {rsa1, rsa2},
-		"ES256": {ec(elliptic.P256()), ec(elliptic.P256())},
-		"ES384": {ec(elliptic.P384()), ec(elliptic.P384())},
-		"ES512": {ec(elliptic.P521()), ec(elliptic.P521())},
-		"EdDSA": {ed1, ed2},
+	return loadKey(t, "rsa1.pem"), loadKey(t, "rsa2.pem")
+}
+
+func pkixPEM(t *testing.T, pub crypto.PublicKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
 	}
-	payload := []byte(`{"iss":"https://gitlab.example.com","sub":"project_path:g/p:ref_type:branch:ref:main","exp":1900000000}`)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
 
-	for _, alg := range supportedAlgorithms {
-		pair, ok := keys[alg]
-		if !ok {
-			pair = keys[alg[:2]]
+// TestVerifySignature signs a GitLab token with every supported algorithm
+// and checks, through Verify, that the signature step accepts it and
+// refuses it after each kind of tampering: a flipped signature bit, a
+// truncated, zero-padded or empty signature, a swapped payload, and a
+// signature by another key of the same type.
+func TestVerifySignature(t *testing.T) {
+	const url = "https://static.example.com" // never contacted: static keys
+	iss, err := devissuer.NewFromKey(url, loadKey(t, "rsa1.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := devissuer.GitLabClaims(url, devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}})
+	enc := base64.RawURLEncoding
+	for _, alg := range []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"} {
+		trusted, other := signatureKeys(t, alg)
+		sign := func(t *testing.T, key crypto.Signer) string {
+			tok, err := iss.SignWith(claims, devissuer.SignOptions{Alg: alg, Key: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
 		}
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: pair[0]}, nil)
-		if err != nil {
-			t.Fatalf("%s: new signer: %v", alg, err)
+		// withSig replaces the signature of tok by f(its bytes).
+		withSig := func(t *testing.T, tok string, f func([]byte) []byte) string {
+			dot := strings.LastIndexByte(tok, '.')
+			sig, err := enc.DecodeString(tok[dot+1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok[:dot+1] + enc.EncodeToString(f(sig))
 		}
-		obj, err := signer.Sign(payload)
-		if err != nil {
-			t.Fatalf("%s: sign: %v", alg, err)
-		}
-		compact, err := obj.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dot := strings.LastIndexByte(compact, '.')
-		sig, err := base64.RawURLEncoding.DecodeString(compact[dot+1:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		flipped := append([]byte(nil), sig...)
-		flipped[len(flipped)/2] ^= 1
-		// A zero byte before the second half: for ECDSA the same r and s
-		// as numbers, in a non-canonical length that must be refused.
-		padded := append(append(append([]byte(nil), sig[:len(sig)/2]...), 0), sig[len(sig)/2:]...)
-		// A different payload signed by nobody: swap the payload segment.
-		hdr, _, _ := strings.Cut(compact, ".")
-		otherInput := hdr + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://evil.example.com"}`))
-
-		cases := []struct {
-			name  string
-			input string
-			sig   []byte
-			pub   any
-			valid bool
+		tests := []struct {
+			name string
+			tok  func(t *testing.T) string
+			want string // "" accepted
 		}{
-			{"valid", compact[:dot], sig, pair[0].Public(), true},
-			{"flipped signature bit", compact[:dot], flipped, pair[0].Public(), false},
-			{"truncated signature", compact[:dot], sig[:len(sig)-1], pair[0].Public(), false},
-			{"zero-padded signature", compact[:dot], padded, pair[0].Public(), false},
-			{"empty signature", compact[:dot], nil, pair[0].Public(), false},
-			{"other payload", otherInput, sig, pair[0].Public(), false},
-			{"other key", compact[:dot], sig, pair[1].Public(), false},
+			{name: "valid", tok: func(t *testing.T) string { return sign(t, trusted) }},
+			{name: "flipped signature bit", want: identity.CodeSignatureInvalid, tok: func(t *testing.T) string {
+				return withSig(t, sign(t, trusted), func(s []byte) []byte { s[len(s)/2] ^= 1; return s })
+			}},
+			{name: "truncated signature", want: identity.CodeSignatureInvalid, tok: func(t *testing.T) string {
+				return withSig(t, sign(t, trusted), func(s []byte) []byte { return s[:len(s)-1] })
+			}},
+			// For ECDSA: the same r and s as numbers, in a non-canonical length.
+			{name: "zero-padded signature", want: identity.CodeSignatureInvalid, tok: func(t *testing.T) string {
+				return withSig(t, sign(t, trusted), func(s []byte) []byte {
+					return append(append(append([]byte(nil), s[:len(s)/2]...), 0), s[len(s)/2:]...)
+				})
+			}},
+			{name: "empty signature", want: identity.CodeSignatureInvalid, tok: func(t *testing.T) string {
+				return withSig(t, sign(t, trusted), func([]byte) []byte { return nil })
+			}},
+			{name: "other payload", want: identity.CodeSignatureInvalid, tok: func(t *testing.T) string {
+				parts := strings.Split(sign(t, trusted), ".")
+				forged := devissuer.GitLabClaims(url, devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}, ProjectPath: "evil/app"})
+				other, err := iss.SignWith(forged, devissuer.SignOptions{Alg: alg, Key: trusted})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return parts[0] + "." + strings.Split(other, ".")[1] + "." + parts[2]
+			}},
+			{name: "other key", want: identity.CodeSignatureInvalid, tok: func(t *testing.T) string { return sign(t, other) }},
 		}
-		for _, c := range cases {
-			t.Run(alg+"/"+c.name, func(t *testing.T) {
-				ours := verifySignature(c.pub, alg, []byte(c.input), c.sig)
-				theirs := goJoseVerify(t, alg, c.input+"."+base64.RawURLEncoding.EncodeToString(c.sig), c.pub)
-				if (ours == nil) != c.valid {
-					t.Errorf("verifySignature: got %v, want valid=%v", ours, c.valid)
+		is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
+			Algorithms: []string{alg}, PublicKeys: []string{pkixPEM(t, trusted.Public())}}
+		v := newVerifier(t, newClock(t0), nil, is)
+		for _, tt := range tests {
+			t.Run(alg+"/"+tt.name, func(t *testing.T) {
+				_, err := v.Verify(context.Background(), tt.tok(t))
+				if tt.want == "" {
+					if err != nil {
+						t.Fatalf("got %v, want accepted", err)
+					}
+					return
 				}
-				if (ours == nil) != (theirs == nil) {
-					t.Errorf("verifySignature says %v, go-jose says %v: they must agree", ours, theirs)
-				}
+				wantCode(t, err, tt.want)
 			})
 		}
 	}
 }
 
-// TestVerifySignatureRefusesMismatchedKeys covers what candidates already
-// prevents (a key used for an algorithm of another family or curve), and
-// unknown algorithms.
-func TestVerifySignatureRefusesMismatchedKeys(t *testing.T) {
-	rsaKey := genRSA(t)
-	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	sig64 := make([]byte, 64)
-	for _, c := range []struct {
-		name string
-		pub  any
-		alg  string
-	}{
-		{"rsa key, ES256", &rsaKey.PublicKey, "ES256"},
-		{"rsa key, EdDSA", &rsaKey.PublicKey, "EdDSA"},
-		{"P-256 key, ES384", &p256.PublicKey, "ES384"},
-		{"P-256 key, RS256", &p256.PublicKey, "RS256"},
-		{"ed25519 key, ES256", edPub, "ES256"},
-		{"ed25519 key, RS256", edPub, "RS256"},
-		{"HS256", &rsaKey.PublicKey, "HS256"},
-		{"none", &rsaKey.PublicKey, "none"},
-		{"empty alg", &rsaKey.PublicKey, ""},
-		{"unknown key type", "not a key", "RS256"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if err := verifySignature(c.pub, c.alg, []byte("a.b"), sig64); err == nil {
-				t.Errorf("got nil error, want a refusal")
-			}
-		})
-	}
-}
-
-func genRSA(t *testing.T) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+// TestVerifySignatureKeyTypeMismatch: an issuer that allows several
+// algorithms never verifies a token with a key of another family or
+// curve; the key lookup finds no usable key.
+func TestVerifySignatureKeyTypeMismatch(t *testing.T) {
+	const url = "https://static.example.com"
+	iss, err := devissuer.NewFromKey(url, loadKey(t, "rsa1.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
-}
-
-func goJoseVerify(t *testing.T, alg, compact string, pub any) error {
-	t.Helper()
-	obj, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
-	if err != nil {
-		return err
+	claims := devissuer.GitLabClaims(url, devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}})
+	p256, _ := signatureKeys(t, "ES256")
+	p384, _ := signatureKeys(t, "ES384")
+	ed, _ := signatureKeys(t, "EdDSA")
+	rsaKey := loadKey(t, "rsa1.pem")
+	tests := []struct {
+		name    string
+		trusted crypto.PublicKey
+		alg     string
+		signer  crypto.Signer
+	}{
+		{"P-256 key, ES384 token", p256.Public(), "ES384", p384},
+		{"P-384 key, ES256 token", p384.Public(), "ES256", p256},
+		{"RSA key, ES256 token", &rsaKey.PublicKey, "ES256", p256},
+		{"RSA key, EdDSA token", &rsaKey.PublicKey, "EdDSA", ed},
+		{"Ed25519 key, RS256 token", ed.Public(), "RS256", rsaKey},
+		{"P-256 key, PS256 token", p256.Public(), "PS256", rsaKey},
 	}
-	_, err = obj.Verify(pub)
-	return err
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
+				Algorithms: []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}, PublicKeys: []string{pkixPEM(t, tt.trusted)}}
+			v := newVerifier(t, newClock(t0), nil, is)
+			tok, err := iss.SignWith(claims, devissuer.SignOptions{Alg: tt.alg, Key: tt.signer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Verify(context.Background(), tok)
+			wantCode(t, err, identity.CodeUnknownKey)
+		})
+	}
 }

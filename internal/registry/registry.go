@@ -171,13 +171,6 @@ func mapValues(m map[string]identity.Issuer) []identity.Issuer {
 	return out
 }
 
-// Change describes an admin write, for the audit log.
-type Change struct {
-	Actor      string
-	RequestID  string
-	SourceAddr string
-}
-
 // Outcome says what a write did.
 type Outcome string
 
@@ -235,7 +228,7 @@ func quoteName(n string) string {
 
 // PutRole validates, stores and audits a role. Writing an identical role is
 // a no-op reported as Unchanged (so `keyferry apply` is idempotent).
-func (r *Registry) PutRole(ctx context.Context, ro policy.Role, ch Change) (Outcome, error) {
+func (r *Registry) PutRole(ctx context.Context, ro policy.Role, o audit.Origin) (Outcome, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
@@ -257,7 +250,7 @@ func (r *Registry) PutRole(ctx context.Context, ro policy.Role, ch Change) (Outc
 	}
 	if err := r.write(ctx, rolePrefix+norm.Name, val, &audit.Event{
 		Type: audit.TypeRoleWrite, Object: norm.Name, Role: norm.Name, Message: string(out),
-		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		return "", err
 	}
@@ -269,7 +262,7 @@ func (r *Registry) PutRole(ctx context.Context, ro policy.Role, ch Change) (Outc
 
 // DeleteRole removes a role. Existing leases stay valid until they expire
 // or are revoked.
-func (r *Registry) DeleteRole(ctx context.Context, name string, ch Change) error {
+func (r *Registry) DeleteRole(ctx context.Context, name string, o audit.Origin) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
@@ -278,7 +271,7 @@ func (r *Registry) DeleteRole(ctx context.Context, name string, ch Change) error
 	}
 	if err := r.write(ctx, rolePrefix+name, nil, &audit.Event{
 		Type: audit.TypeRoleDelete, Object: name, Role: name,
-		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		return err
 	}
@@ -291,7 +284,7 @@ func (r *Registry) DeleteRole(ctx context.Context, name string, ch Change) error
 // PutIssuer validates, stores and audits an issuer. Roles that use it are
 // recompiled against the new kind; if one would no longer compile, the
 // write is refused.
-func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, ch Change) (Outcome, error) {
+func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, o audit.Origin) (Outcome, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := identity.ValidateIssuer(is); err != nil {
@@ -334,7 +327,7 @@ func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, ch Change)
 	}
 	if err := r.write(ctx, issuerPrefix+is.Name, val, &audit.Event{
 		Type: audit.TypeIssuerWrite, Object: is.Name, Message: string(out),
-		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		if r.sink != nil {
 			_ = r.sink.SetIssuers(mapValues(cur.issuers)) // restore the verifier's view
@@ -346,7 +339,7 @@ func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, ch Change)
 }
 
 // DeleteIssuer removes an issuer that no role uses.
-func (r *Registry) DeleteIssuer(ctx context.Context, name string, ch Change) error {
+func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
@@ -372,7 +365,7 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, ch Change) err
 	}
 	if err := r.write(ctx, issuerPrefix+name, nil, &audit.Event{
 		Type: audit.TypeIssuerDelete, Object: name,
-		Actor: ch.Actor, RequestID: ch.RequestID, SourceAddr: ch.SourceAddr,
+		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		if r.sink != nil {
 			_ = r.sink.SetIssuers(mapValues(cur.issuers))

@@ -21,7 +21,7 @@ func newReg(t *testing.T) (*Registry, *audit.Memory, storage.Store) {
 	t.Helper()
 	st, aw := memory.New(), audit.NewMemory()
 	r := New(Config{Store: st, Audit: aw, Issuers: &sink{}})
-	if _, err := r.PutIssuer(context.Background(), gitlabIssuer(), Change{Actor: "test"}); err != nil {
+	if _, err := r.PutIssuer(context.Background(), gitlabIssuer(), audit.Origin{Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	return r, aw, st
@@ -40,14 +40,14 @@ func TestPutRoleOutcomesAndAudit(t *testing.T) {
 	r, aw, _ := newReg(t)
 	ctx := context.Background()
 	for i, want := range []Outcome{Created, Unchanged} {
-		out, err := r.PutRole(ctx, role(), Change{Actor: "alice"})
+		out, err := r.PutRole(ctx, role(), audit.Origin{Actor: "alice"})
 		if err != nil || out != want {
 			t.Fatalf("write %d: got %v %v, want %v", i, out, err, want)
 		}
 	}
 	changed := role()
 	changed.Match["ref_protected"] = policy.Values{"true"}
-	if out, err := r.PutRole(ctx, changed, Change{Actor: "alice"}); err != nil || out != Updated {
+	if out, err := r.PutRole(ctx, changed, audit.Origin{Actor: "alice"}); err != nil || out != Updated {
 		t.Fatalf("got %v %v, want updated", out, err)
 	}
 	writes := 0
@@ -69,7 +69,7 @@ func TestRoleNeedsExistingIssuer(t *testing.T) {
 	ro := role()
 	ro.Issuer = "github"
 	ro.AWS.RoleARN = "bad"
-	_, err := r.PutRole(context.Background(), ro, Change{})
+	_, err := r.PutRole(context.Background(), ro, audit.Origin{})
 	var ie *InvalidError
 	if !errors.As(err, &ie) || len(ie.Problems) < 2 || !strings.Contains(ie.Problems[0], `"github" does not exist`) {
 		t.Fatalf("got %v, want the missing issuer and the bad ARN reported", err)
@@ -81,7 +81,7 @@ func TestAuditFailureRollsBack(t *testing.T) {
 	r, aw, st := newReg(t)
 	ctx := context.Background()
 	aw.SetErr(errors.New("disk full"))
-	_, err := r.PutRole(ctx, role(), Change{})
+	_, err := r.PutRole(ctx, role(), audit.Origin{})
 	if !errors.Is(err, ErrAuditUnavailable) {
 		t.Fatalf("got %v, want ErrAuditUnavailable", err)
 	}
@@ -92,11 +92,11 @@ func TestAuditFailureRollsBack(t *testing.T) {
 		t.Errorf("the role is in the store: %v", err)
 	}
 	aw.SetErr(nil)
-	if _, err := r.PutRole(ctx, role(), Change{}); err != nil {
+	if _, err := r.PutRole(ctx, role(), audit.Origin{}); err != nil {
 		t.Fatal(err)
 	}
 	aw.SetErr(errors.New("disk full"))
-	if err := r.DeleteRole(ctx, "deploy", Change{}); !errors.Is(err, ErrAuditUnavailable) {
+	if err := r.DeleteRole(ctx, "deploy", audit.Origin{}); !errors.Is(err, ErrAuditUnavailable) {
 		t.Fatalf("delete: got %v", err)
 	}
 	if _, err := st.Get(ctx, "roles/deploy"); err != nil {
@@ -107,14 +107,14 @@ func TestAuditFailureRollsBack(t *testing.T) {
 func TestIssuerChangesAreCheckedAgainstRoles(t *testing.T) {
 	r, _, _ := newReg(t)
 	ctx := context.Background()
-	if _, err := r.PutRole(ctx, role(), Change{}); err != nil {
+	if _, err := r.PutRole(ctx, role(), audit.Origin{}); err != nil {
 		t.Fatal(err)
 	}
 	// Turning the issuer into a GitHub issuer would strand a role that
 	// binds GitLab's project_id.
 	gh := gitlabIssuer()
 	gh.Kind = identity.KindGitHub
-	_, err := r.PutIssuer(ctx, gh, Change{})
+	_, err := r.PutIssuer(ctx, gh, audit.Origin{})
 	var ie *InvalidError
 	if !errors.As(err, &ie) || !strings.Contains(ie.Error(), "role deploy would become invalid") {
 		t.Fatalf("got %v, want the role named", err)
@@ -122,7 +122,7 @@ func TestIssuerChangesAreCheckedAgainstRoles(t *testing.T) {
 	if is, _ := r.Issuer("gitlab"); is.Kind != identity.KindGitLab {
 		t.Error("the refused change took effect")
 	}
-	if err := r.DeleteIssuer(ctx, "gitlab", Change{}); !errors.Is(err, ErrInUse) {
+	if err := r.DeleteIssuer(ctx, "gitlab", audit.Origin{}); !errors.Is(err, ErrInUse) {
 		t.Errorf("delete in use: got %v", err)
 	}
 }
@@ -130,7 +130,7 @@ func TestIssuerChangesAreCheckedAgainstRoles(t *testing.T) {
 func TestLoadSkipsRolesThatNoLongerCompile(t *testing.T) {
 	r, _, st := newReg(t)
 	ctx := context.Background()
-	if _, err := r.PutRole(ctx, role(), Change{}); err != nil {
+	if _, err := r.PutRole(ctx, role(), audit.Origin{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Commit(ctx, nil, []storage.Op{storage.Put("roles/broken", []byte(`{"name":"broken","issuer":"gitlab","aws":{"type":"assume_role","role_arn":"nope"}}`))}); err != nil {

@@ -228,7 +228,7 @@ func setupDev(ctx context.Context, cfg *config.Config, store storage.Store, reg 
 		Name: DevIssuerName, Kind: identity.KindGitLab, URL: issURL, Audiences: []string{cfg.PublicURL},
 		// A restarted dev server has a new key: refetch quickly.
 		JWKSRefreshCooldown: dur.Duration(time.Second),
-	}, registry.Change{Actor: "keyferry --dev"}); err != nil {
+	}, audit.Origin{Actor: "keyferry --dev"}); err != nil {
 		return nil, fmt.Errorf("server: dev issuer: %w", err)
 	}
 	token := opts.DevAdminToken
@@ -303,13 +303,10 @@ func Init(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		return fmt.Errorf("init: audit log: %w", err)
 	}
 	defer sink.Close()
-	tok, t, err := admintoken.Create(ctx, store, "root", []string{admintoken.ScopeAll}, time.Now())
+	tokens := admintoken.New(admintoken.Config{Store: store, Audit: sink})
+	tok, _, err := tokens.Create(ctx, "root", []string{admintoken.ScopeAll}, audit.Origin{Actor: "keyferry server init"})
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
-	}
-	if err := sink.Write(ctx, &audit.Event{Type: audit.TypeTokenCreate, Actor: "keyferry server init", Object: t.ID, Message: "root admin token"}); err != nil {
-		_ = admintoken.Delete(ctx, store, t.ID)
-		return fmt.Errorf("init: audit log: %w", err)
 	}
 	fmt.Fprintf(out, "Initialised %s.\n\nRoot admin token (shown once, store it in a secret manager):\n\n  %s\n\n", cfg.Storage, tok)
 	return nil
