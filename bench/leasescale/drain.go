@@ -112,7 +112,7 @@ func runDrain(args []string) error {
 }
 
 // drain runs one drain and returns its result.
-func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
+func drain(ctx context.Context, o drainOptions) (res *drainResult, err error) {
 	dir, err := os.MkdirTemp("", "keyferry-leasescale-")
 	if err != nil {
 		return nil, err
@@ -133,7 +133,11 @@ func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer sink.Close()
+	defer func() {
+		if cerr := sink.Close(); cerr != nil && err == nil {
+			res, err = nil, fmt.Errorf("audit log: %w", cerr)
+		}
+	}()
 	logf, err := os.Create(filepath.Join(dir, "lifecycle.log"))
 	if err != nil {
 		return nil, err
@@ -230,7 +234,7 @@ func drain(ctx context.Context, o drainOptions) (*drainResult, error) {
 	defer stopRun()
 
 	// Sample the metrics until every lease is revoked or given up on.
-	res := &drainResult{Leases: o.leases, Live: o.live, Config: map[string]any{
+	res = &drainResult{Leases: o.leases, Live: o.live, Config: map[string]any{
 		"workers": o.workers, "revocations_per_s": o.rps, "tick": o.tick.String(), "batch": o.batch, "iam_writes_per_s": o.iamWrites,
 		"retry_after": o.retryAfter.String(), "max_attempts": o.maxAttempts, "iam": o.upstream, "list": o.list,
 	}}

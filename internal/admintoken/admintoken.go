@@ -260,13 +260,6 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Audit reasons of the second record written when a change failed after
-// its record.
-const (
-	reasonStoreError = "store_error"
-	reasonNotFound   = "not_found"
-)
-
 // Create makes a token with name and scopes, audits its creation, stores
 // it, and returns the token string (the only time the secret exists
 // outside the caller's hands) and its record, without the hash. A bad
@@ -281,7 +274,7 @@ func (s *Service) Create(ctx context.Context, name string, scopes []string, o au
 		return "", nil, fmt.Errorf("%w: no token created: %w", ErrAuditUnavailable, err)
 	}
 	if err := put(ctx, s.store, t, true); err != nil {
-		return "", nil, s.failed(ctx, o, audit.TypeTokenCreate, t.ID, reasonStoreError, "the token was not created: the store write failed", err)
+		return "", nil, s.failed(ctx, o, audit.TypeTokenCreate, t.ID, audit.ReasonStoreError, "the token was not created: the store write failed", err)
 	}
 	out := *t
 	out.Hash = ""
@@ -322,9 +315,9 @@ func (s *Service) Delete(ctx context.Context, id string, o audit.Origin) error {
 	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return s.failed(ctx, o, audit.TypeTokenRevoke, id, reasonNotFound, "the token was not deleted: it no longer exists", notFound)
+		return s.failed(ctx, o, audit.TypeTokenRevoke, id, audit.ReasonNotFound, "the token was not deleted: it no longer exists", notFound)
 	case err != nil:
-		return s.failed(ctx, o, audit.TypeTokenRevoke, id, reasonStoreError, "the token was not deleted: the store write failed",
+		return s.failed(ctx, o, audit.TypeTokenRevoke, id, audit.ReasonStoreError, "the token was not deleted: the store write failed",
 			fmt.Errorf("admintoken: store: %w", err))
 	}
 	return nil
@@ -346,9 +339,7 @@ func (s *Service) List(ctx context.Context) ([]Token, error) {
 // too). The record is written even if ctx was cancelled: the first one
 // must not stand alone.
 func (s *Service) failed(ctx context.Context, o audit.Origin, typ, id, reason, msg string, cause error) error {
-	ev := event(o, typ, id, msg)
-	ev.Decision, ev.Reason = audit.DecisionDeny, reason
-	if err := s.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
+	if err := s.audit.Write(context.WithoutCancel(ctx), audit.NotApplied(event(o, typ, id, ""), reason, msg)); err != nil {
 		return errors.Join(cause, fmt.Errorf("admintoken: record the failure: %w", err))
 	}
 	return cause

@@ -82,3 +82,25 @@ func (o Origin) Stamp(ev *Event) *Event {
 	ev.Actor, ev.RequestID, ev.SourceAddr = o.Actor, o.RequestID, o.SourceAddr
 	return ev
 }
+
+// Reasons of the record that says an action recorded just before did not
+// happen (see NotApplied).
+const (
+	// ReasonStoreError: the store write that was to make the change failed.
+	ReasonStoreError = "store_error"
+	// ReasonNotFound: the object was gone (deleted by another request
+	// between the record and the change).
+	ReasonNotFound = "not_found"
+)
+
+// NotApplied returns the event that says the action recorded by ev did
+// not happen: a copy of ev (without its position in the chain) with
+// decision deny, the given reason, and message. keyferry writes the record
+// of an action before the action; when the action then fails, this second
+// record keeps the log from claiming a change that never took effect.
+func NotApplied(ev *Event, reason, message string) *Event {
+	e := cloneEvent(*ev)
+	e.Seq, e.Time, e.PrevHash, e.Hash = 0, time.Time{}, "", ""
+	e.Decision, e.Reason, e.Message = DecisionDeny, reason, message
+	return &e
+}

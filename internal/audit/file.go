@@ -285,6 +285,16 @@ func (s *FileSink) Write(ctx context.Context, ev *Event) error {
 	return nil
 }
 
+// Run makes the sink a part of a task group: it returns when ctx is done,
+// after closing the sink (every event already queued is written) and with
+// the error of closing it. The writer goroutine starts with OpenFile, so
+// events can be written before Run is called; cancel ctx only after
+// everything that writes to the sink has stopped.
+func (s *FileSink) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return s.Close()
+}
+
 // Close writes every event already queued, stops the writer goroutine and
 // closes the file. Write after Close returns ErrClosed, and so does a second
 // Close. Close the sink only after everything that writes to it has stopped.

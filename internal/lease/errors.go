@@ -102,6 +102,15 @@ func upstreamError(err error, obs Observer) *fault.Error {
 	return e
 }
 
+// upstreamCode is the stable code of an upstream failure.
+func upstreamCode(err error) string {
+	var ae *awsprov.Error
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return awsprov.CodeUnavailable
+}
+
 // revokeErrorText is an upstream failure as recorded in a lease (shown to
 // operators).
 func revokeErrorText(err error) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/fault"
+	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
@@ -200,7 +201,7 @@ func TestOrphanDeletionFailureIsRecorded(t *testing.T) {
 			kinds = append(kinds, ev.Type+"/"+ev.Reason)
 		}
 	}
-	if want := "orphan.delete/,orphan.delete/not_applied"; strings.Join(kinds, ",") != want {
+	if want := "orphan.delete/,orphan.delete/" + awsprov.CodeUnavailable; strings.Join(kinds, ",") != want {
 		t.Errorf("orphan events = %q, want %q", kinds, want)
 	}
 }
@@ -271,7 +272,7 @@ func (s failingCommits) Commit(ctx context.Context, conds []storage.Cond, ops []
 }
 
 // TestRecordOfAnActionThatFailedIsCorrected: when the store fails after
-// the record was written, a not_applied record follows, so the log never
+// the record was written, a store_error record follows, so the log never
 // claims a revocation that did not happen.
 func TestRecordOfAnActionThatFailedIsCorrected(t *testing.T) {
 	f := newLCFixture(t)
@@ -285,8 +286,8 @@ func TestRecordOfAnActionThatFailedIsCorrected(t *testing.T) {
 		t.Fatal("Revoke = nil, want the store's error")
 	}
 	evs := f.events(out.Lease.ID)
-	if len(evs) != 3 || evs[1].Reason != "revoked_by_operator" || evs[2].Reason != "not_applied" || evs[2].Decision != audit.DecisionDeny {
-		t.Fatalf("events = %+v, want issue, revoke, revoke not_applied", evs)
+	if len(evs) != 3 || evs[1].Reason != "revoked_by_operator" || evs[2].Reason != audit.ReasonStoreError || evs[2].Decision != audit.DecisionDeny {
+		t.Fatalf("events = %+v, want issue, revoke, revoke store_error", evs)
 	}
 }
 

@@ -147,9 +147,9 @@ func event(typ string, l *Lease, o audit.Origin) *audit.Event {
 
 // recordThen writes ev and then runs act: the record of an operator's
 // action comes first, and no action happens without it. If act fails
-// after the record was written, a second event of the same type with
-// reason "not_applied" says so, so that the log never claims a change
-// that did not happen.
+// after the record was written, a second record says so (audit.NotApplied:
+// reason not_found, store_error, or the refusal's code), so that the log
+// never claims a change that did not happen.
 func (lc *Lifecycle) recordThen(ctx context.Context, ev *audit.Event, refused string, act func() error) error {
 	if err := lc.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
 		return errAudit(err, refused)
@@ -158,11 +158,14 @@ func (lc *Lifecycle) recordThen(ctx context.Context, ev *audit.Event, refused st
 	if err == nil {
 		return nil
 	}
-	undo := *ev
-	undo.Seq, undo.Time, undo.PrevHash, undo.Hash = 0, time.Time{}, "", ""
-	undo.Decision, undo.Reason = audit.DecisionDeny, "not_applied"
-	undo.Message = "not applied: " + ev.Message
-	if aerr := lc.audit.Write(context.WithoutCancel(ctx), &undo); aerr != nil {
+	reason := audit.ReasonStoreError
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		reason = audit.ReasonNotFound
+	case fault.CodeOf(err) != "":
+		reason = fault.CodeOf(err)
+	}
+	if aerr := lc.audit.Write(context.WithoutCancel(ctx), audit.NotApplied(ev, reason, "not applied: "+ev.Message)); aerr != nil {
 		lc.log.Error("the audit log refused the record that an action it recorded did not happen", "type", ev.Type, "lease_id", ev.LeaseID, "err", aerr)
 		return errors.Join(err, errAudit(aerr, "the audit log is unavailable"))
 	}

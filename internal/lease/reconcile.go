@@ -193,10 +193,7 @@ func (lc *Lifecycle) SweepOrphans(ctx context.Context, dryRun bool) ([]Orphan, e
 			if err := lc.users.DeleteUser(ctx, u.UserName, nil); err != nil {
 				o.Error = revokeErrorText(err)
 				lc.obs.Orphan("error")
-				failed := *ev
-				failed.Seq, failed.Time, failed.PrevHash, failed.Hash = 0, time.Time{}, "", ""
-				failed.Decision, failed.Reason, failed.Message = audit.DecisionDeny, "not_applied", "could not delete IAM user: "+o.Error
-				if err := write(&failed); err != nil {
+				if err := write(audit.NotApplied(ev, upstreamCode(err), "could not delete IAM user: "+o.Error)); err != nil {
 					return append(out, o), err
 				}
 			} else {

@@ -29,8 +29,8 @@ const (
 var (
 	ErrNotFound = errors.New("registry: not found")
 	ErrInUse    = errors.New("registry: in use")
-	// ErrAuditUnavailable: the change was rolled back because its audit
-	// record could not be written.
+	// ErrAuditUnavailable: the change was not made because its audit
+	// record could not be written (the record comes first).
 	ErrAuditUnavailable = errors.New("registry: audit log unavailable")
 )
 
@@ -376,31 +376,25 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 	return nil
 }
 
-// write persists (val nil = delete) and then audits; if the audit record
-// cannot be written the store change is rolled back, so that no change is
-// ever in effect without its audit record.
+// write records ev and then persists (val nil = delete): the record of a
+// change comes before the change, so that no change is ever in effect
+// without its record, and if the audit log refuses it nothing changes.
+// If the store then fails, a second record (audit.NotApplied, reason
+// store_error) says the change did not happen.
 func (r *Registry) write(ctx context.Context, key string, val []byte, ev *audit.Event) error {
-	var old []byte
-	err := storage.Update(ctx, r.store, key, func(cur *storage.KV) ([]storage.Op, error) {
-		old = nil
-		if cur != nil {
-			old = cur.Value
-		}
-		if val == nil {
-			return []storage.Op{storage.Del(key)}, nil
-		}
-		return []storage.Op{storage.Put(key, val)}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("registry: store %s: %w", key, err)
+	if err := r.audit.Write(ctx, ev); err != nil {
+		return fmt.Errorf("%w: the change was not made: %w", ErrAuditUnavailable, err)
 	}
-	if aerr := r.audit.Write(ctx, ev); aerr != nil {
-		undo := storage.Del(key)
-		if old != nil {
-			undo = storage.Put(key, old)
+	op := storage.Put(key, val)
+	if val == nil {
+		op = storage.Del(key)
+	}
+	if err := r.store.Commit(ctx, nil, []storage.Op{op}); err != nil {
+		err = fmt.Errorf("registry: store %s: %w", key, err)
+		if aerr := r.audit.Write(context.WithoutCancel(ctx), audit.NotApplied(ev, audit.ReasonStoreError, "not applied: the store write failed")); aerr != nil {
+			return errors.Join(err, fmt.Errorf("registry: record the failure: %w", aerr))
 		}
-		rerr := r.store.Commit(context.WithoutCancel(ctx), nil, []storage.Op{undo})
-		return fmt.Errorf("%w: change rolled back: %w", ErrAuditUnavailable, errors.Join(aerr, rerr))
+		return err
 	}
 	return nil
 }

@@ -76,8 +76,9 @@ func TestRoleNeedsExistingIssuer(t *testing.T) {
 	}
 }
 
-// TestAuditFailureRollsBack: no change takes effect without its audit record.
-func TestAuditFailureRollsBack(t *testing.T) {
+// TestAuditFailureChangesNothing: no change takes effect without its
+// audit record, which is written first.
+func TestAuditFailureChangesNothing(t *testing.T) {
 	r, aw, st := newReg(t)
 	ctx := context.Background()
 	aw.SetErr(errors.New("disk full"))
@@ -149,5 +150,33 @@ func TestLoadSkipsRolesThatNoLongerCompile(t *testing.T) {
 	}
 	if _, ok := fresh.Role("broken"); ok {
 		t.Error("the broken role is in service")
+	}
+}
+
+// brokenStore fails every commit.
+type brokenStore struct{ storage.Store }
+
+func (brokenStore) Commit(context.Context, []storage.Cond, []storage.Op) error {
+	return errors.New("disk on fire")
+}
+
+// TestStoreFailureAfterTheRecordIsRecorded: the record of a change comes
+// first; when the store then fails, a second record says the change did
+// not happen, and the role stays out of service.
+func TestStoreFailureAfterTheRecordIsRecorded(t *testing.T) {
+	r, aw, st := newReg(t)
+	ctx := context.Background()
+	r.store = brokenStore{st}
+	if _, err := r.PutRole(ctx, role(), audit.Origin{Actor: "alice"}); err == nil || errors.Is(err, ErrAuditUnavailable) {
+		t.Fatalf("PutRole on a failing store = %v, want the store's error", err)
+	}
+	if _, ok := r.Role("deploy"); ok {
+		t.Error("the role is in service although the store refused it")
+	}
+	evs := aw.Events()
+	last, prev := evs[len(evs)-1], evs[len(evs)-2]
+	if prev.Type != audit.TypeRoleWrite || prev.Decision != "" || last.Type != audit.TypeRoleWrite ||
+		last.Decision != audit.DecisionDeny || last.Reason != audit.ReasonStoreError || last.Object != "deploy" || last.Actor != "alice" {
+		t.Errorf("last two events = %+v, %+v; want the write's record, then its store_error record", prev, last)
 	}
 }

@@ -62,8 +62,11 @@ type Users interface {
 	lease.UserRemover
 }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
-func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+// Run serves until ctx is cancelled, then shuts down gracefully. It does
+// not change cfg.
+func Run(ctx context.Context, in *config.Config, opts Options) error {
+	c := *in
+	cfg := &c
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -94,13 +97,23 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
 
 	sink, err := audit.OpenFile(cfg.Audit.Path, audit.Options{OnFlush: m.AuditFlush})
 	if err != nil {
 		return fmt.Errorf("server: audit log: %w", err)
 	}
-	defer sink.Close()
+	// Closed by its Run in the task group below; this covers the returns
+	// before it starts.
+	defer func() {
+		if err := sink.Close(); err != nil && !errors.Is(err, audit.ErrClosed) {
+			log.Error("closing the audit log", "err", err)
+		}
+	}()
 	if rec := sink.Recovered(); rec != "" {
 		log.Warn("audit log repaired at start-up", "path", cfg.Audit.Path, "detail", rec)
 	}
@@ -189,8 +202,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log.Info("keyferry server ready", "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled(), "storage", cfg.Storage,
 		"audit", cfg.Audit.Path, "dev", cfg.Dev, "roles", len(reg.Roles()), "issuers", len(reg.Issuers()))
 
+	// Two tiers: the parts that write audit events (the HTTP server and
+	// the lease lifecycle) stop first; then the audit sink closes, writing
+	// what they queued, and reports its close error like any other part.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
+	writers, wctx := errgroup.WithContext(gctx)
+	writers.Go(func() error {
 		var err error
 		if cfg.TLS.Enabled() {
 			err = srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -202,14 +219,25 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		return fmt.Errorf("server: http: %w", err)
 	})
-	g.Go(func() error { return leases.Run(gctx) })
-	g.Go(func() error {
-		<-gctx.Done()
+	writers.Go(func() error { return leases.Run(wctx) })
+	writers.Go(func() error {
+		<-wctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout.D())
 		defer cancel()
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 		if err := srv.Shutdown(sctx); err != nil {
 			return fmt.Errorf("server: shutdown: %w", err)
+		}
+		return nil
+	})
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	g.Go(func() error {
+		defer stopSink()
+		return writers.Wait()
+	})
+	g.Go(func() error {
+		if err := sink.Run(sinkCtx); err != nil {
+			return fmt.Errorf("server: audit log: %w", err)
 		}
 		return nil
 	})
@@ -285,12 +313,16 @@ func DevDefaults(cfg *config.Config) (cleanup func(), err error) {
 // Init creates the store and the first admin token. It refuses to run
 // twice: a lost root token is replaced with `keyferry admin-token create`
 // from another token, never by re-initialising.
-func Init(ctx context.Context, cfg *config.Config, out io.Writer) error {
+func Init(ctx context.Context, cfg *config.Config, out io.Writer) (err error) {
 	store, err := backend.Open(cfg.Storage)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	defer store.Close()
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("init: %w", cerr)
+		}
+	}()
 	ok, err := admintoken.Any(ctx, store)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
@@ -302,9 +334,11 @@ func Init(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("init: audit log: %w", err)
 	}
-	defer sink.Close()
 	tokens := admintoken.New(admintoken.Config{Store: store, Audit: sink})
 	tok, _, err := tokens.Create(ctx, "root", []string{admintoken.ScopeAll}, audit.Origin{Actor: "keyferry server init"})
+	if cerr := sink.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("audit log: %w", cerr)
+	}
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
