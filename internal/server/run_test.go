@@ -6,8 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
