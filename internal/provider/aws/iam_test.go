@@ -1283,7 +1283,11 @@ func TestDeleteAccessKey(t *testing.T) {
 func TestIAMConfig(t *testing.T) {
 	fake := newIAMFake(t)
 	p := newIAMProvider(t, fake, func(c *Config) { c.Region = "eu-west-1" })
+	client := p.iam // made by New
 	if _, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-region"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DeleteUser(t.Context(), "ci-region", nil); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := fake.LastRequest(); r.Region != DefaultIAMRegion {
@@ -1296,8 +1300,8 @@ func TestIAMConfig(t *testing.T) {
 	if r, _ := fake.LastRequest(); r.Region != "cn-north-1" {
 		t.Errorf("got IAM signed for %q, want cn-north-1", r.Region)
 	}
-	if p.iam == nil || p.iam != p.iam {
-		t.Errorf("want one IAM client per provider")
+	if client == nil || p.iam != client {
+		t.Errorf("IAM client %p after two calls, want the one New made (%p): one IAM client per provider", p.iam, client)
 	}
 	if p.created.Load() != 1 {
 		t.Errorf("got %d STS clients after IAM calls, want 1", p.created.Load())
