@@ -28,6 +28,7 @@ import (
 	"github.com/keyferry/keyferry/internal/client"
 	"github.com/keyferry/keyferry/internal/config"
 	"github.com/keyferry/keyferry/internal/lease"
+	"github.com/keyferry/keyferry/internal/logging"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/server"
@@ -323,7 +324,7 @@ func serverLogger(path, level string) (*slog.Logger, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: lvl})), func() { f.Close() }, nil
+	return slog.New(slog.NewJSONHandler(f, logging.Options(lvl))), func() { f.Close() }, nil
 }
 
 // inprocMinter is a zero-latency upstream: it returns random credentials

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/client"
+	"github.com/keyferry/keyferry/internal/logging"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -117,7 +118,7 @@ func newCLILogger(e *env) *slog.Logger {
 	if v := e.getenv("KEYFERRY_LOG_LEVEL"); v != "" {
 		_ = lvl.UnmarshalText([]byte(v))
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(slog.NewTextHandler(e.stderr, logging.Options(lvl)))
 }
 
 func (e *env) printJSON(v any) error {

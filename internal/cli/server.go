@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/config"
+	"github.com/keyferry/keyferry/internal/logging"
 	"github.com/keyferry/keyferry/internal/server"
 )
 
@@ -140,7 +141,7 @@ func newServerInitCmd(e *env) *cobra.Command {
 func newLogger(e *env, cfg *config.Config) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := logging.Options(lvl)
 	if cfg.Log.Format == "text" {
 		return slog.New(slog.NewTextHandler(e.stderr, opts))
 	}

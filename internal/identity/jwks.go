@@ -30,7 +30,7 @@ const (
 // Log attribute keys.
 const (
 	logKeyIssuer  = "issuer"
-	logKeyError   = "error"
+	logKeyError   = "err"
 	logKeyKeys    = "keys"
 	logKeySkipped = "skipped"
 )

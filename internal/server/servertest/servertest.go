@@ -26,6 +26,7 @@ import (
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/client"
 	"github.com/keyferry/keyferry/internal/config"
+	"github.com/keyferry/keyferry/internal/logging"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 	"github.com/keyferry/keyferry/internal/server"
@@ -96,7 +97,7 @@ func Start(t *testing.T) *Server {
 	go func() {
 		done <- server.Run(ctx, cfg, server.Options{
 			Out: io.Discard, DevAdminToken: AdminToken, Minter: minter, Listener: ln,
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Logger: slog.New(slog.NewJSONHandler(logs, logging.Options(slog.LevelDebug))),
 		})
 	}()
 	t.Cleanup(func() {
