@@ -2,7 +2,11 @@ package identity_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
+
+	"github.com/keyferry/keyferry/internal/devissuer"
+	"github.com/keyferry/keyferry/internal/identity"
 )
 
 // BenchmarkVerify measures the hot path: an RS256 (RSA-2048) GitLab token
@@ -37,6 +41,40 @@ func BenchmarkVerify(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkSummary measures the identity summary recorded with every
+// lease and audit event, for each CI kind with claims of its own shape.
+func BenchmarkSummary(b *testing.B) {
+	for _, bc := range []struct {
+		kind   identity.Kind
+		claims map[string]any
+	}{
+		{identity.KindGitLab, devissuer.GitLabClaims("https://gitlab.example.com", devissuer.GitLabOptions{Now: t0})},
+		{identity.KindGitHub, devissuer.GitHubClaims("https://token.actions.githubusercontent.com", devissuer.GitHubOptions{Now: t0})},
+		{identity.KindKubernetes, devissuer.KubernetesClaims("https://kubernetes.default.svc", devissuer.KubernetesOptions{Now: t0})},
+	} {
+		b.Run(string(bc.kind), func(b *testing.B) {
+			// Round-trip through JSON so the claims have the types Verify
+			// produces (int64 numbers, []any, map[string]any).
+			raw, err := json.Marshal(bc.claims)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var claims map[string]any
+			if err := json.Unmarshal(raw, &claims); err != nil {
+				b.Fatal(err)
+			}
+			id := &identity.Identity{Kind: bc.kind, IssuerURL: "https://issuer.example.com", Subject: "s", Claims: claims}
+			if id.Summary().Subject != "s" {
+				b.Fatal("got an empty summary")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = id.Summary()
+			}
 		})
 	}
 }
