@@ -67,3 +67,41 @@ func TestEveryKindBindsATenant(t *testing.T) {
 		})
 	}
 }
+
+// TestPathRule covers Path rules beyond the shapes today's kinds use:
+// several prefixes and several segments.
+func TestPathRule(t *testing.T) {
+	twoPrefixes := cikind.Rule{Form: cikind.Path, Prefixes: []string{"a:", "b:"}, Sep: '/'}
+	threeSegments := cikind.Rule{Form: cikind.Path, Prefixes: []string{"org/"}, Sep: '/', Segments: 3}
+	noPrefix := cikind.Rule{Form: cikind.Path, Sep: ':'}
+	tests := []struct {
+		name  string
+		rule  cikind.Rule
+		value string
+		want  string // part of the problem; "" when bound
+	}{
+		{"first prefix", twoPrefixes, "a:x/*", ""},
+		{"second prefix", twoPrefixes, "b:x/*", ""},
+		{"no prefix names the first", twoPrefixes, "*", "before the a: part"},
+		{"second prefix, partial segment", twoPrefixes, "b:x*", "top-level segment"},
+		{"three segments", threeSegments, "org/o/project/p/*", ""},
+		{"three segments, exact", threeSegments, "org/o/project/p/user/u", ""},
+		{"two segments", threeSegments, "org/o/project/*", "first 3 segments"},
+		{"partial third segment", threeSegments, "org/o/project/p*", "first 3 segments"},
+		{"empty segment", threeSegments, "org//project/p/*", "first 3 segments"},
+		{"no prefix", noPrefix, "ns:*", ""},
+		{"no prefix, leading wildcard", noPrefix, "*:x", "top-level segment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := compileGlob(tt.value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ruleProblem(tt.rule, &g)
+			if (got == "") != (tt.want == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
