@@ -8,6 +8,7 @@ var kinds = [...]*Kind{
 	&gitLab,
 	&gitHub,
 	&kubernetes,
+	&circleCI,
 	&generic,
 }
 
