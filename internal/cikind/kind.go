@@ -257,13 +257,18 @@ func (k *Kind) DevClaims(iss string, o DevOptions) map[string]any {
 // claimString returns a scalar claim as a summary field: strings as they
 // are, integers in decimal, anything else "".
 func claimString(claims map[string]any, name string) string {
-	switch v := claims[name].(type) {
-	case string:
-		return v
+	if s, ok := claims[name].(string); ok { // inlined: the common case
+		return s
+	}
+	return numberClaim(claims, name)
+}
+
+func numberClaim(claims map[string]any, name string) string {
+	switch n := claims[name].(type) {
 	case int64:
-		return strconv.FormatInt(v, 10)
+		return strconv.FormatInt(n, 10)
 	case float64:
-		return strconv.FormatInt(int64(v), 10)
+		return strconv.FormatInt(int64(n), 10)
 	}
 	return ""
 }
