@@ -12,7 +12,7 @@ import (
 // https://discuss.circleci.com/t/new-oidc-custom-claims/54214:
 //   - Jobs that use at least one context get tokens. The issuer is one
 //     per organization: https://oidc.circleci.com/org/ORG_ID, ORG_ID a
-//     UUID. Keys come from OIDC discovery at that URL.
+//     UUID.
 //   - sub is org/ORG_ID/project/PROJECT_ID/user/USER_ID (UUIDs; the user
 //     started the job). The V2 token appends
 //     /vcs-origin/ORIGIN/vcs-ref/REF unless a custom webhook triggered
