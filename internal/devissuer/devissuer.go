@@ -1,8 +1,8 @@
 // Package devissuer is a small OIDC issuer for dev mode and tests. It
 // serves an OIDC discovery document and a JWKS, and mints RS256 tokens
-// shaped like GitLab CI ID tokens, GitHub Actions OIDC tokens and
-// Kubernetes service-account tokens (see GitLabClaims, GitHubClaims and
-// KubernetesClaims).
+// shaped like the tokens of every CI kind: Claims builds any kind's
+// claims from its template in internal/cikind, and GitLabClaims,
+// GitHubClaims and KubernetesClaims expose every knob of those three.
 //
 // SignWith can also build deliberately bad tokens (alg none, HMAC with a
 // public key as secret, forbidden headers, foreign keys) for the negative
@@ -21,16 +21,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keyferry/keyferry/internal/cikind"
 )
 
 // DefaultAudience is the aud of minted tokens when options name none.
-const DefaultAudience = "keyferry"
+const DefaultAudience = cikind.DevAudience
 
 // JWKSCacheMaxAge is the max-age the JWKS and discovery responses carry.
 const JWKSCacheMaxAge = 300
@@ -247,26 +248,4 @@ func signBytes(alg string, key any, input []byte) ([]byte, error) {
 		return m.Sum(nil), nil
 	}
 	return nil, fmt.Errorf("unsupported alg %q", alg)
-}
-
-// randomUUID returns a random (version 4) UUID.
-func randomUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// randomID returns a random decimal id in [100000, 1000000000).
-func randomID() string {
-	n, _ := rand.Int(rand.Reader, big.NewInt(999_900_000))
-	return n.Add(n, big.NewInt(100_000)).String()
-}
-
-// randomSHA returns 40 random hex digits, like a git commit SHA.
-func randomSHA() string {
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x", b)
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -182,4 +183,38 @@ func verifyDirect(raw string, pub any) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported key %T", pub)
+}
+
+// BenchmarkSummary measures the identity summary recorded with every
+// lease and audit event, for each CI kind with claims of its own shape.
+func BenchmarkSummary(b *testing.B) {
+	for _, bc := range []struct {
+		kind   identity.Kind
+		claims map[string]any
+	}{
+		{identity.KindGitLab, devissuer.GitLabClaims("https://gitlab.example.com", devissuer.GitLabOptions{Now: t0})},
+		{identity.KindGitHub, devissuer.GitHubClaims("https://token.actions.githubusercontent.com", devissuer.GitHubOptions{Now: t0})},
+		{identity.KindKubernetes, devissuer.KubernetesClaims("https://kubernetes.default.svc", devissuer.KubernetesOptions{Now: t0})},
+	} {
+		b.Run(string(bc.kind), func(b *testing.B) {
+			// Round-trip through JSON so the claims have the types Verify
+			// produces (int64 numbers, []any, map[string]any).
+			raw, err := json.Marshal(bc.claims)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var claims map[string]any
+			if err := json.Unmarshal(raw, &claims); err != nil {
+				b.Fatal(err)
+			}
+			id := &identity.Identity{Kind: bc.kind, IssuerURL: "https://issuer.example.com", Subject: "s", Claims: claims}
+			if id.Summary().Subject != "s" {
+				b.Fatal("got an empty summary")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = id.Summary()
+			}
+		})
+	}
 }

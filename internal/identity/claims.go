@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -154,54 +153,17 @@ func stringClaim(m map[string]any, name string) string {
 	return s
 }
 
-// ciShapeProblem returns what makes claims not look like a CI token of
-// kind, or "" when they do. It guards against type confusion, e.g. a GitLab
-// user-login ID token, signed by the same keys as CI job tokens.
-func ciShapeProblem(kind Kind, claims map[string]any) string {
-	sub := stringClaim(claims, "sub")
-	var missing []string
-	need := func(names ...string) {
-		for _, n := range names {
-			if stringClaim(claims, n) == "" {
-				missing = append(missing, n)
-			}
+// nestedClaim follows path through nested objects of claims.
+func nestedClaim(claims map[string]any, path []string) (any, bool) {
+	var v any = claims
+	for _, seg := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[seg]; !ok {
+			return nil, false
 		}
 	}
-	switch kind {
-	case KindGitLab:
-		if !strings.HasPrefix(sub, "project_path:") {
-			missing = append(missing, `sub starting with "project_path:"`)
-		}
-		need("project_path", "project_id", "pipeline_id", "job_id")
-	case KindGitHub:
-		if !strings.HasPrefix(sub, "repo:") {
-			missing = append(missing, `sub starting with "repo:"`)
-		}
-		need("repository", "run_id")
-	case KindKubernetes:
-		if !strings.HasPrefix(sub, "system:serviceaccount:") {
-			missing = append(missing, `sub starting with "system:serviceaccount:"`)
-		}
-		k8s, _ := claims["kubernetes.io"].(map[string]any)
-		sa, _ := k8s["serviceaccount"].(map[string]any)
-		switch {
-		case k8s == nil:
-			missing = append(missing, "kubernetes.io")
-		default:
-			if stringClaim(k8s, "namespace") == "" {
-				missing = append(missing, "kubernetes.io.namespace")
-			}
-			if stringClaim(sa, "name") == "" {
-				missing = append(missing, "kubernetes.io.serviceaccount.name")
-			}
-		}
-	default:
-		if sub == "" {
-			missing = append(missing, "sub")
-		}
-	}
-	if len(missing) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("this is not a %s CI token: it lacks %s", kind, strings.Join(missing, ", "))
+	return v, true
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/dur"
 )
 
@@ -26,12 +27,7 @@ const (
 // DefaultMaxTokenAge returns the maximum token age used for kind when an
 // Issuer's MaxTokenAge is zero.
 func DefaultMaxTokenAge(k Kind) time.Duration {
-	switch k {
-	case KindGitLab, KindKubernetes:
-		return 24 * time.Hour
-	default: // github tokens live 5 minutes; generic issuers are unknown
-		return time.Hour
-	}
+	return cikind.Of(string(k)).MaxTokenAge()
 }
 
 var issuerNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -48,7 +44,7 @@ func ValidateIssuer(is Issuer) error {
 		add("name", "%q must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", is.Name)
 	}
 	if !is.Kind.Valid() {
-		add("kind", "%q must be one of gitlab, github, kubernetes or generic", is.Kind)
+		add("kind", "%q must be one of %s", is.Kind, cikind.NameList())
 	}
 	if is.URL == "" {
 		add("url", "is required")

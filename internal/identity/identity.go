@@ -1,44 +1,40 @@
 // Package identity verifies CI identity tokens (GitLab id_tokens, GitHub
-// Actions OIDC tokens, Kubernetes service-account tokens, generic OIDC JWTs)
-// against configured issuers and turns them into an Identity.
+// Actions OIDC tokens, Kubernetes service-account tokens and the other
+// kinds of internal/cikind, or generic OIDC JWTs) against configured
+// issuers and turns them into an Identity. What differs between kinds
+// lives in internal/cikind.
 //
-// Validation follows shared/reference/identity-tokens-and-trust-policies.md
-// §6: exact iss, an algorithm allow-list (never none or HS*), kid lookup with
-// a rate-limited JWKS refresh, exp/nbf/iat with at most 60 s of leeway and a
-// maximum token age, a required audience, CI-shape checks per issuer kind,
-// and an optional jti replay cache. Every rejection is an *Error with a
-// stable Code.
+// Validation follows RFC 8725 (JWT best current practices) and OpenID
+// Connect Core: exact iss, an algorithm allow-list (never none or HS*),
+// kid lookup with a rate-limited JWKS refresh, exp/nbf/iat with at most
+// 60 s of leeway and a maximum token age, a required audience, the
+// CI-shape check of the issuer's kind, and an optional jti replay cache.
+// Every rejection is an *Error with a stable Code.
 package identity
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/dur"
 )
 
-// Kind is the flavour of an issuer; it selects the CI-shape checks, the
-// known claim set and the identity summary.
+// Kind is the flavour of an issuer, the name of a cikind.Kind; it selects
+// the CI-shape checks, the known claim set and the identity summary.
 type Kind string
 
-// Issuer kinds.
+// Issuer kinds. Every name cikind.Names lists is a valid Kind.
 const (
-	KindGitLab     Kind = "gitlab"
-	KindGitHub     Kind = "github"
-	KindKubernetes Kind = "kubernetes"
-	KindGeneric    Kind = "generic"
+	KindGitLab     Kind = cikind.GitLab
+	KindGitHub     Kind = cikind.GitHub
+	KindKubernetes Kind = cikind.Kubernetes
+	KindGeneric    Kind = cikind.Generic
 )
 
 // Valid reports whether k is a known kind.
-func (k Kind) Valid() bool {
-	switch k {
-	case KindGitLab, KindGitHub, KindKubernetes, KindGeneric:
-		return true
-	}
-	return false
-}
+func (k Kind) Valid() bool { return cikind.Lookup(string(k)) != nil }
 
 // Issuer is the configuration of one trusted token issuer. Exactly one key
 // source is used: PublicKeys if set, else JWKSURL if set, else OIDC
@@ -46,7 +42,7 @@ func (k Kind) Valid() bool {
 type Issuer struct {
 	// Name identifies the issuer in roles ("issuer: gitlab").
 	Name string `json:"name"`
-	// Kind selects CI-shape checks: gitlab, github, kubernetes or generic.
+	// Kind selects CI-shape checks: one of cikind.Names.
 	Kind Kind `json:"kind"`
 	// URL is the exact expected "iss" claim, and the discovery base.
 	URL string `json:"url"`
@@ -71,7 +67,7 @@ type Issuer struct {
 	// at most 60s).
 	Leeway dur.Duration `json:"leeway,omitempty"`
 	// MaxTokenAge rejects tokens whose iat is older than this (default per
-	// kind: gitlab 24h, github 1h, kubernetes 24h, generic 1h).
+	// kind: cikind.Kind.MaxTokenAge).
 	MaxTokenAge dur.Duration `json:"max_token_age,omitempty"`
 	// JWKSRefreshCooldown is the minimum time between JWKS fetches caused
 	// by unknown kids (default 30s).
@@ -101,40 +97,11 @@ type Identity struct {
 // Summary returns the fields recorded in leases and audit events. It never
 // includes the token itself.
 func (id *Identity) Summary() api.Identity {
-	s := api.Identity{Issuer: id.IssuerURL, Subject: id.Subject}
-	str := func(k string) string {
-		switch v := id.Claims[k].(type) {
-		case string:
-			return v
-		case int64:
-			return fmt.Sprint(v)
-		case float64:
-			return fmt.Sprint(int64(v))
-		}
-		return ""
+	f := cikind.Of(string(id.Kind)).Summarize(id.Claims)
+	return api.Identity{
+		Issuer: id.IssuerURL, Subject: id.Subject,
+		Project: f.Project, ProjectID: f.ProjectID, Ref: f.Ref, Pipeline: f.Pipeline, Job: f.Job, User: f.User,
 	}
-	switch id.Kind {
-	case KindGitLab:
-		s.Project, s.ProjectID = str("project_path"), str("project_id")
-		s.Ref, s.Pipeline, s.Job, s.User = str("ref"), str("pipeline_id"), str("job_id"), str("user_login")
-	case KindGitHub:
-		s.Project, s.ProjectID = str("repository"), str("repository_id")
-		s.Ref, s.Pipeline, s.User = str("ref"), str("run_id"), str("actor")
-		if a := str("run_attempt"); a != "" && s.Pipeline != "" {
-			s.Job = s.Pipeline + "-" + a
-		}
-	case KindKubernetes:
-		if k8s, ok := id.Claims["kubernetes.io"].(map[string]any); ok {
-			s.Project, _ = k8s["namespace"].(string)
-			if sa, ok := k8s["serviceaccount"].(map[string]any); ok {
-				s.User, _ = sa["name"].(string)
-			}
-			if pod, ok := k8s["pod"].(map[string]any); ok {
-				s.Job, _ = pod["name"].(string)
-			}
-		}
-	}
-	return s
 }
 
 // Rejection codes. They are part of the API: never rename one.

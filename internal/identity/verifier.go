@@ -10,6 +10,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keyferry/keyferry/internal/cikind"
 )
 
 // Config configures a Verifier. Every field is optional.
@@ -54,6 +56,7 @@ type issuerSet struct {
 // issuerState is one issuer's configuration, prepared for the hot path.
 type issuerState struct {
 	cfg       Issuer // with defaults applied
+	kind      *cikind.Kind
 	algs      algSet
 	joseAlgs  []jose.SignatureAlgorithm
 	audiences map[string]struct{}
@@ -123,6 +126,7 @@ func (v *Verifier) SetIssuers(issuers []Issuer) error {
 		cfg := withDefaults(is)
 		st := &issuerState{
 			cfg:       cfg,
+			kind:      cikind.Of(string(cfg.Kind)),
 			audiences: make(map[string]struct{}, len(cfg.Audiences)),
 			leeway:    cfg.Leeway.D().Seconds(),
 			maxAge:    cfg.MaxTokenAge.D().Seconds(),

@@ -14,9 +14,8 @@ import (
 // Verify checks raw against the configured issuers and returns the
 // verified identity. Every error is an *Error; its Message is safe to
 // show to the caller, its Err is a cause for logs only. The checks run in
-// the order of shared/reference/identity-tokens-and-trust-policies.md §6:
-// shape, issuer, header, key, signature, time claims, audience, CI shape,
-// replay.
+// this order: shape, issuer, header, key, signature, time claims,
+// audience, CI shape (the issuer's kind), replay.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	id, e := v.verify(ctx, raw)
 	if e != nil {
@@ -55,7 +54,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if problem := ciShapeProblem(st.cfg.Kind, claims); problem != "" {
+	if problem := st.kind.ShapeProblem(claims); problem != "" {
 		return nil, reject(CodeNotACIToken, problem, nil)
 	}
 	jti := stringClaim(claims, "jti")
@@ -247,8 +246,9 @@ type tokenTimes struct {
 	iat, exp time.Time
 }
 
-// checkTimes checks exp, nbf, iat, the token's age and, for Kubernetes,
-// warnafter, all with the issuer's leeway (step 6).
+// checkTimes checks exp, nbf, iat, the token's age and the kind's early
+// expiry claim (Kubernetes' warnafter), all with the issuer's leeway
+// (step 6).
 func (st *issuerState) checkTimes(claims map[string]any, now time.Time) (tokenTimes, *Error) {
 	var t tokenTimes
 	nowS := timeSeconds(now)
@@ -278,23 +278,21 @@ func (st *issuerState) checkTimes(claims map[string]any, now time.Time) (tokenTi
 		return t, reject(CodeTokenIssuedInFuture, "the token's iat is in the future; check the issuer's clock", nil)
 	case hasIAT && nowS-iat > st.maxAge:
 		return t, reject(CodeTokenTooOld, fmt.Sprintf("the token was issued more than %s ago", st.cfg.MaxTokenAge), nil)
-	case !hasIAT && st.cfg.Kind != KindGeneric:
+	case !hasIAT && st.kind.RequiresIAT():
 		return t, reject(CodeTokenMalformed, "the token has no iat claim", nil)
 	case !hasIAT && exp-nowS > st.maxAge:
 		// Without iat the age is unknown: bound the remaining lifetime instead.
 		return t, reject(CodeTokenTooOld,
 			fmt.Sprintf("the token has no iat and is valid for more than %s", st.cfg.MaxTokenAge), nil)
 	}
-	if st.cfg.Kind == KindKubernetes {
-		k8s, _ := claims["kubernetes.io"].(map[string]any)
-		if wa, ok := k8s["warnafter"]; ok {
-			warnAfter, _, err := numericDate(wa, "kubernetes.io.warnafter")
+	if x, ok := st.kind.Expiry(); ok {
+		if v, ok := nestedClaim(claims, x.Path); ok {
+			at, _, err := numericDate(v, x.Name())
 			if err != nil {
-				return t, reject(CodeTokenMalformed, "the token's kubernetes.io.warnafter is not a valid time", err)
+				return t, reject(CodeTokenMalformed, "the token's "+x.Name()+" is not a valid time", err)
 			}
-			if nowS > warnAfter+st.leeway {
-				return t, reject(CodeTokenExpired,
-					"the token is a legacy extended service-account token past its warnafter time; use a fresh projected token", nil)
+			if nowS > at+st.leeway {
+				return t, reject(CodeTokenExpired, x.Expired, nil)
 			}
 		}
 	}

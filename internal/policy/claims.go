@@ -7,77 +7,16 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/identity"
 )
-
-// Claim names per issuer kind, from the claim tables of
-// shared/reference/identity-tokens-and-trust-policies.md (§1.2, §1.3, §2, §3).
-var (
-	gitlabClaimNames = []string{
-		"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
-		"namespace_id", "namespace_path", "project_id", "project_path",
-		"job_project_id", "job_project_path", "job_namespace_id", "job_namespace_path",
-		"source_project_id", "source_project_path",
-		"user_id", "user_login", "user_email", "user_access_level", "user_identities",
-		"pipeline_id", "job_id", "pipeline_source",
-		"ref", "ref_type", "ref_path", "ref_protected",
-		"groups_direct",
-		"environment", "environment_protected", "deployment_tier", "environment_action",
-		"runner_id", "runner_environment", "sha",
-		"ci_config_ref_uri", "ci_config_sha", "project_visibility",
-		"job_source", "job_config",
-	}
-	githubClaimNames = []string{
-		"aud", "iss", "sub", "exp", "iat", "jti", "nbf",
-		"actor", "actor_id", "base_ref", "head_ref", "enterprise", "enterprise_id",
-		"environment", "event_name", "job_workflow_ref", "job_workflow_sha",
-		"ref", "ref_type", "repository", "repository_id", "repository_owner",
-		"repository_owner_id", "repository_visibility", "run_id", "run_number",
-		"run_attempt", "runner_environment", "sha", "workflow", "workflow_ref",
-		"workflow_sha",
-	}
-	kubernetesClaimNames = []string{
-		"aud", "exp", "iat", "nbf", "iss", "jti", "sub", "kubernetes.io",
-	}
-)
-
-// objectClaims are claims whose value is an object (or a list of objects):
-// a match on them never succeeds, so a role must point into them instead.
-var objectClaims = map[identity.Kind][]string{
-	identity.KindGitLab:     {"user_identities", "job_config"},
-	identity.KindKubernetes: {"kubernetes.io"},
-}
 
 // KnownClaims returns the claim names tokens of the given kind carry, as a
 // fresh set. It returns nil for generic issuers (and unknown kinds): any
 // claim name is then accepted. Nested Kubernetes claims are addressed with
 // JSON pointers whose first segment is in the set ("/kubernetes.io/namespace").
 func KnownClaims(kind identity.Kind) map[string]bool {
-	var names []string
-	switch kind {
-	case identity.KindGitLab:
-		names = gitlabClaimNames
-	case identity.KindGitHub:
-		names = githubClaimNames
-	case identity.KindKubernetes:
-		names = kubernetesClaimNames
-	default:
-		return nil
-	}
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		set[n] = true
-	}
-	return set
-}
-
-func isObjectClaim(kind identity.Kind, name string) bool {
-	for _, n := range objectClaims[kind] {
-		if n == name {
-			return true
-		}
-	}
-	return false
+	return cikind.Of(string(kind)).KnownClaims()
 }
 
 // parseClaimPath turns a match key or a template placeholder into a path of

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
 )
@@ -63,20 +64,10 @@ var (
 )
 
 // DefaultSessionName returns the session-name template used when a role
-// sets none.
+// sets none. The per-job part comes first so that truncation to 64
+// characters never cuts it off.
 func DefaultSessionName(kind identity.Kind) string {
-	switch kind {
-	// The per-job part comes first so that truncation to 64 characters
-	// never cuts it off. GitHub tokens name the run, not the job, and a
-	// pod-less Kubernetes token names no pod: {lease_id} keeps those unique.
-	case identity.KindGitLab:
-		return "gl-{job_id}-{project_path}"
-	case identity.KindGitHub:
-		return "gh-{run_id}-{run_attempt}-{lease_id}"
-	case identity.KindKubernetes:
-		return "k8s-{/kubernetes.io/namespace}-{lease_id}"
-	}
-	return "kf-{sub}-{lease_id}"
+	return cikind.Of(string(kind)).DefaultSessionName()
 }
 
 // Normalize returns a copy of r with defaults filled in: the session name
@@ -181,7 +172,7 @@ func (p *problems) add(field, format string, args ...any) {
 func Compile(r Role, kind identity.Kind) (*Compiled, error) {
 	var ps problems
 	if !kind.Valid() {
-		ps.add("issuer", "kind %q is not one of gitlab, github, kubernetes, generic", kind)
+		ps.add("issuer", "kind %q is not one of %s", kind, strings.Join(cikind.Names(), ", "))
 	}
 	n := Normalize(r, kind)
 	c := &Compiled{role: n, kind: kind}
@@ -227,7 +218,7 @@ func compileMatch(match map[string]Values, kind identity.Kind, known map[string]
 			ps.add(field, "%s for %s tokens", p, kind)
 			continue
 		}
-		if len(path) == 1 && isObjectClaim(kind, path[0]) {
+		if len(path) == 1 && cikind.Of(string(kind)).IsObjectClaim(path[0]) {
 			ps.add(field, "claim %q holds an object, which never matches; match a field inside it with a JSON pointer such as /%s/…", path[0], path[0])
 			continue
 		}
@@ -402,16 +393,7 @@ func checkRoleARN(arn string, ps *problems) {
 // uniquePlaceholders lists the session-name placeholders that make a name
 // unique per job for the kind; a session name needs at least one.
 func uniquePlaceholders(kind identity.Kind) []string {
-	var want []string
-	switch kind {
-	case identity.KindGitLab:
-		want = []string{"job_id"}
-	case identity.KindGitHub:
-		want = []string{"run_id"}
-	case identity.KindKubernetes:
-		want = []string{"/kubernetes.io/pod/uid", "/kubernetes.io/pod/name"}
-	}
-	return append(want, "jti", VarLeaseID)
+	return append(cikind.Of(string(kind)).PerJobClaims(), "jti", VarLeaseID)
 }
 
 func compileTags(a *AWS, known map[string]bool, ps *problems) []tagTemplate {
