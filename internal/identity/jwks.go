@@ -45,7 +45,8 @@ var errFetchBackoff = errors.New("previous key fetch failed; waiting for the ref
 // Reads of the cached set are lock-free. Fetches are single-flight: one at
 // a time per source, run on their own goroutine with a 10 s deadline that
 // does not depend on any caller's context, so a caller giving up does not
-// fail the fetch for everyone else.
+// fail the fetch for everyone else. Their context is the verifier's
+// lifetime (Verifier.Run's), so a shutdown cancels them.
 type keySource struct {
 	id        string // equal ids mean the same key source (cache reusable)
 	name      string
@@ -56,6 +57,7 @@ type keySource struct {
 	now       func() time.Time
 	logger    *slog.Logger
 	onFetch   func(issuer string, err error)
+	lifetime  func() context.Context // the verifier's
 
 	keys atomic.Pointer[keySet]
 
@@ -79,15 +81,16 @@ func sourceID(is Issuer) string {
 }
 
 // newKeySource builds the key source of a validated issuer.
-func newKeySource(is Issuer, base *http.Client, now func() time.Time, logger *slog.Logger, onFetch func(string, error)) (*keySource, error) {
+func newKeySource(is Issuer, v *Verifier) (*keySource, error) {
 	s := &keySource{
 		id:        sourceID(is),
 		name:      is.Name,
 		issuerURL: is.URL,
 		jwksURL:   is.JWKSURL,
-		now:       now,
-		logger:    logger,
-		onFetch:   onFetch,
+		now:       v.now,
+		logger:    v.logger,
+		onFetch:   v.onFetch,
+		lifetime:  v.lifetime,
 	}
 	if len(is.PublicKeys) > 0 {
 		keys, err := parseStaticKeys(is.PublicKeys)
@@ -98,7 +101,7 @@ func newKeySource(is Issuer, base *http.Client, now func() time.Time, logger *sl
 		s.keys.Store(&keySet{keys: keys})
 		return s, nil
 	}
-	client, err := fetchClient(base, is.CACert)
+	client, err := fetchClient(v.client, is.CACert)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +221,7 @@ func (s *keySource) startLocked(now time.Time) *fetchCall {
 }
 
 func (s *keySource) run(c *fetchCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	ctx, cancel := context.WithTimeout(s.lifetime(), fetchTimeout)
 	defer cancel()
 	keys, err := s.fetch(ctx)
 

@@ -598,3 +598,31 @@ func TestDiscoveryUnderPath(t *testing.T) {
 		t.Fatalf("got %v, want accepted", err)
 	}
 }
+
+// TestRunEndsInFlightFetches: a key fetch outlives the request that
+// started it, but not the verifier's Run: cancelling Run's context ends a
+// fetch hanging on the IdP, reported as an error with context.Canceled.
+func TestRunEndsInFlightFetches(t *testing.T) {
+	idp := newIdP(t, "rsa1.pem")
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	idp.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	log := newFetchLog()
+	v := newVerifier(t, newClock(t0), log, idp.issuer())
+	life, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- v.Run(life) }()
+	// The caller gives up at once; the fetch it started goes on.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := v.Verify(ctx, idp.sign(t, idp.gitlabClaims())); err == nil {
+		t.Fatal("Verify with a hanging IdP = nil error")
+	}
+	stop()
+	if err := log.next(t); !errors.Is(err, context.Canceled) {
+		t.Errorf("fetch ended with %v, want context.Canceled (the verifier's lifetime ended)", err)
+	}
+	if err := <-ran; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,10 @@ type Verifier struct {
 
 	mu  sync.Mutex // serialises SetIssuers
 	set atomic.Pointer[issuerSet]
+
+	// life is the context of background key fetches; end cancels it.
+	life context.Context
+	end  context.CancelFunc
 }
 
 // issuerSet is an immutable snapshot of the configured issuers.
@@ -85,8 +90,23 @@ func NewVerifier(cfg Config) *Verifier {
 		v.logger = slog.New(slog.DiscardHandler)
 	}
 	v.set.Store(&issuerSet{byURL: map[string]*issuerState{}})
+	v.life, v.end = context.WithCancel(context.Background())
 	return v
 }
+
+// Run ties the verifier's background work — key fetches, which run on
+// their own goroutines and outlive the request that started them — to a
+// task group: it returns when ctx is done, after cancelling the fetches
+// then in flight (and any started later). Without Run they run to their
+// own deadline.
+func (v *Verifier) Run(ctx context.Context) error {
+	<-ctx.Done()
+	v.end()
+	return nil
+}
+
+// lifetime is the context of background key fetches.
+func (v *Verifier) lifetime() context.Context { return v.life }
 
 // SetIssuers validates every issuer, then atomically replaces the trusted
 // set. On error nothing changes. Issuers whose key source (name, url,
@@ -142,7 +162,7 @@ func (v *Verifier) SetIssuers(issuers []Issuer) error {
 		if ks, ok := reuse[sourceID(cfg)]; ok {
 			st.keys = ks
 		} else {
-			ks, err := newKeySource(cfg, v.client, v.now, v.logger, v.onFetch)
+			ks, err := newKeySource(cfg, v)
 			if err != nil { // validated above, so this is unexpected
 				return fmt.Errorf("issuers[%d]: %w", i, err)
 			}

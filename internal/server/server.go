@@ -220,6 +220,7 @@ func Run(ctx context.Context, in *config.Config, opts Options) error {
 		return fmt.Errorf("server: http: %w", err)
 	})
 	writers.Go(func() error { return leases.Run(wctx) })
+	writers.Go(func() error { return verifier.Run(wctx) })
 	writers.Go(func() error {
 		<-wctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout.D())
