@@ -57,12 +57,12 @@ func newAdminToken() string {
 // deploy role (bound claims, a CEL condition, templates, tags, a session
 // policy), so verification, evaluation and rendering cost what they cost in
 // production.
-func benchRole() policy.Role {
-	return policy.Role{
+func benchRole() api.Role {
+	return api.Role{
 		Name: "deploy", Issuer: server.DevIssuerName,
-		Match:     map[string]policy.Values{"project_path": {"group/app"}, "ref_protected": {"true"}, "ref": {"main", "release/*"}},
+		Match:     map[string]api.Values{"project_path": {"group/app"}, "ref_protected": {"true"}, "ref": {"main", "release/*"}},
 		Condition: `claims.pipeline_source != "merge_request_event"`,
-		AWS: policy.AWS{
+		AWS: api.AWS{
 			Type: policy.TypeAssumeRole, RoleARN: "arn:aws:iam::123456789012:role/deploy",
 			SessionName:    "gl-{project_path}-{job_id}",
 			SessionPolicy:  []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::ci-bucket/*"}]}`),

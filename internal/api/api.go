@@ -1,6 +1,14 @@
-// Package api holds the wire types of keyferry's HTTP API, shared by the
-// server's handlers (internal/httpapi) and the Go client (internal/client).
-// It has no behaviour; docs/api.md documents the same shapes for users.
+// Package api is the wire contract of keyferry's HTTP API: one type for
+// every request and response body, shared by the server's handlers
+// (internal/httpapi) and the Go client (internal/client). docs/api.md
+// documents the same shapes for users.
+//
+// The types are not the server's domain objects. The server builds each
+// response from its domain objects with a conversion that names every
+// field it copies, so a field added to a domain object (a lease, a role)
+// is not exposed until someone adds it here and to that conversion. The
+// package imports only the standard library and internal/dur, so that the
+// runner-side packages that speak to the broker link none of the broker.
 package api
 
 import "time"
@@ -74,12 +82,24 @@ type Identity struct {
 	User      string `json:"user,omitempty"`
 }
 
-// WriteResult is the body of a successful role or issuer write.
-type WriteResult struct {
+// WriteResult is the body of a successful PUT /v1/roles/{name} or
+// PUT /v1/issuers/{name} (also with ?dry_run=true).
+type WriteResult[T Role | Issuer] struct {
 	// Outcome is created, updated or unchanged.
 	Outcome string `json:"outcome"`
-	// Object is the stored (normalised) object.
-	Object any `json:"object"`
+	// Object is the stored (normalised) object, defaults filled in.
+	Object T `json:"object"`
+}
+
+// Deleted is the body of a successful DELETE: the name or id deleted.
+type Deleted struct {
+	Deleted string `json:"deleted"`
+}
+
+// Status is the body of GET /healthz ("ok") and GET /readyz ("ready" or,
+// with status 503, "not ready").
+type Status struct {
+	Status string `json:"status"`
 }
 
 // RoleTestRequest is the body of POST /v1/roles/{name}/test: exactly one

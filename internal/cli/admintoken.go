@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +50,7 @@ func newAdminTokenCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.printJSON(ts)
+			return e.printJSON(tokenRows(ts))
 		},
 	}
 	del := &cobra.Command{
@@ -70,4 +71,24 @@ func newAdminTokenCmd(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(create, list, del)
 	return cmd
+}
+
+// tokenRow is an admin token as `admin-token list` prints it: the keys in
+// alphabetical order, as this command has always printed them.
+type tokenRow struct {
+	CreatedAt time.Time `json:"created_at"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Scopes    []string  `json:"scopes"`
+}
+
+func tokenRows(ts []api.Token) []tokenRow {
+	if ts == nil {
+		return nil
+	}
+	out := make([]tokenRow, len(ts))
+	for i, t := range ts {
+		out[i] = tokenRow{CreatedAt: t.CreatedAt, ID: t.ID, Name: t.Name, Scopes: t.Scopes}
+	}
+	return out
 }

@@ -10,15 +10,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/client"
+	"github.com/keyferry/keyferry/internal/httpapi"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/policy"
 )
 
-// Manifest is the document `keyferry apply` reads.
+// Manifest is the document `keyferry apply` reads: the API's own issuer
+// and role types, decoded as strictly as the server decodes them.
 type Manifest struct {
-	Issuers []identity.Issuer `json:"issuers,omitempty"`
-	Roles   []policy.Role     `json:"roles,omitempty"`
+	Issuers []api.Issuer `json:"issuers,omitempty"`
+	Roles   []api.Role   `json:"roles,omitempty"`
 }
 
 func newApplyCmd(e *env) *cobra.Command {
@@ -67,8 +70,8 @@ after the plan. --prune also deletes roles and issuers absent from the file.`,
 type planItem struct {
 	kind, name, outcome string
 	diff                []string
-	issuer              *identity.Issuer
-	role                *policy.Role
+	issuer              *api.Issuer
+	role                *api.Role
 }
 
 func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, prune bool) error {
@@ -94,11 +97,11 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 	if err != nil {
 		return err
 	}
-	oldIssuer := map[string]identity.Issuer{}
+	oldIssuer := map[string]api.Issuer{}
 	for _, is := range curIssuers {
 		oldIssuer[is.Name] = is
 	}
-	oldRole := map[string]policy.Role{}
+	oldRole := map[string]api.Role{}
 	for _, r := range curRoles {
 		oldRole[r.Name] = r
 	}
@@ -127,8 +130,9 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 		if newIssuers[r.Issuer] {
 			// The server cannot validate a role against an issuer it does
 			// not have yet: compile it here against the manifest's issuer
-			// (the server checks again when it is written).
-			if _, err := policy.Compile(r, issuerKind(m.Issuers, r.Issuer)); err != nil {
+			// (the server checks again when it is written), read from the
+			// manifest by the same conversion the server applies to a PUT.
+			if _, err := policy.Compile(httpapi.RoleFromAPI(r), issuerKind(m.Issuers, r.Issuer)); err != nil {
 				problems = append(problems, fmt.Sprintf("role %q: %v", r.Name, err))
 				continue
 			}
@@ -217,10 +221,10 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 	return nil
 }
 
-func issuerKind(issuers []identity.Issuer, name string) identity.Kind {
+func issuerKind(issuers []api.Issuer, name string) identity.Kind {
 	for _, is := range issuers {
 		if is.Name == name {
-			return is.Kind
+			return httpapi.IssuerFromAPI(is).Kind
 		}
 	}
 	return identity.KindGeneric

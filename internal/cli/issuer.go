@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/api"
 )
 
 func newIssuerCmd(e *env) *cobra.Command {
@@ -20,7 +20,7 @@ func newIssuerCmd(e *env) *cobra.Command {
 		Short: "Create or update an issuer from a YAML/JSON file",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var is identity.Issuer
+			var is api.Issuer
 			if err := readDoc(e, file, &is); err != nil {
 				return err
 			}

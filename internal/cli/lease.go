@@ -12,7 +12,6 @@ import (
 
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/client"
-	"github.com/keyferry/keyferry/internal/lease"
 )
 
 func newLeaseCmd(e *env) *cobra.Command {
@@ -25,7 +24,7 @@ func newLeaseCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func printLeases(e *env, ls []lease.Lease) error {
+func printLeases(e *env, ls []api.Lease) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tROLE\tSTATE\tPROJECT\tPIPELINE\tJOB\tACCESS KEY\tEXPIRES")
 	for _, l := range ls {
@@ -50,7 +49,7 @@ func newLeaseListCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []lease.Lease
+			var out []api.Lease
 			if akid != "" {
 				if out, err = c.LeasesByKey(cmd.Context(), akid); err != nil {
 					return err
@@ -137,7 +136,7 @@ revoked and the credentials stay valid upstream until they expire.`,
 			case len(args) == 1 && bulk:
 				return errors.New("give a lease id or filters, not both")
 			case len(args) == 1:
-				var l *lease.Lease
+				var l *api.Lease
 				if wait {
 					l, err = c.RevokeLeaseWait(cmd.Context(), args[0], reason)
 				} else {
@@ -250,13 +249,13 @@ func newSweepCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			os, err := c.SweepOrphans(cmd.Context(), dry)
+			res, err := c.SweepOrphans(cmd.Context(), dry)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "USER\tPATH\tCREATED\tLEASE\tDELETED\tERROR")
-			for _, o := range os {
+			for _, o := range res.Orphans {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", o.UserName, o.Path, o.Created.Local().Format(time.DateTime), o.LeaseID, o.Deleted, o.Error)
 			}
 			return tw.Flush()

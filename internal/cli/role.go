@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/api"
-	"github.com/keyferry/keyferry/internal/policy"
 )
 
 func newRoleCmd(e *env) *cobra.Command {
@@ -23,7 +22,7 @@ func newRoleCmd(e *env) *cobra.Command {
 		Short: "Create or update a role from a YAML/JSON file",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ro policy.Role
+			var ro api.Role
 			if err := readDoc(e, file, &ro); err != nil {
 				return err
 			}

@@ -1,6 +1,8 @@
 // Package client is the Go client of keyferry's HTTP API, used by the CLI
-// and by tests. Errors from the server come back as *APIError carrying the
-// server's status, code, message and request id.
+// and by tests. It speaks in the wire types of package api and imports no
+// server package, so that the runner-side commands built on it link none
+// of the broker. Errors from the server come back as *APIError carrying
+// the server's status, code, message and request id.
 package client
 
 import (
@@ -21,9 +23,6 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
-	"github.com/keyferry/keyferry/internal/identity"
-	"github.com/keyferry/keyferry/internal/lease"
-	"github.com/keyferry/keyferry/internal/policy"
 )
 
 // Options configure a Client.
@@ -174,29 +173,21 @@ func (c *Client) Refresh(ctx context.Context, handle string) (*api.CredsResponse
 	return &out, c.do(ctx, http.MethodPost, "/v1/creds/refresh", nil, api.RefreshRequest{RefreshHandle: handle}, &out)
 }
 
-// Roles lists roles.
-func (c *Client) Roles(ctx context.Context) ([]policy.Role, error) {
-	var out struct {
-		Roles []policy.Role `json:"roles"`
-	}
+// Roles lists roles, sorted by name.
+func (c *Client) Roles(ctx context.Context) ([]api.Role, error) {
+	var out api.RoleList
 	return out.Roles, c.do(ctx, http.MethodGet, "/v1/roles", nil, nil, &out)
 }
 
 // Role reads one role.
-func (c *Client) Role(ctx context.Context, name string) (*policy.Role, error) {
-	var out policy.Role
+func (c *Client) Role(ctx context.Context, name string) (*api.Role, error) {
+	var out api.Role
 	return &out, c.do(ctx, http.MethodGet, "/v1/roles/"+url.PathEscape(name), nil, nil, &out)
 }
 
-// WriteResult is a decoded write response.
-type WriteResult[T any] struct {
-	Outcome string `json:"outcome"`
-	Object  T      `json:"object"`
-}
-
 // PutRole writes a role (dryRun: validate and diff only).
-func (c *Client) PutRole(ctx context.Context, r policy.Role, dryRun bool) (*WriteResult[policy.Role], error) {
-	var out WriteResult[policy.Role]
+func (c *Client) PutRole(ctx context.Context, r api.Role, dryRun bool) (*api.WriteResult[api.Role], error) {
+	var out api.WriteResult[api.Role]
 	return &out, c.do(ctx, http.MethodPut, "/v1/roles/"+url.PathEscape(r.Name), dryRunQuery(dryRun), r, &out)
 }
 
@@ -211,23 +202,21 @@ func (c *Client) TestRole(ctx context.Context, name string, req api.RoleTestRequ
 	return &out, c.do(ctx, http.MethodPost, "/v1/roles/"+url.PathEscape(name)+"/test", nil, req, &out)
 }
 
-// Issuers lists issuers.
-func (c *Client) Issuers(ctx context.Context) ([]identity.Issuer, error) {
-	var out struct {
-		Issuers []identity.Issuer `json:"issuers"`
-	}
+// Issuers lists issuers, sorted by name.
+func (c *Client) Issuers(ctx context.Context) ([]api.Issuer, error) {
+	var out api.IssuerList
 	return out.Issuers, c.do(ctx, http.MethodGet, "/v1/issuers", nil, nil, &out)
 }
 
 // Issuer reads one issuer.
-func (c *Client) Issuer(ctx context.Context, name string) (*identity.Issuer, error) {
-	var out identity.Issuer
+func (c *Client) Issuer(ctx context.Context, name string) (*api.Issuer, error) {
+	var out api.Issuer
 	return &out, c.do(ctx, http.MethodGet, "/v1/issuers/"+url.PathEscape(name), nil, nil, &out)
 }
 
-// PutIssuer writes an issuer.
-func (c *Client) PutIssuer(ctx context.Context, is identity.Issuer, dryRun bool) (*WriteResult[identity.Issuer], error) {
-	var out WriteResult[identity.Issuer]
+// PutIssuer writes an issuer (dryRun: validate and diff only).
+func (c *Client) PutIssuer(ctx context.Context, is api.Issuer, dryRun bool) (*api.WriteResult[api.Issuer], error) {
+	var out api.WriteResult[api.Issuer]
 	return &out, c.do(ctx, http.MethodPut, "/v1/issuers/"+url.PathEscape(is.Name), dryRunQuery(dryRun), is, &out)
 }
 
@@ -243,7 +232,7 @@ type LeaseFilter struct {
 }
 
 // Leases lists one page of leases; next is "" on the last page.
-func (c *Client) Leases(ctx context.Context, f LeaseFilter) (leases []lease.Lease, next string, err error) {
+func (c *Client) Leases(ctx context.Context, f LeaseFilter) (leases []api.Lease, next string, err error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"role": f.Role, "project": f.Project, "pipeline": f.Pipeline, "state": f.State, "after": f.After} {
 		if v != "" {
@@ -253,23 +242,20 @@ func (c *Client) Leases(ctx context.Context, f LeaseFilter) (leases []lease.Leas
 	if f.Limit > 0 {
 		q.Set("limit", fmt.Sprint(f.Limit))
 	}
-	var out struct {
-		Leases []lease.Lease `json:"leases"`
-		Next   string        `json:"next"`
-	}
+	var out api.LeaseList
 	err = c.do(ctx, http.MethodGet, "/v1/leases", q, nil, &out)
 	return out.Leases, out.Next, err
 }
 
 // Lease reads one lease.
-func (c *Client) Lease(ctx context.Context, id string) (*lease.Lease, error) {
-	var out lease.Lease
+func (c *Client) Lease(ctx context.Context, id string) (*api.Lease, error) {
+	var out api.Lease
 	return &out, c.do(ctx, http.MethodGet, "/v1/leases/"+url.PathEscape(id), nil, nil, &out)
 }
 
 // RevokeLease revokes one lease; reason is recorded in its note.
-func (c *Client) RevokeLease(ctx context.Context, id, reason string) (*lease.Lease, error) {
-	var out lease.Lease
+func (c *Client) RevokeLease(ctx context.Context, id, reason string) (*api.Lease, error) {
+	var out api.Lease
 	var body any
 	if reason != "" {
 		body = api.RevokeRequest{Reason: reason}
@@ -278,46 +264,35 @@ func (c *Client) RevokeLease(ctx context.Context, id, reason string) (*lease.Lea
 }
 
 // LeasesByKey returns every lease that ever held accessKeyID.
-func (c *Client) LeasesByKey(ctx context.Context, accessKeyID string) ([]lease.Lease, error) {
-	var out struct {
-		Leases []lease.Lease `json:"leases"`
-	}
+func (c *Client) LeasesByKey(ctx context.Context, accessKeyID string) ([]api.Lease, error) {
+	var out api.LeaseList
 	return out.Leases, c.do(ctx, http.MethodGet, "/v1/leases", url.Values{"access_key_id": {accessKeyID}}, nil, &out)
 }
 
 // RevokeLeaseWait revokes a lease and waits (up to 30 s on the server) for
 // its upstream cleanup.
-func (c *Client) RevokeLeaseWait(ctx context.Context, id, reason string) (*lease.Lease, error) {
-	var out lease.Lease
+func (c *Client) RevokeLeaseWait(ctx context.Context, id, reason string) (*api.Lease, error) {
+	var out api.Lease
 	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", url.Values{"wait": {"true"}}, api.RevokeRequest{Reason: reason}, &out)
 }
 
-// BulkRevokeResult is the answer of a break-glass revocation.
-type BulkRevokeResult struct {
-	Count  int           `json:"count"`
-	DryRun bool          `json:"dry_run"`
-	Leases []lease.Lease `json:"leases"`
-	Error  string        `json:"error,omitempty"`
-}
-
 // BulkRevoke revokes (or, with DryRun, lists) every live lease matching.
-func (c *Client) BulkRevoke(ctx context.Context, req api.BulkRevokeRequest) (*BulkRevokeResult, error) {
-	var out BulkRevokeResult
+func (c *Client) BulkRevoke(ctx context.Context, req api.BulkRevokeRequest) (*api.BulkRevokeResult, error) {
+	var out api.BulkRevokeResult
 	return &out, c.do(ctx, http.MethodPost, "/v1/leases/revoke", nil, req, &out)
 }
 
-// LeaseAction runs retry, forget or renew on a lease.
-func (c *Client) LeaseAction(ctx context.Context, id, action string, body any) (*lease.Lease, error) {
-	var out lease.Lease
+// LeaseAction runs retry, forget or renew on a lease; body is nil, an
+// api.RevokeRequest (forget) or an api.RenewRequest (renew).
+func (c *Client) LeaseAction(ctx context.Context, id, action string, body any) (*api.Lease, error) {
+	var out api.Lease
 	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/"+action, nil, body, &out)
 }
 
 // SweepOrphans runs the orphan sweep now.
-func (c *Client) SweepOrphans(ctx context.Context, dryRun bool) ([]lease.Orphan, error) {
-	var out struct {
-		Orphans []lease.Orphan `json:"orphans"`
-	}
-	return out.Orphans, c.do(ctx, http.MethodPost, "/v1/orphans/sweep", url.Values{"dry_run": {strconv.FormatBool(dryRun)}}, nil, &out)
+func (c *Client) SweepOrphans(ctx context.Context, dryRun bool) (*api.SweepResult, error) {
+	var out api.SweepResult
+	return &out, c.do(ctx, http.MethodPost, "/v1/orphans/sweep", url.Values{"dry_run": {strconv.FormatBool(dryRun)}}, nil, &out)
 }
 
 // DevToken mints a dev job token (dev mode only).
@@ -333,10 +308,8 @@ func (c *Client) CreateAdminToken(ctx context.Context, req api.TokenCreateReques
 }
 
 // AdminTokens lists admin tokens (without secrets).
-func (c *Client) AdminTokens(ctx context.Context) ([]map[string]any, error) {
-	var out struct {
-		Tokens []map[string]any `json:"tokens"`
-	}
+func (c *Client) AdminTokens(ctx context.Context) ([]api.Token, error) {
+	var out api.TokenList
 	return out.Tokens, c.do(ctx, http.MethodGet, "/v1/admin-tokens", nil, nil, &out)
 }
 
@@ -345,7 +318,7 @@ func (c *Client) DeleteAdminToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/admin-tokens/"+url.PathEscape(id), nil, nil, nil)
 }
 
-// Health checks /readyz.
+// Ready checks /readyz.
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
-	"github.com/keyferry/keyferry/internal/policy"
 	"github.com/keyferry/keyferry/internal/registry"
 )
 
@@ -131,7 +130,7 @@ func dryRun(r *http.Request) (bool, error) {
 }
 
 func (s *server) listRoles(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, map[string]any{"roles": s.Registry.Roles()})
+	s.writeJSON(w, http.StatusOK, api.RoleList{Roles: rolesToAPI(s.Registry.Roles())})
 }
 
 func (s *server) getRole(w http.ResponseWriter, r *http.Request) {
@@ -145,7 +144,7 @@ func (s *server) getRole(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("role %q not found", name)})
 		return
 	}
-	s.writeJSON(w, http.StatusOK, c.Role())
+	s.writeJSON(w, http.StatusOK, RoleToAPI(c.Role()))
 }
 
 // readNamed decodes the body of PUT /v1/<kind>s/{name}: the object's name
@@ -170,11 +169,12 @@ func readNamed[T any](r *http.Request, kind string, nameOf func(*T) *string) (ob
 }
 
 func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
-	ro, name, dry, err := readNamed(r, "role", func(ro *policy.Role) *string { return &ro.Name })
+	in, name, dry, err := readNamed(r, "role", func(ro *api.Role) *string { return &ro.Name })
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	ro := RoleFromAPI(in)
 	if dry {
 		c, err := s.Registry.CompileRole(ro)
 		if err != nil {
@@ -188,7 +188,7 @@ func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
 				outcome = registry.Unchanged
 			}
 		}
-		s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(outcome), Object: c.Role()})
+		s.writeJSON(w, http.StatusOK, api.WriteResult[api.Role]{Outcome: string(outcome), Object: RoleToAPI(c.Role())})
 		return
 	}
 	out, err := s.Registry.PutRole(r.Context(), ro, origin(r))
@@ -197,7 +197,7 @@ func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, _ := s.Registry.Role(name)
-	s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(out), Object: c.Role()})
+	s.writeJSON(w, http.StatusOK, api.WriteResult[api.Role]{Outcome: string(out), Object: RoleToAPI(c.Role())})
 }
 
 func (s *server) deleteRole(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +210,7 @@ func (s *server) deleteRole(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+	s.writeJSON(w, http.StatusOK, api.Deleted{Deleted: name})
 }
 
 // testRole explains a decision; it verifies the token (when given) but
@@ -302,7 +302,7 @@ func normalizeValue(v any) any {
 }
 
 func (s *server) listIssuers(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, map[string]any{"issuers": s.Registry.Issuers()})
+	s.writeJSON(w, http.StatusOK, api.IssuerList{Issuers: issuersToAPI(s.Registry.Issuers())})
 }
 
 func (s *server) getIssuer(w http.ResponseWriter, r *http.Request) {
@@ -316,15 +316,16 @@ func (s *server) getIssuer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("issuer %q not found", name)})
 		return
 	}
-	s.writeJSON(w, http.StatusOK, is)
+	s.writeJSON(w, http.StatusOK, IssuerToAPI(is))
 }
 
 func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
-	is, name, dry, err := readNamed(r, "issuer", func(is *identity.Issuer) *string { return &is.Name })
+	in, name, dry, err := readNamed(r, "issuer", func(is *api.Issuer) *string { return &is.Name })
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	is := IssuerFromAPI(in)
 	if dry {
 		if err := identity.ValidateIssuer(is); err != nil {
 			s.fail(w, r, &registry.InvalidError{Object: fmt.Sprintf("issuer %q", name), Problems: strings.Split(err.Error(), "\n")})
@@ -337,7 +338,7 @@ func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
 				outcome = registry.Unchanged
 			}
 		}
-		s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(outcome), Object: is})
+		s.writeJSON(w, http.StatusOK, api.WriteResult[api.Issuer]{Outcome: string(outcome), Object: IssuerToAPI(is)})
 		return
 	}
 	out, err := s.Registry.PutIssuer(r.Context(), is, origin(r))
@@ -346,7 +347,7 @@ func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stored, _ := s.Registry.Issuer(name)
-	s.writeJSON(w, http.StatusOK, api.WriteResult{Outcome: string(out), Object: stored})
+	s.writeJSON(w, http.StatusOK, api.WriteResult[api.Issuer]{Outcome: string(out), Object: IssuerToAPI(stored)})
 }
 
 func (s *server) deleteIssuer(w http.ResponseWriter, r *http.Request) {
@@ -359,13 +360,7 @@ func (s *server) deleteIssuer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
-}
-
-// leaseView is a lease as the API shows it: state is the effective state.
-func (s *server) leaseView(l lease.Lease) lease.Lease {
-	l.State = l.EffectiveState(s.Now())
-	return l.Redacted()
+	s.writeJSON(w, http.StatusOK, api.Deleted{Deleted: name})
 }
 
 func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
@@ -385,11 +380,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		out := make([]lease.Lease, len(ls))
-		for i := range ls {
-			out[i] = s.leaseView(ls[i])
-		}
-		s.writeJSON(w, http.StatusOK, map[string]any{"leases": out, "next": ""})
+		s.writeJSON(w, http.StatusOK, api.LeaseList{Leases: leasesToAPI(ls, s.Now()), Next: ""})
 		return
 	}
 	f := lease.Filter{Role: q.Get("role"), Project: q.Get("project"), Pipeline: q.Get("pipeline"), After: q.Get("after")}
@@ -413,11 +404,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]lease.Lease, len(ls))
-	for i := range ls {
-		out[i] = s.leaseView(ls[i])
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"leases": out, "next": next})
+	s.writeJSON(w, http.StatusOK, api.LeaseList{Leases: leasesToAPI(ls, s.Now()), Next: next})
 }
 
 func (s *server) getLease(w http.ResponseWriter, r *http.Request) {
@@ -431,7 +418,7 @@ func (s *server) getLease(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+	s.writeJSON(w, http.StatusOK, leaseToAPI(*l, s.Now()))
 }
 
 func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
@@ -475,7 +462,7 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+	s.writeJSON(w, http.StatusOK, leaseToAPI(*l, s.Now()))
 }
 
 // bulkRevoke is the break-glass endpoint: revoke every live lease of a
@@ -506,17 +493,13 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]lease.Lease, len(ls))
-	for i := range ls {
-		out[i] = s.leaseView(ls[i])
-	}
-	s.log.Warn("bulk revoke", "request_id", RequestID(r.Context()), "actor", actor(r), "dry_run", req.DryRun, "count", len(out),
-		"role", req.Role, "project", req.Project, "pipeline", req.Pipeline, "sub", req.Subject, "access_key_id", req.AccessKeyID)
-	resp := map[string]any{"count": len(out), "dry_run": req.DryRun, "leases": out}
+	out := api.BulkRevokeResult{Count: len(ls), DryRun: req.DryRun, Leases: leasesToAPI(ls, s.Now())}
 	if err != nil {
-		resp["error"] = toAPIError(err).Message
+		out.Error = toAPIError(err).Message
 	}
-	s.writeJSON(w, http.StatusOK, resp)
+	s.log.Warn("bulk revoke", "request_id", RequestID(r.Context()), "actor", actor(r), "dry_run", req.DryRun, "count", out.Count,
+		"role", req.Role, "project", req.Project, "pipeline", req.Pipeline, "sub", req.Subject, "access_key_id", req.AccessKeyID)
+	s.writeJSON(w, http.StatusOK, out)
 }
 
 func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
@@ -562,7 +545,7 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, s.leaseView(*l))
+	s.writeJSON(w, http.StatusOK, leaseToAPI(*l, s.Now()))
 }
 
 // sweepOrphans runs the orphan sweep now (dry_run=true only reports).
@@ -577,19 +560,7 @@ func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	type orphanJSON struct {
-		UserName string    `json:"user_name"`
-		Path     string    `json:"path"`
-		Created  time.Time `json:"created"`
-		LeaseID  string    `json:"lease_id,omitempty"`
-		Deleted  bool      `json:"deleted"`
-		Error    string    `json:"error,omitempty"`
-	}
-	out := make([]orphanJSON, len(orphans))
-	for i, o := range orphans {
-		out[i] = orphanJSON{UserName: o.UserName, Path: o.Path, Created: o.Created, LeaseID: o.LeaseID, Deleted: o.Deleted, Error: o.Error}
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"dry_run": effectiveDry, "orphans": out})
+	s.writeJSON(w, http.StatusOK, api.SweepResult{DryRun: effectiveDry, Orphans: orphansToAPI(orphans)})
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -598,7 +569,7 @@ func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+	s.writeJSON(w, http.StatusOK, api.TokenList{Tokens: tokensToAPI(ts)})
 }
 
 func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
@@ -641,7 +612,7 @@ func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
+	s.writeJSON(w, http.StatusOK, api.Deleted{Deleted: id})
 }
 
 // devToken mints a GitLab-shaped job token from the dev issuer.

@@ -354,18 +354,18 @@ func remoteHost(r *http.Request) string {
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	s.writeJSON(w, http.StatusOK, api.Status{Status: "ok"})
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.Ready != nil {
 		if err := s.Ready(r.Context()); err != nil {
 			s.log.Warn("not ready", "err", err)
-			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			s.writeJSON(w, http.StatusServiceUnavailable, api.Status{Status: "not ready"})
 			return
 		}
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	s.writeJSON(w, http.StatusOK, api.Status{Status: "ready"})
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)

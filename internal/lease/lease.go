@@ -109,14 +109,6 @@ type Lease struct {
 	PrevRefreshHashes []string `json:"prev_refresh_hashes,omitempty"`
 }
 
-// Redacted returns the lease as the API shows it: without refresh hashes,
-// and without the token's claims (which may hold personal data such as
-// user_email; the identity summary names the job).
-func (l Lease) Redacted() Lease {
-	l.RefreshHash, l.PrevRefreshHashes, l.Claims = "", nil, nil
-	return l
-}
-
 // EffectiveState returns the state as of now: an active lease past its
 // expiry is expired.
 func (l *Lease) EffectiveState(now time.Time) State {

@@ -134,7 +134,7 @@ func Start(t *testing.T) *Server {
 }
 
 // WriteRole stores r or fails the test.
-func (h *Server) WriteRole(r policy.Role) {
+func (h *Server) WriteRole(r api.Role) {
 	h.t.Helper()
 	if _, err := h.Admin.PutRole(context.Background(), r, false); err != nil {
 		h.t.Fatalf("put role: %v", err)
@@ -177,12 +177,12 @@ func (h *Server) AuditEvents() []audit.Event {
 }
 
 // DeployRole is a typical GitLab role: group/app on a protected ref.
-func DeployRole() policy.Role {
-	return policy.Role{
+func DeployRole() api.Role {
+	return api.Role{
 		Name: "deploy", Issuer: "dev",
-		Match:     map[string]policy.Values{"project_path": {"group/app"}, "ref_protected": {"true"}},
+		Match:     map[string]api.Values{"project_path": {"group/app"}, "ref_protected": {"true"}},
 		Condition: `claims.pipeline_source != "merge_request_event"`,
-		AWS: policy.AWS{
+		AWS: api.AWS{
 			Type: policy.TypeAssumeRole, RoleARN: "arn:aws:iam::123456789012:role/deploy",
 			SessionName:    "gl-{project_path}-{job_id}",
 			SessionPolicy:  json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::ci-bucket/*"}]}`),
