@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/storage"
 )
 
@@ -57,13 +58,10 @@ var (
 	ErrAuditUnavailable = errors.New("admintoken: audit log unavailable")
 )
 
-// InvalidError is a creation request that is refused (a bad name or
-// scope). Msg is safe to show to the caller.
-type InvalidError struct {
-	Msg string
+// invalid is the refusal of a bad name or scope.
+func invalid(format string, args ...any) *fault.Error {
+	return fault.Newf(fault.Invalid, fault.CodeInvalidRequest, format, args...)
 }
-
-func (e *InvalidError) Error() string { return "admintoken: " + e.Msg }
 
 // Token is a stored admin token (without its secret).
 type Token struct {
@@ -121,15 +119,15 @@ func newToken(name string, scopes []string, now time.Time) (secret string, t *To
 
 func validate(name string, scopes []string) error {
 	if !nameRE.MatchString(name) {
-		return &InvalidError{Msg: fmt.Sprintf("name must match %s", nameRE)}
+		return invalid("name must match %s", nameRE)
 	}
 	for _, sc := range scopes {
 		if !slices.Contains(AllScopes, sc) {
-			return &InvalidError{Msg: fmt.Sprintf("unknown scope %q (known: %s)", sc, strings.Join(AllScopes, ", "))}
+			return invalid("unknown scope %q (known: %s)", sc, strings.Join(AllScopes, ", "))
 		}
 	}
 	if len(scopes) == 0 {
-		return &InvalidError{Msg: "at least one scope is required"}
+		return invalid("at least one scope is required")
 	}
 	return nil
 }
@@ -263,7 +261,9 @@ func New(cfg Config) *Service {
 // Create makes a token with name and scopes, audits its creation, stores
 // it, and returns the token string (the only time the secret exists
 // outside the caller's hands) and its record, without the hash. A bad
-// name or scope is an *InvalidError, and is not audited.
+// name or scope is refused (fault.Invalid) and not audited. Every
+// refusal is a *fault.Error; one for want of the audit record wraps
+// ErrAuditUnavailable.
 func (s *Service) Create(ctx context.Context, name string, scopes []string, o audit.Origin) (string, *Token, error) {
 	secret, t, err := newToken(name, scopes, s.now())
 	if err != nil {
@@ -271,10 +271,11 @@ func (s *Service) Create(ctx context.Context, name string, scopes []string, o au
 	}
 	ev := event(o, audit.TypeTokenCreate, t.ID, "name "+t.Name+", scopes "+strings.Join(t.Scopes, ","))
 	if err := s.audit.Write(ctx, ev); err != nil {
-		return "", nil, fmt.Errorf("%w: no token created: %w", ErrAuditUnavailable, err)
+		return "", nil, fault.Wrap(fmt.Errorf("%w: %w", ErrAuditUnavailable, err), fault.Unavailable, fault.CodeAuditUnavailable,
+			"the audit log is unavailable; no token was created")
 	}
 	if err := put(ctx, s.store, t, true); err != nil {
-		return "", nil, s.failed(ctx, o, audit.TypeTokenCreate, t.ID, audit.ReasonStoreError, "the token was not created: the store write failed", err)
+		return "", nil, storeFault(s.failed(ctx, o, audit.TypeTokenCreate, t.ID, audit.ReasonStoreError, "the token was not created: the store write failed", err))
 	}
 	out := *t
 	out.Hash = ""
@@ -286,7 +287,7 @@ func (s *Service) Create(ctx context.Context, name string, scopes []string, o au
 // was revoked. A token deleted by someone else between the record and
 // the deletion gets a second record and ErrNotFound too.
 func (s *Service) Delete(ctx context.Context, id string, o audit.Origin) error {
-	notFound := fmt.Errorf("%w: admin token %.40q", ErrNotFound, id)
+	notFound := fault.Wrap(ErrNotFound, fault.NotFound, fault.CodeNotFound, fmt.Sprintf("admin token %q not found", id))
 	if !idRE.MatchString(id) {
 		return notFound
 	}
@@ -303,7 +304,8 @@ func (s *Service) Delete(ctx context.Context, id string, o audit.Origin) error {
 		msg = "name " + t.Name // a record that does not decode can still be deleted
 	}
 	if err := s.audit.Write(ctx, event(o, audit.TypeTokenRevoke, id, msg)); err != nil {
-		return fmt.Errorf("%w: the token was not deleted: %w", ErrAuditUnavailable, err)
+		return fault.Wrap(fmt.Errorf("%w: %w", ErrAuditUnavailable, err), fault.Unavailable, fault.CodeAuditUnavailable,
+			"the audit log is unavailable; the token was not deleted")
 	}
 	// Delete what was read and recorded; if it changed meanwhile, look
 	// again: gone is not found, anything else is deleted as it now is.
@@ -317,10 +319,15 @@ func (s *Service) Delete(ctx context.Context, id string, o audit.Origin) error {
 	case errors.Is(err, storage.ErrNotFound):
 		return s.failed(ctx, o, audit.TypeTokenRevoke, id, audit.ReasonNotFound, "the token was not deleted: it no longer exists", notFound)
 	case err != nil:
-		return s.failed(ctx, o, audit.TypeTokenRevoke, id, audit.ReasonStoreError, "the token was not deleted: the store write failed",
-			fmt.Errorf("admintoken: store: %w", err))
+		return storeFault(s.failed(ctx, o, audit.TypeTokenRevoke, id, audit.ReasonStoreError, "the token was not deleted: the store write failed",
+			fmt.Errorf("admintoken: store: %w", err)))
 	}
 	return nil
+}
+
+// storeFault is the refusal when the store failed after the record.
+func storeFault(err error) error {
+	return fault.Wrap(err, fault.Unavailable, fault.CodeStoreUnavailable, "the store is unavailable; the change was not made")
 }
 
 // Authenticate checks a presented token and returns its record; see

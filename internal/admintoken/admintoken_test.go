@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/admintoken"
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/storage"
 	"github.com/keyferry/keyferry/internal/storage/memory"
 )
@@ -189,7 +190,7 @@ func TestCreate(t *testing.T) {
 	}
 }
 
-// TestCreateRefusesBadRequests: a bad name or scope is an *InvalidError
+// TestCreateRefusesBadRequests: a bad name or scope is an invalid_request refusal
 // whose message the API shows; nothing is stored and nothing audited.
 func TestCreateRefusesBadRequests(t *testing.T) {
 	tests := []struct {
@@ -212,12 +213,12 @@ func TestCreateRefusesBadRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			tok, rec, err := f.svc.Create(context.Background(), tt.tokName, tt.scopes, change)
-			var ie *admintoken.InvalidError
-			if !errors.As(err, &ie) {
-				t.Fatalf("got %v (%T), want *admintoken.InvalidError", err, err)
+			ie, ok := fault.As(err)
+			if !ok || ie.Kind != fault.Invalid || ie.Code != fault.CodeInvalidRequest {
+				t.Fatalf("got %v (%T), want an invalid_request refusal", err, err)
 			}
-			if ie.Msg != tt.wantMsg {
-				t.Errorf("got message %q, want %q", ie.Msg, tt.wantMsg)
+			if ie.Message != tt.wantMsg {
+				t.Errorf("got message %q, want %q", ie.Message, tt.wantMsg)
 			}
 			if tok != "" || rec != nil {
 				t.Errorf("got token %q and record %+v with the error, want neither", tok, rec)
@@ -710,9 +711,8 @@ func TestPackageCreate(t *testing.T) {
 	if _, err := admintoken.Authenticate(ctx, st, tok); err != nil {
 		t.Errorf("authenticate: %v", err)
 	}
-	var ie *admintoken.InvalidError
-	if _, _, err := admintoken.Create(ctx, st, "dev-root", []string{"nope"}, t0); !errors.As(err, &ie) {
-		t.Errorf("unknown scope: got %v, want *InvalidError", err)
+	if _, _, err := admintoken.Create(ctx, st, "dev-root", []string{"nope"}, t0); fault.CodeOf(err) != fault.CodeInvalidRequest {
+		t.Errorf("unknown scope: got %v, want invalid_request", err)
 	}
 }
 

@@ -53,10 +53,13 @@ const (
 	Unavailable
 	// Timeout: an upstream did not answer in time (504).
 	Timeout
+	// UnsupportedMedia: the request body is not in a format keyferry
+	// reads (415).
+	UnsupportedMedia
 )
 
 var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden", "not_found", "conflict",
-	"too_large", "unprocessable", "cancelled", "bad_gateway", "unavailable", "timeout"}
+	"too_large", "unprocessable", "cancelled", "bad_gateway", "unavailable", "timeout", "unsupported_media"}
 
 func (k Kind) String() string {
 	if k < 0 || int(k) >= len(kindNames) {

@@ -13,7 +13,7 @@ import (
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/devissuer"
-	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/registry"
 )
@@ -26,15 +26,15 @@ func (s *server) creds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Role == "" {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "role is required"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "role is required"))
 		return
 	}
 	if !nameRE.MatchString(req.Role) {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("role must match %s", nameRE)})
+		s.fail(w, r, fault.Newf(fault.Invalid, "invalid_name", "role must match %s", nameRE))
 		return
 	}
 	if req.TTLSeconds < 0 {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must not be negative"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "ttl_seconds must not be negative"))
 		return
 	}
 	out, err := s.Issuer.Issue(r.Context(), lease.IssueRequest{
@@ -86,13 +86,13 @@ func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || tok == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry"`)
-			s.fail(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "an admin token is required (Authorization: Bearer kfa_…)"})
+			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "an admin token is required (Authorization: Bearer kfa_…)"))
 			return
 		}
 		t, err := s.tokens.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if errors.Is(err, admintoken.ErrInvalid) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry", error="invalid_token"`)
-			s.fail(w, r, &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "the admin token is not valid"})
+			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "the admin token is not valid"))
 			return
 		}
 		if err != nil {
@@ -100,7 +100,7 @@ func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !t.Allows(scope) {
-			s.fail(w, r, &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: fmt.Sprintf("the admin token lacks scope %q", scope)})
+			s.fail(w, r, fault.Newf(fault.Forbidden, "forbidden", "the admin token lacks scope %q", scope))
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, "admin_token:"+t.ID+"("+t.Name+")")))
@@ -124,7 +124,7 @@ func dryRun(r *http.Request) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "dry_run must be true or false"}
+		return false, fault.New(fault.Invalid, "invalid_request", "dry_run must be true or false")
 	}
 	return b, nil
 }
@@ -141,7 +141,7 @@ func (s *server) getRole(w http.ResponseWriter, r *http.Request) {
 	}
 	c, ok := s.Registry.Role(name)
 	if !ok {
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("role %q not found", name)})
+		s.fail(w, r, fault.Newf(fault.NotFound, "not_found", "role %q not found", name))
 		return
 	}
 	s.writeJSON(w, http.StatusOK, RoleToAPI(c.Role()))
@@ -161,7 +161,7 @@ func readNamed[T any](r *http.Request, kind string, nameOf func(*T) *string) (ob
 		*n = name
 	}
 	if *n != name {
-		err = &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("body names %s %q but the path names %q", kind, *n, name)}
+		err = fault.Newf(fault.Invalid, "invalid_request", "body names %s %q but the path names %q", kind, *n, name)
 		return
 	}
 	dry, err = dryRun(r)
@@ -227,12 +227,12 @@ func (s *server) testRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if (req.Token == "") == (req.Claims == nil) {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "give exactly one of token and claims"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "give exactly one of token and claims"))
 		return
 	}
 	c, ok := s.Registry.Role(name)
 	if !ok {
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("role %q not found", name)})
+		s.fail(w, r, fault.Newf(fault.NotFound, "not_found", "role %q not found", name))
 		return
 	}
 	resp := api.RoleTestResponse{Role: name}
@@ -313,7 +313,7 @@ func (s *server) getIssuer(w http.ResponseWriter, r *http.Request) {
 	}
 	is, ok := s.Registry.Issuer(name)
 	if !ok {
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("issuer %q not found", name)})
+		s.fail(w, r, fault.Newf(fault.NotFound, "not_found", "issuer %q not found", name))
 		return
 	}
 	s.writeJSON(w, http.StatusOK, IssuerToAPI(is))
@@ -327,8 +327,8 @@ func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
 	}
 	is := IssuerFromAPI(in)
 	if dry {
-		if err := identity.ValidateIssuer(is); err != nil {
-			s.fail(w, r, &registry.InvalidError{Object: fmt.Sprintf("issuer %q", name), Problems: strings.Split(err.Error(), "\n")})
+		if err := registry.ValidateIssuer(is); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		outcome := registry.Created
@@ -369,7 +369,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 		switch k {
 		case "role", "project", "pipeline", "state", "after", "limit", "access_key_id":
 		default:
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("unknown query parameter %q (known: role, project, pipeline, state, access_key_id, after, limit)", k)})
+			s.fail(w, r, fault.Newf(fault.Invalid, "invalid_request", "unknown query parameter %q (known: role, project, pipeline, state, access_key_id, after, limit)", k))
 			return
 		}
 	}
@@ -386,7 +386,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 	f := lease.Filter{Role: q.Get("role"), Project: q.Get("project"), Pipeline: q.Get("pipeline"), After: q.Get("after")}
 	if st := q.Get("state"); st != "" {
 		if !lease.ValidState(st) {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "state must be one of pending, active, revoking, revoked, irrevocable, expired"})
+			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "state must be one of pending, active, revoking, revoked, irrevocable, expired"))
 			return
 		}
 		f.State = lease.State(strings.ToLower(st))
@@ -394,7 +394,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "limit must be 1-1000"})
+			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "limit must be 1-1000"))
 			return
 		}
 		f.Limit = n
@@ -410,7 +410,7 @@ func (s *server) listLeases(w http.ResponseWriter, r *http.Request) {
 func (s *server) getLease(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !leaseIDRE.MatchString(id) {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_name", "a lease id is 26 characters of Crockford base32"))
 		return
 	}
 	l, err := s.Leases.Get(r.Context(), id)
@@ -424,7 +424,7 @@ func (s *server) getLease(w http.ResponseWriter, r *http.Request) {
 func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !leaseIDRE.MatchString(id) {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_name", "a lease id is 26 characters of Crockford base32"))
 		return
 	}
 	var req api.RevokeRequest
@@ -434,7 +434,7 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(req.Reason) > 512 {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "reason must be at most 512 characters"})
+			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "reason must be at most 512 characters"))
 			return
 		}
 	}
@@ -442,7 +442,7 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("wait"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "wait must be true or false"})
+			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "wait must be true or false"))
 			return
 		}
 		wait = b
@@ -474,7 +474,7 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Reason) > 512 {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "reason must be at most 512 characters"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "reason must be at most 512 characters"))
 		return
 	}
 	sel := lease.Selector{Role: req.Role, Project: req.Project, Pipeline: req.Pipeline, Subject: req.Subject, AccessKeyID: req.AccessKeyID}
@@ -505,7 +505,7 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !leaseIDRE.MatchString(id) {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: "a lease id is 26 characters of Crockford base32"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_name", "a lease id is 26 characters of Crockford base32"))
 		return
 	}
 	var (
@@ -533,12 +533,12 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if req.TTLSeconds < 0 {
-			s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must not be negative"})
+			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "ttl_seconds must not be negative"))
 			return
 		}
 		l, err = s.Leases.Renew(r.Context(), id, time.Duration(req.TTLSeconds)*time.Second, o)
 	default:
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "unknown lease action: want revoke, retry, forget or renew"})
+		s.fail(w, r, fault.New(fault.NotFound, "not_found", "unknown lease action: want revoke, retry, forget or renew"))
 		return
 	}
 	if err != nil {
@@ -579,19 +579,11 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !nameRE.MatchString(req.Name) {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("name must match %s", nameRE)})
+		s.fail(w, r, fault.Newf(fault.Invalid, "invalid_name", "name must match %s", nameRE))
 		return
 	}
 	tok, t, err := s.tokens.Create(r.Context(), req.Name, req.Scopes, origin(r))
-	var ie *admintoken.InvalidError
-	switch {
-	case errors.As(err, &ie):
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ie.Msg})
-		return
-	case errors.Is(err, admintoken.ErrAuditUnavailable):
-		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; no token was created", Err: err})
-		return
-	case err != nil:
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -600,15 +592,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := s.tokens.Delete(r.Context(), id, origin(r))
-	switch {
-	case errors.Is(err, admintoken.ErrNotFound):
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("admin token %q not found", id)})
-		return
-	case errors.Is(err, admintoken.ErrAuditUnavailable):
-		s.fail(w, r, &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; the token was not deleted", Err: err})
-		return
-	case err != nil:
+	if err := s.tokens.Delete(r.Context(), id, origin(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -623,7 +607,7 @@ func (s *server) devToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.TTLSeconds < 0 || req.TTLSeconds > 86400 {
-		s.fail(w, r, &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: "ttl_seconds must be 0-86400"})
+		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "ttl_seconds must be 0-86400"))
 		return
 	}
 	o := devissuer.GitLabOptions{

@@ -119,7 +119,7 @@ func New(cfg Config) http.Handler {
 		handle("POST /v1/dev/token", s.admin(admintoken.ScopeDev, s.devToken))
 	}
 	mux.Handle("/", s.instrument("unmatched", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+		s.fail(w, r, fault.Newf(fault.NotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}))
 	return s.requestID(s.recoverPanics(mux))
 }
@@ -169,7 +169,7 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("panic in handler", "request_id", RequestID(r.Context()), "path", r.URL.Path, "panic", fmt.Sprint(v))
-				s.fail(w, r, &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"})
+				s.fail(w, r, errors.New("panic in handler"))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -246,7 +246,6 @@ func toAPIError(err error) *apiError {
 	var (
 		ae *apiError
 		fe *fault.Error
-		ie *registry.InvalidError
 		me *http.MaxBytesError
 	)
 	switch {
@@ -254,14 +253,6 @@ func toAPIError(err error) *apiError {
 		return ae
 	case errors.As(err, &fe):
 		return &apiError{Status: status(fe.Kind), Code: fe.Code, Message: fe.Message, Details: fe.Details, RetryAfter: fe.RetryAfter, Err: fe.Err}
-	case errors.As(err, &ie):
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_object", Message: ie.Object + " is invalid", Details: ie.Problems}
-	case errors.Is(err, registry.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: strings.TrimSuffix(err.Error(), ": "+registry.ErrNotFound.Error()) + " not found"}
-	case errors.Is(err, registry.ErrAuditUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Message: "the audit log is unavailable; the change was not made", Err: err}
-	case errors.Is(err, registry.ErrInUse):
-		return &apiError{Status: http.StatusConflict, Code: "in_use", Message: strings.TrimSuffix(err.Error(), ": "+registry.ErrInUse.Error())}
 	case errors.As(err, &me):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body exceeds %d bytes", me.Limit)}
 	case errors.Is(err, context.Canceled):
@@ -296,6 +287,8 @@ func status(k fault.Kind) int {
 		return http.StatusServiceUnavailable
 	case fault.Timeout:
 		return http.StatusGatewayTimeout
+	case fault.UnsupportedMedia:
+		return http.StatusUnsupportedMediaType
 	}
 	return http.StatusInternalServerError
 }
@@ -304,7 +297,7 @@ func status(k fault.Kind) int {
 // trailing data and oversized bodies.
 func decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the body as application/json"}
+		return fault.New(fault.UnsupportedMedia, "unsupported_media_type", "send the body as application/json")
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -316,22 +309,22 @@ func decode(r *http.Request, v any) error {
 		case errors.As(err, &me):
 			return err
 		case errors.Is(err, io.EOF):
-			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body is empty: send a JSON object"}
+			return fault.New(fault.Invalid, "invalid_json", "request body is empty: send a JSON object")
 		case errors.As(err, &se):
-			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("request body is not valid JSON (at byte %d)", se.Offset)}
+			return fault.Newf(fault.Invalid, "invalid_json", "request body is not valid JSON (at byte %d)", se.Offset)
 		case errors.As(err, &te):
-			return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: fmt.Sprintf("field %q must be %s", te.Field, te.Type)}
+			return fault.Newf(fault.Invalid, "invalid_json", "field %q must be %s", te.Field, te.Type)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return &apiError{Status: http.StatusBadRequest, Code: "unknown_field", Message: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
+			return fault.New(fault.Invalid, "unknown_field", "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body is not a valid JSON object: " + sanitizeJSONErr(err)}
+		return fault.New(fault.Invalid, "invalid_json", "request body is not a valid JSON object: "+sanitizeJSONErr(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var me *http.MaxBytesError
 		if errors.As(err, &me) {
 			return err
 		}
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body has data after the JSON object"}
+		return fault.New(fault.Invalid, "invalid_json", "request body has data after the JSON object")
 	}
 	return nil
 }
@@ -373,7 +366,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 func pathName(r *http.Request, key string) (string, error) {
 	n := r.PathValue(key)
 	if !nameRE.MatchString(n) {
-		return "", &apiError{Status: http.StatusBadRequest, Code: "invalid_name", Message: fmt.Sprintf("%s must match %s", key, nameRE)}
+		return "", fault.Newf(fault.Invalid, "invalid_name", "%s must match %s", key, nameRE)
 	}
 	return n, nil
 }

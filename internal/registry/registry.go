@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/policy"
 	"github.com/keyferry/keyferry/internal/storage"
@@ -25,27 +26,45 @@ const (
 	issuerPrefix = "issuers/"
 )
 
-// Sentinel errors; the HTTP layer maps them to 404 and 409.
-var (
-	ErrNotFound = errors.New("registry: not found")
-	ErrInUse    = errors.New("registry: in use")
-	// ErrAuditUnavailable: the change was not made because its audit
-	// record could not be written (the record comes first).
-	ErrAuditUnavailable = errors.New("registry: audit log unavailable")
+// Codes of the registry's refusals (*fault.Error). They are part of the
+// API: never rename one.
+const (
+	CodeInvalidObject    = "invalid_object"
+	CodeInUse            = "in_use"
+	CodeNotFound         = fault.CodeNotFound
+	CodeAuditUnavailable = fault.CodeAuditUnavailable
+	CodeStoreUnavailable = fault.CodeStoreUnavailable
 )
 
-// InvalidError is a rejected role or issuer: every problem, user-facing.
-type InvalidError struct {
-	Object   string
-	Problems []string
+// invalid is the refusal of a role or issuer with problems, every one
+// of them user-facing.
+func invalid(object string, problems []string) *fault.Error {
+	return &fault.Error{Kind: fault.Unprocessable, Code: CodeInvalidObject, Message: object + " is invalid", Details: problems}
 }
 
-func (e *InvalidError) Error() string {
-	s := e.Object + " is invalid:"
-	for _, p := range e.Problems {
+// describe is a refusal as one text, its problems listed below it.
+func describe(err error) string {
+	e, ok := fault.As(err)
+	if !ok {
+		return err.Error()
+	}
+	s := e.Message
+	if len(e.Details) > 0 {
+		s += ":"
+	}
+	for _, p := range e.Details {
 		s += "\n  - " + p
 	}
 	return s
+}
+
+// ValidateIssuer checks an issuer on its own (a dry run), with the same
+// refusal PutIssuer gives.
+func ValidateIssuer(is identity.Issuer) error {
+	if err := identity.ValidateIssuer(is); err != nil {
+		return invalid("issuer "+quoteName(is.Name), splitJoined(err))
+	}
+	return nil
 }
 
 // IssuerSink receives the issuer set whenever it changes (the verifier).
@@ -204,13 +223,13 @@ func compileRole(ro policy.Role, issuers map[string]identity.Issuer) (*policy.Co
 				}
 			}
 		}
-		return nil, &InvalidError{Object: "role " + quoteName(ro.Name), Problems: probs}
+		return nil, invalid("role "+quoteName(ro.Name), probs)
 	}
 	c, err := policy.Compile(ro, is.Kind)
 	if err != nil {
 		var ve *policy.ValidationError
 		if errors.As(err, &ve) {
-			return nil, &InvalidError{Object: "role " + quoteName(ro.Name), Problems: ve.Problems}
+			return nil, invalid("role "+quoteName(ro.Name), ve.Problems)
 		}
 		return nil, err
 	}
@@ -267,7 +286,7 @@ func (r *Registry) DeleteRole(ctx context.Context, name string, o audit.Origin) 
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
 	if _, ok := cur.roles[name]; !ok {
-		return fmt.Errorf("role %q: %w", name, ErrNotFound)
+		return fault.Newf(fault.NotFound, CodeNotFound, "role %q not found", name)
 	}
 	if err := r.write(ctx, rolePrefix+name, nil, &audit.Event{
 		Type: audit.TypeRoleDelete, Object: name, Role: name,
@@ -288,7 +307,7 @@ func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, o audit.Or
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := identity.ValidateIssuer(is); err != nil {
-		return "", &InvalidError{Object: "issuer " + quoteName(is.Name), Problems: splitJoined(err)}
+		return "", invalid("issuer "+quoteName(is.Name), splitJoined(err))
 	}
 	cur := r.snap.Load()
 	val, err := json.Marshal(is)
@@ -311,18 +330,18 @@ func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, o audit.Or
 		}
 		nc, err := compileRole(c.Role(), next.issuers)
 		if err != nil {
-			probs = append(probs, fmt.Sprintf("role %s would become invalid: %v", name, err))
+			probs = append(probs, fmt.Sprintf("role %s would become invalid: %s", name, describe(err)))
 			continue
 		}
 		next.roles[name] = nc
 	}
 	if len(probs) > 0 {
 		sort.Strings(probs)
-		return "", &InvalidError{Object: "issuer " + quoteName(is.Name), Problems: probs}
+		return "", invalid("issuer "+quoteName(is.Name), probs)
 	}
 	if r.sink != nil {
 		if err := r.sink.SetIssuers(mapValues(next.issuers)); err != nil {
-			return "", &InvalidError{Object: "issuer " + quoteName(is.Name), Problems: splitJoined(err)}
+			return "", invalid("issuer "+quoteName(is.Name), splitJoined(err))
 		}
 	}
 	if err := r.write(ctx, issuerPrefix+is.Name, val, &audit.Event{
@@ -344,7 +363,7 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
 	if _, ok := cur.issuers[name]; !ok {
-		return fmt.Errorf("issuer %q: %w", name, ErrNotFound)
+		return fault.Newf(fault.NotFound, CodeNotFound, "issuer %q not found", name)
 	}
 	var users []string
 	for rn, c := range cur.roles {
@@ -354,7 +373,7 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 	}
 	if len(users) > 0 {
 		sort.Strings(users)
-		return fmt.Errorf("issuer %q is used by roles %v: delete or change them first: %w", name, users, ErrInUse)
+		return fault.Newf(fault.Conflict, CodeInUse, "issuer %q is used by roles %v: delete or change them first", name, users)
 	}
 	next := cur.clone()
 	delete(next.issuers, name)
@@ -383,18 +402,18 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 // store_error) says the change did not happen.
 func (r *Registry) write(ctx context.Context, key string, val []byte, ev *audit.Event) error {
 	if err := r.audit.Write(ctx, ev); err != nil {
-		return fmt.Errorf("%w: the change was not made: %w", ErrAuditUnavailable, err)
+		return fault.Wrap(err, fault.Unavailable, CodeAuditUnavailable, "the audit log is unavailable; the change was not made")
 	}
 	op := storage.Put(key, val)
 	if val == nil {
 		op = storage.Del(key)
 	}
 	if err := r.store.Commit(ctx, nil, []storage.Op{op}); err != nil {
-		err = fmt.Errorf("registry: store %s: %w", key, err)
+		cause := fmt.Errorf("registry: store %s: %w", key, err)
 		if aerr := r.audit.Write(context.WithoutCancel(ctx), audit.NotApplied(ev, audit.ReasonStoreError, "not applied: the store write failed")); aerr != nil {
-			return errors.Join(err, fmt.Errorf("registry: record the failure: %w", aerr))
+			cause = errors.Join(cause, fmt.Errorf("registry: record the failure: %w", aerr))
 		}
-		return err
+		return fault.Wrap(cause, fault.Unavailable, CodeStoreUnavailable, "the store is unavailable; the change was not made")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keyferry/keyferry/internal/audit"
+	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/policy"
 	"github.com/keyferry/keyferry/internal/storage"
@@ -70,8 +71,8 @@ func TestRoleNeedsExistingIssuer(t *testing.T) {
 	ro.Issuer = "github"
 	ro.AWS.RoleARN = "bad"
 	_, err := r.PutRole(context.Background(), ro, audit.Origin{})
-	var ie *InvalidError
-	if !errors.As(err, &ie) || len(ie.Problems) < 2 || !strings.Contains(ie.Problems[0], `"github" does not exist`) {
+	ie, ok := fault.As(err)
+	if !ok || ie.Code != CodeInvalidObject || ie.Kind != fault.Unprocessable || len(ie.Details) < 2 || !strings.Contains(ie.Details[0], `"github" does not exist`) {
 		t.Fatalf("got %v, want the missing issuer and the bad ARN reported", err)
 	}
 }
@@ -83,8 +84,8 @@ func TestAuditFailureChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	aw.SetErr(errors.New("disk full"))
 	_, err := r.PutRole(ctx, role(), audit.Origin{})
-	if !errors.Is(err, ErrAuditUnavailable) {
-		t.Fatalf("got %v, want ErrAuditUnavailable", err)
+	if fault.CodeOf(err) != CodeAuditUnavailable {
+		t.Fatalf("got %v, want audit_unavailable", err)
 	}
 	if _, ok := r.Role("deploy"); ok {
 		t.Error("the role is in service although its audit record failed")
@@ -97,7 +98,7 @@ func TestAuditFailureChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	aw.SetErr(errors.New("disk full"))
-	if err := r.DeleteRole(ctx, "deploy", audit.Origin{}); !errors.Is(err, ErrAuditUnavailable) {
+	if err := r.DeleteRole(ctx, "deploy", audit.Origin{}); fault.CodeOf(err) != CodeAuditUnavailable {
 		t.Fatalf("delete: got %v", err)
 	}
 	if _, err := st.Get(ctx, "roles/deploy"); err != nil {
@@ -116,14 +117,13 @@ func TestIssuerChangesAreCheckedAgainstRoles(t *testing.T) {
 	gh := gitlabIssuer()
 	gh.Kind = identity.KindGitHub
 	_, err := r.PutIssuer(ctx, gh, audit.Origin{})
-	var ie *InvalidError
-	if !errors.As(err, &ie) || !strings.Contains(ie.Error(), "role deploy would become invalid") {
+	if ie, ok := fault.As(err); !ok || ie.Code != CodeInvalidObject || !strings.Contains(strings.Join(ie.Details, "\n"), "role deploy would become invalid") {
 		t.Fatalf("got %v, want the role named", err)
 	}
 	if is, _ := r.Issuer("gitlab"); is.Kind != identity.KindGitLab {
 		t.Error("the refused change took effect")
 	}
-	if err := r.DeleteIssuer(ctx, "gitlab", audit.Origin{}); !errors.Is(err, ErrInUse) {
+	if err := r.DeleteIssuer(ctx, "gitlab", audit.Origin{}); fault.CodeOf(err) != CodeInUse {
 		t.Errorf("delete in use: got %v", err)
 	}
 }
@@ -167,7 +167,7 @@ func TestStoreFailureAfterTheRecordIsRecorded(t *testing.T) {
 	r, aw, st := newReg(t)
 	ctx := context.Background()
 	r.store = brokenStore{st}
-	if _, err := r.PutRole(ctx, role(), audit.Origin{Actor: "alice"}); err == nil || errors.Is(err, ErrAuditUnavailable) {
+	if _, err := r.PutRole(ctx, role(), audit.Origin{Actor: "alice"}); err == nil || fault.CodeOf(err) == CodeAuditUnavailable {
 		t.Fatalf("PutRole on a failing store = %v, want the store's error", err)
 	}
 	if _, ok := r.Role("deploy"); ok {
