@@ -611,14 +611,16 @@ func testIAMUserLifecycle(t *testing.T, p iamPeer) {
 	auditVerify(t, down)
 
 	// The audit log: one issue per lease; for the operator's revoke, the
-	// queued revocation and the deletion; for the expiry, the deletion.
+	// queued revocation and the deletion; for the expiry, the decision
+	// (reason "expired", written before the user is deleted: no record,
+	// no action) and the deletion.
 	evs := b.auditEvents(t)
 	checkIssueEvent(t, evs, l1)
 	checkIssueEvent(t, evs, l2)
 	deletedEvent(t, evs, l2, isAdminActor)
 	deletedEvent(t, evs, l1, isExpiryActor)
-	if rs := eventsOf(evs, "revoke", l1.ID); len(rs) != 1 {
-		t.Errorf("lease %s (expired): got %d revoke events, want 1", l1.ID, len(rs))
+	if rs := eventsOf(evs, "revoke", l1.ID); len(rs) != 2 || rs[0].Reason != "expired" || !isExpiryActor(rs[0].Actor) || rs[0].Seq > rs[1].Seq {
+		t.Errorf("lease %s (expired): got revoke events %+v, want 2: the expiry's decision (reason expired), then the deletion", l1.ID, rs)
 	}
 	revoked := b.iamLease(t, l2.ID)
 	operatorRevokeEvent(t, evs, revoked, "e2e")
