@@ -10,7 +10,7 @@ PKGS := ./...
 
 .PHONY: help
 help: ## show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## build bin/keyferry
@@ -21,7 +21,7 @@ demo: build ## run the whole pipeline locally: dev broker + SeaweedFS + aws s3 c
 	./scripts/demo.sh
 
 .PHONY: test
-test: deps test-unit test-e2e ## install what the tests need, then run every test
+test: deps test-unit cross test-e2e ## install what the tests need, then run every test
 
 .PHONY: deps
 deps: ## install the e2e peers and clients (SeaweedFS, versitygw, aws-cli v2, botocore)
@@ -33,6 +33,13 @@ deps: ## install the e2e peers and clients (SeaweedFS, versitygw, aws-cli v2, bo
 test-unit: ## unit, conformance and repo-rule tests (fast)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
+
+.PHONY: cross
+cross: ## build for Windows and macOS, and vet the runner side there (the job-side commands run on them)
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/keyferry
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/keyferry
+	GOOS=windows GOARCH=amd64 $(GO) vet ./internal/api/... ./internal/client/... ./internal/delivery/... ./internal/tokensource/...
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./internal/api/... ./internal/client/... ./internal/delivery/... ./internal/tokensource/...
 
 .PHONY: test-race
 test-race: ## unit tests under the race detector

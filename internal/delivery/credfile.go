@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
@@ -67,11 +66,10 @@ func WriteProfile(path, profile string, c api.Credentials) error {
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", path, err)
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	defer lock.Close() // closing the file releases the lock
+	if err := lockFile(lock); err != nil {
 		return fmt.Errorf("lock %s: %w", path, err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
 
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

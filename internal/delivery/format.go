@@ -1,8 +1,8 @@
 // Package delivery hands credentials to unmodified AWS tools through the
 // channels the AWS SDKs read. This file holds the printable formats: shell
 // exports, dotenv (GitLab artifacts:reports:dotenv), JSON, and the
-// credential_process document. Each contract follows
-// shared/reference/delivery-contracts.md.
+// credential_process document. docs/delivery.md describes each contract
+// as the SDKs read it.
 package delivery
 
 import (

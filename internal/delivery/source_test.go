@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
@@ -35,30 +36,38 @@ func TestCachedRefreshesOnlyWhenDue(t *testing.T) {
 	}
 }
 
+// TestCachedOneFetchForManyCallers: 50 callers that arrive while the
+// first fetch is still running all wait for it; there is one fetch. The
+// bubble makes "all arrived and waiting" a fact, not a guess: Wait returns
+// only once every goroutine is blocked (49 callers on the fetch, the fetch
+// on release, the first caller too).
 func TestCachedOneFetchForManyCallers(t *testing.T) {
-	var calls atomic.Int32
-	release := make(chan struct{})
-	c := &Cached{Source: SourceFunc(func(context.Context) (*api.CredsResponse, error) {
-		calls.Add(1)
-		<-release
-		return resp("A", time.Now().Add(time.Hour)), nil
-	})}
-	var wg sync.WaitGroup
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.Credentials(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	time.Sleep(10 * time.Millisecond) // let the callers pile up on the fetch
-	close(release)
-	wg.Wait()
-	if calls.Load() != 1 {
-		t.Fatalf("got %d fetches, want 1", calls.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		release := make(chan struct{})
+		c := &Cached{Source: SourceFunc(func(context.Context) (*api.CredsResponse, error) {
+			calls.Add(1)
+			<-release
+			return resp("A", time.Now().Add(time.Hour)), nil
+		})}
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if _, err := c.Credentials(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // every caller is waiting, none has been answered
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("%d fetches are running for 50 waiting callers, want 1", got)
+		}
+		close(release)
+		wg.Wait()
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("got %d fetches, want 1", got)
+		}
+	})
 }
 
 func TestCachedServesStaleButValidOnError(t *testing.T) {

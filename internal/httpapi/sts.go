@@ -24,7 +24,7 @@ import (
 // configured with AWS_ENDPOINT_URL_STS=<keyferry>/sts, AWS_ROLE_ARN and
 // AWS_WEB_IDENTITY_TOKEN_FILE gets its credentials from keyferry with no
 // keyferry binary in the job, and refreshes them by itself by re-reading
-// the token file. See shared/reference/delivery-contracts.md §3.
+// the token file (docs/delivery.md, "STS endpoint").
 
 const stsXMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 

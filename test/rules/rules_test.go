@@ -110,3 +110,25 @@ func TestNoCommittedCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPointersOutsideTheRepository: code, docs and scripts stand alone.
+// They may not send a reader to notes kept beside the repository (the
+// team's design and style notes, its reference folder), which users and
+// contributors do not have: what they need is written into docs/.
+func TestNoPointersOutsideTheRepository(t *testing.T) {
+	pointer := regexp.MustCompile(`(\.\./)?shared/(reference|STYLE|DESIGN|seed|hooks)|\bDESIGN\.md\b|\bSTYLE\.md\b`)
+	for _, f := range repoFiles(t) {
+		if f == "test/rules/rules_test.go" {
+			continue // this rule names what it looks for
+		}
+		b, err := os.ReadFile(filepath.Join("../..", f))
+		if err != nil || bytes.IndexByte(b, 0) >= 0 {
+			continue
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := pointer.FindString(line); m != "" {
+				t.Errorf("%s:%d: %q points outside the repository: put the facts in docs/ instead", f, i+1, m)
+			}
+		}
+	}
+}

@@ -3,7 +3,8 @@
 //
 // The AWS CLI does not cache process credentials: every `aws` command runs
 // the helper again, and botocore runs it again whenever less than 15 minutes
-// remain (shared/reference/delivery-contracts.md §2). Without a disk cache
+// remain (botocore's process provider refreshes at that advisory threshold;
+// docs/delivery.md). Without a disk cache
 // each of those runs would be one request to the broker, and N parallel `aws`
 // commands would be N requests. Cache.Get serves an entry from disk while it
 // is fresh and otherwise refreshes it under a per-key flock(2), so that
