@@ -2,8 +2,6 @@ package audit
 
 import (
 	"time"
-
-	"github.com/keyferry/keyferry/internal/api"
 )
 
 // Event types.
@@ -30,6 +28,19 @@ const (
 	DecisionDeny  = "deny"
 )
 
+// Identity is the CI identity an event is about. Its fields are part of
+// the audit log's schema (docs/audit-log.md).
+type Identity struct {
+	Issuer    string `json:"iss,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+	Project   string `json:"project,omitempty"`
+	ProjectID string `json:"project_id,omitempty"`
+	Ref       string `json:"ref,omitempty"`
+	Pipeline  string `json:"pipeline,omitempty"`
+	Job       string `json:"job,omitempty"`
+	User      string `json:"user,omitempty"`
+}
+
 // Event is one audit record. The schema is documented in docs/audit-log.md;
 // fields are only ever added, never renamed.
 type Event struct {
@@ -40,7 +51,7 @@ type Event struct {
 	// RequestID correlates with the HTTP response and server logs.
 	RequestID string `json:"request_id,omitempty"`
 	// Identity is the CI identity (issue, deny, refresh).
-	Identity *api.Identity `json:"identity,omitempty"`
+	Identity *Identity `json:"identity,omitempty"`
 	// Actor names the admin token behind an admin action.
 	Actor    string `json:"actor,omitempty"`
 	Role     string `json:"role,omitempty"`

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/keyferry/keyferry/internal/api"
 )
 
 var testTime = time.Date(2025, 11, 26, 1, 2, 3, 456789000, time.UTC)
@@ -21,7 +19,7 @@ func testEvent(i int) *Event {
 		Time:      testTime.Add(time.Duration(i) * time.Millisecond),
 		Type:      TypeIssue,
 		RequestID: fmt.Sprintf("req-%d", i),
-		Identity: &api.Identity{
+		Identity: &Identity{
 			Issuer:  "https://gitlab.example.com",
 			Subject: "project_path:g/p:ref_type:branch:ref:main",
 			Project: "g/p",

@@ -179,7 +179,7 @@ func leaseToAPI(l lease.Lease, now time.Time) api.Lease {
 		ID:              l.ID,
 		Role:            l.Role,
 		Type:            l.Type,
-		Identity:        l.Identity,
+		Identity:        identityToAPI(l.Identity),
 		RoleARN:         l.RoleARN,
 		SessionName:     l.SessionName,
 		AccessKeyID:     l.AccessKeyID,
@@ -290,4 +290,32 @@ func cloneBool(b *bool) *bool {
 	}
 	v := *b
 	return &v
+}
+
+// identityToAPI returns a CI identity summary as the API shows it.
+func identityToAPI(s identity.Summary) api.Identity {
+	return api.Identity{
+		Issuer:    s.Issuer,
+		Subject:   s.Subject,
+		Project:   s.Project,
+		ProjectID: s.ProjectID,
+		Ref:       s.Ref,
+		Pipeline:  s.Pipeline,
+		Job:       s.Job,
+		User:      s.User,
+	}
+}
+
+// credentialsToAPI returns minted credentials as a client receives them.
+// The session's AssumedRoleID is left out: the lease keeps it for early
+// revocation, and the caller knows its session by its ARN.
+func credentialsToAPI(c awsprov.Credentials) api.Credentials {
+	return api.Credentials{
+		AccessKeyID:     c.AccessKeyID,
+		SecretAccessKey: c.SecretAccessKey,
+		SessionToken:    c.SessionToken,
+		Expiration:      c.Expiration,
+		AccountID:       c.AccountID,
+		AssumedRoleARN:  c.AssumedRoleARN,
+	}
 }

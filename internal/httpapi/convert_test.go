@@ -199,6 +199,9 @@ var notExposed = map[string]map[string]string{
 	"admintoken.Token": {
 		"Hash": "a hash of the token's secret",
 	},
+	"aws.Credentials": {
+		"AssumedRoleID": "the lease keeps it for early revocation; the caller knows its session by AssumedRoleARN",
+	},
 	"aws.UserParts": {
 		"AccessKeyIDs": "a lease records its user's parts without the key, which is the lease's own access_key_id",
 	},
@@ -246,6 +249,12 @@ func TestEveryDomainFieldIsDecided(t *testing.T) {
 			p := v.Interface().(awsprov.UserParts)
 			return userPartsToAPI(&p)
 		})
+	})
+	t.Run("identity.Summary", func(t *testing.T) {
+		check(t, "identity.Summary", reflect.TypeFor[identity.Summary](), func(v reflect.Value) any { return identityToAPI(v.Interface().(identity.Summary)) })
+	})
+	t.Run("aws.Credentials", func(t *testing.T) {
+		check(t, "aws.Credentials", reflect.TypeFor[awsprov.Credentials](), func(v reflect.Value) any { return credentialsToAPI(v.Interface().(awsprov.Credentials)) })
 	})
 	t.Run("policy.Tag", func(t *testing.T) {
 		check(t, "policy.Tag", reflect.TypeFor[policy.Tag](), func(v reflect.Value) any { return tagsToAPI([]policy.Tag{v.Interface().(policy.Tag)}) })

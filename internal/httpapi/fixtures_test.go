@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/admintoken"
-	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
@@ -25,7 +24,7 @@ func t0(min int) time.Time { return fixtureNow.Add(time.Duration(min) * time.Min
 func fullLease() lease.Lease {
 	return lease.Lease{
 		ID: "01JNB4Q7YV0000000000000001", Role: "deploy-users", Type: policy.TypeIAMUser,
-		Identity: api.Identity{
+		Identity: identity.Summary{
 			Issuer: "https://gitlab.example.com", Subject: "project_path:group/app:ref_type:branch:ref:main",
 			Project: "group/app", ProjectID: "42", Ref: "main", Pipeline: "1001", Job: "2002", User: "alice",
 		},

@@ -52,7 +52,7 @@ func (s *server) creds(w http.ResponseWriter, r *http.Request) {
 
 // credsResponse renders an issuance or a refresh.
 func credsResponse(out *lease.Issued, handle string) api.CredsResponse {
-	r := api.CredsResponse{LeaseID: out.Lease.ID, Role: out.Lease.Role, Credentials: out.Credentials, Region: out.Region, RefreshHandle: handle}
+	r := api.CredsResponse{LeaseID: out.Lease.ID, Role: out.Lease.Role, Credentials: credentialsToAPI(out.Credentials), Region: out.Region, RefreshHandle: handle}
 	if handle != "" {
 		r.MaxExpiration = out.Lease.MaxExpiresAt
 	}
@@ -244,7 +244,7 @@ func (s *server) testRole(w http.ResponseWriter, r *http.Request) {
 			s.writeJSON(w, http.StatusOK, resp)
 			return
 		}
-		sum := id.Summary()
+		sum := identityToAPI(id.Summary())
 		resp.Identity = &sum
 		claims = id.Claims
 		if id.Issuer != c.Role().Issuer {

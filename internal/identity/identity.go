@@ -16,7 +16,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/dur"
 )
@@ -94,11 +93,25 @@ type Identity struct {
 	Claims map[string]any
 }
 
-// Summary returns the fields recorded in leases and audit events. It never
-// includes the token itself.
-func (id *Identity) Summary() api.Identity {
+// Summary is the part of a CI identity that leases store and audit events
+// record: who (issuer URL, subject), which project, ref, pipeline, job and
+// user. It never includes the token. Its JSON is part of the lease store's
+// format: fields are only ever added.
+type Summary struct {
+	Issuer    string `json:"iss,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+	Project   string `json:"project,omitempty"`
+	ProjectID string `json:"project_id,omitempty"`
+	Ref       string `json:"ref,omitempty"`
+	Pipeline  string `json:"pipeline,omitempty"`
+	Job       string `json:"job,omitempty"`
+	User      string `json:"user,omitempty"`
+}
+
+// Summary returns the fields recorded in leases and audit events.
+func (id *Identity) Summary() Summary {
 	f := cikind.Of(string(id.Kind)).Summarize(id.Claims)
-	return api.Identity{
+	return Summary{
 		Issuer: id.IssuerURL, Subject: id.Subject,
 		Project: f.Project, ProjectID: f.ProjectID, Ref: f.Ref, Pipeline: f.Pipeline, Job: f.Job, User: f.User,
 	}

@@ -16,7 +16,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
@@ -54,7 +53,7 @@ func TestVerifyAcceptsGitLabToken(t *testing.T) {
 	if v, ok := got.Claims["iat"].(int64); !ok || v != t0.Unix() {
 		t.Errorf("got iat claim %#v, want int64(%d)", got.Claims["iat"], t0.Unix())
 	}
-	wantSummary := api.Identity{Issuer: idp.srv.URL, Subject: got.Subject, Project: "acme/infra", ProjectID: "42",
+	wantSummary := identity.Summary{Issuer: idp.srv.URL, Subject: got.Subject, Project: "acme/infra", ProjectID: "42",
 		Ref: "main", Pipeline: "574", Job: "302", User: "alice"}
 	if diff := cmp.Diff(wantSummary, got.Summary()); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
@@ -404,7 +403,7 @@ func TestVerifyGitHubShape(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got %v, want accepted", err)
 			}
-			want := api.Identity{Issuer: idp.srv.URL, Subject: "repo:octo-org/infra:ref:refs/heads/main", Project: "octo-org/infra",
+			want := identity.Summary{Issuer: idp.srv.URL, Subject: "repo:octo-org/infra:ref:refs/heads/main", Project: "octo-org/infra",
 				ProjectID: "1", Ref: "refs/heads/main", Pipeline: "9001", Job: "9001-2", User: "octocat"}
 			if diff := cmp.Diff(want, id.Summary()); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)
@@ -461,7 +460,7 @@ func TestVerifyKubernetesShape(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got %v, want accepted", err)
 			}
-			want := api.Identity{Issuer: idp.srv.URL, Subject: "system:serviceaccount:ci:deployer", Project: "ci",
+			want := identity.Summary{Issuer: idp.srv.URL, Subject: "system:serviceaccount:ci:deployer", Project: "ci",
 				User: "deployer", Job: "runner-1"}
 			if diff := cmp.Diff(want, id.Summary()); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/storage"
 	"github.com/keyferry/keyferry/internal/storage/memory"
 )
@@ -99,7 +99,7 @@ func TestSeedSpansCommits(t *testing.T) {
 	var leases []*Lease
 	for i := range 100 {
 		leases = append(leases, &Lease{ID: NewID(now), Role: "r", State: StateActive, AccessKeyID: fmt.Sprintf("ASIA%016d", i),
-			Identity: api.Identity{Project: "g/p", Pipeline: "1", Subject: "s"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+			Identity: identity.Summary{Project: "g/p", Pipeline: "1", Subject: "s"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
 	}
 	if err := Seed(context.Background(), st, leases); err != nil {
 		t.Fatal(err)

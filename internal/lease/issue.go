@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
@@ -152,7 +151,7 @@ type IssueRequest struct {
 // secrets: never log them.
 type Issued struct {
 	Lease       *Lease
-	Credentials api.Credentials
+	Credentials awsprov.Credentials
 	Region      string
 	// RefreshHandle trades for fresh credentials until MaxExpiresAt
 	// (assume_role leases only).
@@ -202,8 +201,7 @@ func (is *Issuer) deny(ctx context.Context, req IssueRequest, id *identity.Ident
 		ev.Role = req.Role
 	}
 	if id != nil {
-		s := id.Summary()
-		ev.Identity = &s
+		ev.Identity = auditIdentity(id.Summary())
 	}
 	if err := is.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
 		is.log.Error("audit write failed for a denial", "request_id", req.RequestID, "err", err)
@@ -318,9 +316,8 @@ func (is *Issuer) issueSession(ctx context.Context, in *issuance) (*Issued, erro
 		is.log.Error("lease write failed", "request_id", req.RequestID, "access_key_id", creds.AccessKeyID, "err", err)
 		return nil, is.deny(ctx, req, in.id, errStore(err), nil)
 	}
-	summary := l.Identity
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: &summary,
+		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: auditIdentity(l.Identity),
 		LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Expiration: l.ExpiresAt, SessionName: l.SessionName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
@@ -338,11 +335,14 @@ func (is *Issuer) issueSession(ctx context.Context, in *issuance) (*Issued, erro
 	}
 	return &Issued{
 		Lease: l, Region: in.region, RefreshHandle: handle, Audience: in.id.Audience,
-		Credentials: api.Credentials{
-			AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
-			Expiration: creds.Expiration.UTC(), AccountID: creds.AccountID, AssumedRoleARN: creds.AssumedRoleARN,
-		},
+		Credentials: utc(*creds),
 	}, nil
+}
+
+// utc returns c with its expiration in UTC.
+func utc(c awsprov.Credentials) awsprov.Credentials {
+	c.Expiration = c.Expiration.UTC()
+	return c
 }
 
 func compactPolicy(raw json.RawMessage) string {
@@ -448,9 +448,8 @@ func (is *Issuer) issueUser(ctx context.Context, in *issuance) (*Issued, error) 
 	// between leaves a pending lease (reclaimed, the user deleted) with an
 	// issue record for a key nobody received — never a live user without
 	// its record.
-	summary := l.Identity
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: &summary,
+		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: auditIdentity(l.Identity),
 		LeaseID: l.ID, AccessKeyID: u.AccessKeyID, Expiration: l.ExpiresAt, Object: l.UserName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
@@ -476,7 +475,7 @@ func (is *Issuer) issueUser(ctx context.Context, in *issuance) (*Issued, error) 
 	}
 	return &Issued{
 		Lease: l, Region: in.region, Audience: in.id.Audience,
-		Credentials: api.Credentials{AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey, Expiration: l.ExpiresAt, AccountID: accountFromARN(u.UserARN)},
+		Credentials: awsprov.Credentials{AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey, Expiration: l.ExpiresAt, AccountID: accountFromARN(u.UserARN)},
 	}, nil
 }
 

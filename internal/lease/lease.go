@@ -20,7 +20,7 @@ import (
 	"encoding/binary"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/policy"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
 )
@@ -48,18 +48,18 @@ const (
 
 // Lease records one issuance. It never holds a secret.
 type Lease struct {
-	ID          string       `json:"id"`
-	Role        string       `json:"role"`
-	Type        string       `json:"type"`
-	Identity    api.Identity `json:"identity"`
-	RoleARN     string       `json:"role_arn"`
-	SessionName string       `json:"session_name,omitempty"`
-	AccessKeyID string       `json:"access_key_id"`
-	IssuedAt    time.Time    `json:"issued_at"`
-	ExpiresAt   time.Time    `json:"expires_at"`
-	State       State        `json:"state"`
-	RevokedAt   time.Time    `json:"revoked_at,omitzero"`
-	RevokedBy   string       `json:"revoked_by,omitempty"`
+	ID          string           `json:"id"`
+	Role        string           `json:"role"`
+	Type        string           `json:"type"`
+	Identity    identity.Summary `json:"identity"`
+	RoleARN     string           `json:"role_arn"`
+	SessionName string           `json:"session_name,omitempty"`
+	AccessKeyID string           `json:"access_key_id"`
+	IssuedAt    time.Time        `json:"issued_at"`
+	ExpiresAt   time.Time        `json:"expires_at"`
+	State       State            `json:"state"`
+	RevokedAt   time.Time        `json:"revoked_at,omitzero"`
+	RevokedBy   string           `json:"revoked_by,omitempty"`
 	// RevokeNote explains a revocation; for STS sessions it says that the
 	// credentials stay usable upstream until they expire.
 	RevokeNote string `json:"revoke_note,omitempty"`

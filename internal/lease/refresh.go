@@ -12,7 +12,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/policy"
@@ -143,9 +142,8 @@ func (is *Issuer) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 	if err != nil {
 		return nil, l, is.denyRefresh(ctx, req, l, upstreamError(err, is.obs))
 	}
-	summary := l.Identity
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeRefresh, Decision: audit.DecisionAllow, Role: l.Role, Identity: &summary,
+		Type: audit.TypeRefresh, Decision: audit.DecisionAllow, Role: l.Role, Identity: auditIdentity(l.Identity),
 		LeaseID: l.ID, AccessKeyID: creds.AccessKeyID, Expiration: creds.Expiration.UTC(), SessionName: l.SessionName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
@@ -180,10 +178,7 @@ func (is *Issuer) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 		Handle: handle,
 		Issued: Issued{
 			Lease: updated, Region: preq.Region,
-			Credentials: api.Credentials{
-				AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken,
-				Expiration: creds.Expiration.UTC(), AccountID: creds.AccountID, AssumedRoleARN: creds.AssumedRoleARN,
-			},
+			Credentials: utc(*creds),
 		},
 	}, updated, nil
 }
@@ -195,9 +190,8 @@ func (is *Issuer) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 // caller gets audit_unavailable (no request is served then anyway).
 func (is *Issuer) handleReuse(ctx context.Context, req RefreshRequest, l *Lease) error {
 	note := "refresh handle reused: treated as stolen, lease and refresh chain revoked"
-	s := l.Identity
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeRevoke, Role: l.Role, Identity: &s, LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
+		Type: audit.TypeRevoke, Role: l.Role, Identity: auditIdentity(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
 		Reason: CodeRefreshHandleReused, Message: note, Actor: "keyferry", RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
 		is.log.Error("audit write failed for a refresh-handle reuse: the lease is not revoked", "lease_id", l.ID, "err", err)
@@ -223,8 +217,7 @@ func (is *Issuer) denyRefresh(ctx context.Context, req RefreshRequest, l *Lease,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}
 	if l != nil {
-		s := l.Identity
-		ev.Identity, ev.Role, ev.LeaseID = &s, l.Role, l.ID
+		ev.Identity, ev.Role, ev.LeaseID = auditIdentity(l.Identity), l.Role, l.ID
 	}
 	if err := is.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
 		is.log.Error("audit write failed for a refresh denial", "request_id", req.RequestID, "err", err)
