@@ -75,7 +75,7 @@ func valueString(x any) (string, error) {
 	case bool:
 		return strconv.FormatBool(t), nil
 	case json.Number:
-		return numberString(t)
+		return NumberString(t)
 	case nil:
 		return "", errors.New("invalid match value: null is not a value (use a string, boolean or number)")
 	case []any:
@@ -85,10 +85,12 @@ func valueString(x any) (string, error) {
 	}
 }
 
-// numberString formats a JSON number the way a claim holding the same
+// NumberString formats a JSON number the way a claim holding the same
 // number is compared: integral numbers without a fraction or exponent
-// ("42" for 42, 42.0 and 4.2e1), others in their shortest exact form.
-func numberString(n json.Number) (string, error) {
+// ("42" for 42, 42.0 and 4.2e1), others in their shortest exact form. The
+// role model formats claims with it too, so that a match value and a claim
+// of the same number are the same text.
+func NumberString(n json.Number) (string, error) {
 	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
 		return strconv.FormatInt(i, 10), nil
 	}
@@ -96,11 +98,17 @@ func numberString(n json.Number) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("invalid match value: number %s is out of range", n)
 	}
+	return FloatString(f), nil
+}
+
+// FloatString prints integral floats without a fraction or exponent ("42")
+// and others in their shortest exact form ("1.5").
+func FloatString(f float64) string {
 	if f == 0 {
-		return "0", nil // also for -0
+		return "0" // also for -0
 	}
 	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
-		return strconv.FormatFloat(f, 'f', 0, 64), nil
+		return strconv.FormatFloat(f, 'f', 0, 64)
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64), nil
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }

@@ -15,7 +15,10 @@ func TestValuesUnmarshal(t *testing.T) {
 		wantErr string
 	}{
 		{name: "string", in: `"main"`, want: Values{"main"}},
-		{name: "boolean", in: `true`, want: Values{"true"}},
+		{name: "true", in: `true`, want: Values{"true"}},
+		{name: "false", in: `false`, want: Values{"false"}},
+		{name: "empty string is kept for the role's validation to reject", in: `""`, want: Values{""}},
+		{name: "object in list", in: `["a", {}]`, wantErr: "item 1: invalid match value: an object"},
 		{name: "integer", in: `42`, want: Values{"42"}},
 		{name: "integral float", in: `42.0`, want: Values{"42"}},
 		{name: "exponent", in: `1e3`, want: Values{"1000"}},
@@ -67,4 +70,30 @@ func TestValuesMarshal(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzValues(f *testing.F) {
+	for _, s := range []string{`"a"`, `true`, `42`, `4.2e1`, `["a",1,false]`, `[]`, `{}`, `null`, `[[1]]`, `"\u00e9"`, `-0`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v Values
+		if err := json.Unmarshal(data, &v); err != nil {
+			return
+		}
+		if len(v) == 0 {
+			t.Fatalf("decoded %q into no values without an error", data)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("marshal %q: %v", v, err)
+		}
+		var back Values
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("re-decoding %s: %v", b, err)
+		}
+		if diff := slices.Equal(v, back); !diff {
+			t.Fatalf("round trip of %q changed the values: %q, then %q", data, v, back)
+		}
+	})
 }

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"time"
+
+	"github.com/keyferry/keyferry/internal/identity"
 )
 
 // Event types.
@@ -28,19 +30,6 @@ const (
 	DecisionDeny  = "deny"
 )
 
-// Identity is the CI identity an event is about. Its fields are part of
-// the audit log's schema (docs/audit-log.md).
-type Identity struct {
-	Issuer    string `json:"iss,omitempty"`
-	Subject   string `json:"sub,omitempty"`
-	Project   string `json:"project,omitempty"`
-	ProjectID string `json:"project_id,omitempty"`
-	Ref       string `json:"ref,omitempty"`
-	Pipeline  string `json:"pipeline,omitempty"`
-	Job       string `json:"job,omitempty"`
-	User      string `json:"user,omitempty"`
-}
-
 // Event is one audit record. The schema is documented in docs/audit-log.md;
 // fields are only ever added, never renamed.
 type Event struct {
@@ -51,7 +40,7 @@ type Event struct {
 	// RequestID correlates with the HTTP response and server logs.
 	RequestID string `json:"request_id,omitempty"`
 	// Identity is the CI identity (issue, deny, refresh).
-	Identity *Identity `json:"identity,omitempty"`
+	Identity *identity.Summary `json:"identity,omitempty"`
 	// Actor names the admin token behind an admin action.
 	Actor    string `json:"actor,omitempty"`
 	Role     string `json:"role,omitempty"`

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyferry/keyferry/internal/identity"
 )
 
 var testTime = time.Date(2025, 11, 26, 1, 2, 3, 456789000, time.UTC)
@@ -19,7 +21,7 @@ func testEvent(i int) *Event {
 		Time:      testTime.Add(time.Duration(i) * time.Millisecond),
 		Type:      TypeIssue,
 		RequestID: fmt.Sprintf("req-%d", i),
-		Identity: &Identity{
+		Identity: &identity.Summary{
 			Issuer:  "https://gitlab.example.com",
 			Subject: "project_path:g/p:ref_type:branch:ref:main",
 			Project: "g/p",

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/fault"
 	"github.com/keyferry/keyferry/internal/identity"
 	awsprov "github.com/keyferry/keyferry/internal/provider/aws"
@@ -137,8 +136,5 @@ func resultOf(err error, ok string) string {
 	return "denied"
 }
 
-// auditIdentity is a lease's identity as the audit log records it.
-func auditIdentity(s identity.Summary) *audit.Identity {
-	return &audit.Identity{Issuer: s.Issuer, Subject: s.Subject, Project: s.Project, ProjectID: s.ProjectID,
-		Ref: s.Ref, Pipeline: s.Pipeline, Job: s.Job, User: s.User}
-}
+// summaryOf returns a pointer to a copy of s, for an audit event.
+func summaryOf(s identity.Summary) *identity.Summary { return &s }

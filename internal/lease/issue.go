@@ -201,7 +201,7 @@ func (is *Issuer) deny(ctx context.Context, req IssueRequest, id *identity.Ident
 		ev.Role = req.Role
 	}
 	if id != nil {
-		ev.Identity = auditIdentity(id.Summary())
+		ev.Identity = summaryOf(id.Summary())
 	}
 	if err := is.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
 		is.log.Error("audit write failed for a denial", "request_id", req.RequestID, "err", err)
@@ -317,7 +317,7 @@ func (is *Issuer) issueSession(ctx context.Context, in *issuance) (*Issued, erro
 		return nil, is.deny(ctx, req, in.id, errStore(err), nil)
 	}
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: auditIdentity(l.Identity),
+		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: summaryOf(l.Identity),
 		LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Expiration: l.ExpiresAt, SessionName: l.SessionName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
@@ -449,7 +449,7 @@ func (is *Issuer) issueUser(ctx context.Context, in *issuance) (*Issued, error) 
 	// issue record for a key nobody received — never a live user without
 	// its record.
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: auditIdentity(l.Identity),
+		Type: audit.TypeIssue, Decision: audit.DecisionAllow, Role: r.Name, Identity: summaryOf(l.Identity),
 		LeaseID: l.ID, AccessKeyID: u.AccessKeyID, Expiration: l.ExpiresAt, Object: l.UserName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {

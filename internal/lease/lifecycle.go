@@ -443,7 +443,7 @@ func (lc *Lifecycle) expireOne(ctx context.Context, entry, id string) (found boo
 		if queue {
 			if !recorded {
 				if err := lc.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-					Type: audit.TypeRevoke, Role: l.Role, Identity: auditIdentity(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Object: l.UserName,
+					Type: audit.TypeRevoke, Role: l.Role, Identity: summaryOf(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Object: l.UserName,
 					Actor: actorExpired, Reason: "expired", Message: "the lease expired: IAM user " + l.UserName + " queued for deletion",
 				}); err != nil {
 					return true, &auditStopped{err}
@@ -640,7 +640,7 @@ func (lc *Lifecycle) revokeOne(ctx context.Context, id string) error {
 	now := lc.now()
 	final := upErr == nil || l.Attempts+1 >= lc.tune.MaxAttempts
 	if final {
-		ev := &audit.Event{Type: audit.TypeRevoke, Role: l.Role, Identity: auditIdentity(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
+		ev := &audit.Event{Type: audit.TypeRevoke, Role: l.Role, Identity: summaryOf(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
 			Actor: l.RevokedBy, Object: l.UserName}
 		switch {
 		case upErr != nil:

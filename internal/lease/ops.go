@@ -141,7 +141,7 @@ func (lc *Lifecycle) FindByKey(ctx context.Context, accessKeyID string) ([]Lease
 
 // event is the base of an audit event about l caused by o.
 func event(typ string, l *Lease, o audit.Origin) *audit.Event {
-	return o.Stamp(&audit.Event{Type: typ, Role: l.Role, Identity: auditIdentity(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Object: l.UserName})
+	return o.Stamp(&audit.Event{Type: typ, Role: l.Role, Identity: summaryOf(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID, Object: l.UserName})
 }
 
 // recordThen writes ev and then runs act: the record of an operator's

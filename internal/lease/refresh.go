@@ -143,7 +143,7 @@ func (is *Issuer) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 		return nil, l, is.denyRefresh(ctx, req, l, upstreamError(err, is.obs))
 	}
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeRefresh, Decision: audit.DecisionAllow, Role: l.Role, Identity: auditIdentity(l.Identity),
+		Type: audit.TypeRefresh, Decision: audit.DecisionAllow, Role: l.Role, Identity: summaryOf(l.Identity),
 		LeaseID: l.ID, AccessKeyID: creds.AccessKeyID, Expiration: creds.Expiration.UTC(), SessionName: l.SessionName,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
@@ -191,7 +191,7 @@ func (is *Issuer) refresh(ctx context.Context, req RefreshRequest) (*Refreshed, 
 func (is *Issuer) handleReuse(ctx context.Context, req RefreshRequest, l *Lease) error {
 	note := "refresh handle reused: treated as stolen, lease and refresh chain revoked"
 	if err := is.audit.Write(context.WithoutCancel(ctx), &audit.Event{
-		Type: audit.TypeRevoke, Role: l.Role, Identity: auditIdentity(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
+		Type: audit.TypeRevoke, Role: l.Role, Identity: summaryOf(l.Identity), LeaseID: l.ID, AccessKeyID: l.AccessKeyID,
 		Reason: CodeRefreshHandleReused, Message: note, Actor: "keyferry", RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}); err != nil {
 		is.log.Error("audit write failed for a refresh-handle reuse: the lease is not revoked", "lease_id", l.ID, "err", err)
@@ -217,7 +217,7 @@ func (is *Issuer) denyRefresh(ctx context.Context, req RefreshRequest, l *Lease,
 		RequestID: req.RequestID, SourceAddr: req.SourceAddr,
 	}
 	if l != nil {
-		ev.Identity, ev.Role, ev.LeaseID = auditIdentity(l.Identity), l.Role, l.ID
+		ev.Identity, ev.Role, ev.LeaseID = summaryOf(l.Identity), l.Role, l.ID
 	}
 	if err := is.audit.Write(context.WithoutCancel(ctx), ev); err != nil {
 		is.log.Error("audit write failed for a refresh denial", "request_id", req.RequestID, "err", err)

@@ -3,10 +3,10 @@ package policy
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"strconv"
 	"strings"
 
+	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/identity"
 )
@@ -129,26 +129,14 @@ func scalarString(v any) (string, bool) {
 	case uint64:
 		return strconv.FormatUint(t, 10), true
 	case float64:
-		return floatString(t), true
+		return api.FloatString(t), true
 	case json.Number:
-		if s, err := numberString(t); err == nil {
+		if s, err := api.NumberString(t); err == nil {
 			return s, true
 		}
 		return t.String(), true
 	}
 	return "", false
-}
-
-// floatString prints integral floats without a fraction or exponent ("42")
-// and others in their shortest exact form ("1.5").
-func floatString(f float64) string {
-	if f == 0 {
-		return "0" // also for -0
-	}
-	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
-		return strconv.FormatFloat(f, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // claimText is what a template placeholder renders for a claim value:

@@ -7,6 +7,8 @@ package policy
 import (
 	"encoding/json"
 
+	"github.com/keyferry/keyferry/internal/api"
+
 	"github.com/keyferry/keyferry/internal/dur"
 )
 
@@ -101,5 +103,6 @@ func (a AWS) WaitsUntilUsable() bool { return a.WaitUntilUsable == nil || *a.Wai
 
 // Values is a list of accepted claim values. It decodes from a single
 // scalar or a list; booleans and numbers are kept in their string form,
-// because GitLab sends booleans as "true"/"false".
-type Values []string
+// because GitLab sends booleans as "true"/"false". It is the API's type:
+// a role's match values are read and written in one way only.
+type Values = api.Values
