@@ -89,7 +89,7 @@ func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "an admin token is required (Authorization: Bearer kfa_…)"))
 			return
 		}
-		t, err := s.tokens.Authenticate(r.Context(), strings.TrimSpace(tok))
+		t, err := s.Tokens.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if errors.Is(err, admintoken.ErrInvalid) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry", error="invalid_token"`)
 			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "the admin token is not valid"))
@@ -564,7 +564,7 @@ func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := s.tokens.List(r.Context())
+	ts, err := s.Tokens.List(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -582,7 +582,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fault.Newf(fault.Invalid, "invalid_name", "name must match %s", nameRE))
 		return
 	}
-	tok, t, err := s.tokens.Create(r.Context(), req.Name, req.Scopes, origin(r))
+	tok, t, err := s.Tokens.Create(r.Context(), req.Name, req.Scopes, origin(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -592,7 +592,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := s.tokens.Delete(r.Context(), id, origin(r)); err != nil {
+	if err := s.Tokens.Delete(r.Context(), id, origin(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
