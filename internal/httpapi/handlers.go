@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ func (s *server) creds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := s.Issuer.Issue(r.Context(), lease.IssueRequest{
-		Role: req.Role, Token: req.Token, TTL: time.Duration(req.TTLSeconds) * time.Second,
+		Role: req.Role, Token: req.Token, TTL: seconds(req.TTLSeconds),
 		RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
 	})
 	if err != nil {
@@ -127,6 +128,23 @@ func dryRun(r *http.Request) (bool, error) {
 		return false, fault.New(fault.Invalid, "invalid_request", "dry_run must be true or false")
 	}
 	return b, nil
+}
+
+// maxReasonLen caps an operator's reason (revoke, bulk revoke, forget),
+// which goes into lease notes and audit events.
+const maxReasonLen = 512
+
+var errReasonTooLong = fault.Newf(fault.Invalid, "invalid_request", "reason must be at most %d characters", maxReasonLen)
+
+// seconds converts a non-negative ttl_seconds to a duration, saturating
+// at the longest one: a value too large for a time.Duration must stay too
+// large (the lease manager refuses or caps it), not wrap around into a
+// short or negative ttl.
+func seconds(n int64) time.Duration {
+	if n > int64(math.MaxInt64/time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Second
 }
 
 func (s *server) listRoles(w http.ResponseWriter, r *http.Request) {
@@ -433,8 +451,8 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		if len(req.Reason) > 512 {
-			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "reason must be at most 512 characters"))
+		if len(req.Reason) > maxReasonLen {
+			s.fail(w, r, errReasonTooLong)
 			return
 		}
 	}
@@ -473,8 +491,8 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if len(req.Reason) > 512 {
-		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "reason must be at most 512 characters"))
+	if len(req.Reason) > maxReasonLen {
+		s.fail(w, r, errReasonTooLong)
 		return
 	}
 	sel := lease.Selector{Role: req.Role, Project: req.Project, Pipeline: req.Pipeline, Subject: req.Subject, AccessKeyID: req.AccessKeyID}
@@ -522,6 +540,10 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		if len(req.Reason) > maxReasonLen {
+			s.fail(w, r, errReasonTooLong)
+			return
+		}
 		o.Reason = req.Reason
 		l, err = s.Leases.Forget(r.Context(), id, o)
 	case "renew":
@@ -536,7 +558,7 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "ttl_seconds must not be negative"))
 			return
 		}
-		l, err = s.Leases.Renew(r.Context(), id, time.Duration(req.TTLSeconds)*time.Second, o)
+		l, err = s.Leases.Renew(r.Context(), id, seconds(req.TTLSeconds), o)
 	default:
 		s.fail(w, r, fault.New(fault.NotFound, "not_found", "unknown lease action: want revoke, retry, forget or renew"))
 		return
