@@ -500,7 +500,7 @@ func (a *fakeAPI) servedBy(t testing.TB) []string {
 	return out
 }
 
-// apiError reads an error answer's code and message: the JSON error body,
+// apiErrorOf reads an error answer's code and message: the JSON error body,
 // or an STS ErrorResponse.
 func apiErrorOf(t testing.TB, w *httptest.ResponseRecorder) (code, msg string) {
 	t.Helper()
