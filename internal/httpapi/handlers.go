@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ func (s *server) creds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := s.Issuer.Issue(r.Context(), lease.IssueRequest{
-		Role: req.Role, Token: req.Token, TTL: time.Duration(req.TTLSeconds) * time.Second,
+		Role: req.Role, Token: req.Token, TTL: seconds(req.TTLSeconds),
 		RequestID: RequestID(r.Context()), SourceAddr: remoteHost(r),
 	})
 	if err != nil {
@@ -89,7 +90,7 @@ func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "an admin token is required (Authorization: Bearer kfa_…)"))
 			return
 		}
-		t, err := s.tokens.Authenticate(r.Context(), strings.TrimSpace(tok))
+		t, err := s.Tokens.Authenticate(r.Context(), strings.TrimSpace(tok))
 		if errors.Is(err, admintoken.ErrInvalid) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry", error="invalid_token"`)
 			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "the admin token is not valid"))
@@ -127,6 +128,23 @@ func dryRun(r *http.Request) (bool, error) {
 		return false, fault.New(fault.Invalid, "invalid_request", "dry_run must be true or false")
 	}
 	return b, nil
+}
+
+// maxReasonLen caps an operator's reason (revoke, bulk revoke, forget),
+// which goes into lease notes and audit events.
+const maxReasonLen = 512
+
+var errReasonTooLong = fault.Newf(fault.Invalid, "invalid_request", "reason must be at most %d characters", maxReasonLen)
+
+// seconds converts a non-negative ttl_seconds to a duration, saturating
+// at the longest one: a value too large for a time.Duration must stay too
+// large (the lease manager refuses or caps it), not wrap around into a
+// short or negative ttl.
+func seconds(n int64) time.Duration {
+	if n > int64(math.MaxInt64/time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Second
 }
 
 func (s *server) listRoles(w http.ResponseWriter, r *http.Request) {
@@ -433,8 +451,8 @@ func (s *server) revokeLease(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		if len(req.Reason) > 512 {
-			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "reason must be at most 512 characters"))
+		if len(req.Reason) > maxReasonLen {
+			s.fail(w, r, errReasonTooLong)
 			return
 		}
 	}
@@ -473,8 +491,8 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if len(req.Reason) > 512 {
-		s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "reason must be at most 512 characters"))
+	if len(req.Reason) > maxReasonLen {
+		s.fail(w, r, errReasonTooLong)
 		return
 	}
 	sel := lease.Selector{Role: req.Role, Project: req.Project, Pipeline: req.Pipeline, Subject: req.Subject, AccessKeyID: req.AccessKeyID}
@@ -522,6 +540,10 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		if len(req.Reason) > maxReasonLen {
+			s.fail(w, r, errReasonTooLong)
+			return
+		}
 		o.Reason = req.Reason
 		l, err = s.Leases.Forget(r.Context(), id, o)
 	case "renew":
@@ -536,7 +558,7 @@ func (s *server) leaseAction(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, fault.New(fault.Invalid, "invalid_request", "ttl_seconds must not be negative"))
 			return
 		}
-		l, err = s.Leases.Renew(r.Context(), id, time.Duration(req.TTLSeconds)*time.Second, o)
+		l, err = s.Leases.Renew(r.Context(), id, seconds(req.TTLSeconds), o)
 	default:
 		s.fail(w, r, fault.New(fault.NotFound, "not_found", "unknown lease action: want revoke, retry, forget or renew"))
 		return
@@ -564,7 +586,7 @@ func (s *server) sweepOrphans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := s.tokens.List(r.Context())
+	ts, err := s.Tokens.List(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -582,7 +604,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fault.Newf(fault.Invalid, "invalid_name", "name must match %s", nameRE))
 		return
 	}
-	tok, t, err := s.tokens.Create(r.Context(), req.Name, req.Scopes, origin(r))
+	tok, t, err := s.Tokens.Create(r.Context(), req.Name, req.Scopes, origin(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -592,7 +614,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) deleteToken(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := s.tokens.Delete(r.Context(), id, origin(r)); err != nil {
+	if err := s.Tokens.Delete(r.Context(), id, origin(r)); err != nil {
 		s.fail(w, r, err)
 		return
 	}

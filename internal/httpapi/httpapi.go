@@ -21,8 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/keyferry/keyferry/internal/admintoken"
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/audit"
@@ -31,20 +29,75 @@ import (
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
 	"github.com/keyferry/keyferry/internal/metrics"
+	"github.com/keyferry/keyferry/internal/policy"
 	"github.com/keyferry/keyferry/internal/registry"
-	"github.com/keyferry/keyferry/internal/storage"
 )
+
+// Issuance is what the credential endpoints (POST /v1/creds, POST
+// /v1/creds/refresh and POST /sts) need: issue a lease, refresh one.
+type Issuance interface {
+	Issue(ctx context.Context, req lease.IssueRequest) (*lease.Issued, error)
+	Refresh(ctx context.Context, req lease.RefreshRequest) (*lease.Refreshed, error)
+}
+
+var _ Issuance = (*lease.Issuer)(nil)
+
+// Leases is what the lease endpoints need: read, find and select leases,
+// and act on them on an operator's behalf.
+type Leases interface {
+	Get(ctx context.Context, id string) (*lease.Lease, error)
+	List(ctx context.Context, f lease.Filter) ([]lease.Lease, string, error)
+	FindByKey(ctx context.Context, accessKeyID string) ([]lease.Lease, error)
+	Select(ctx context.Context, s lease.Selector) ([]lease.Lease, error)
+	Revoke(ctx context.Context, id string, o audit.Origin, wait bool) (*lease.Lease, error)
+	RevokeMatching(ctx context.Context, s lease.Selector, o audit.Origin) ([]lease.Lease, error)
+	Retry(ctx context.Context, id string, o audit.Origin) (*lease.Lease, error)
+	Forget(ctx context.Context, id string, o audit.Origin) (*lease.Lease, error)
+	Renew(ctx context.Context, id string, ttl time.Duration, o audit.Origin) (*lease.Lease, error)
+	SweepOrphansNow(ctx context.Context, dryRun bool) ([]lease.Orphan, bool, error)
+}
+
+var _ Leases = (*lease.Lifecycle)(nil)
+
+// Registry is what the role and issuer endpoints (and the STS endpoint's
+// RoleArn lookup) need: read roles and issuers, validate a role, write
+// and delete both.
+type Registry interface {
+	Role(name string) (*policy.Compiled, bool)
+	Roles() []policy.Role
+	CompileRole(ro policy.Role) (*policy.Compiled, error)
+	PutRole(ctx context.Context, ro policy.Role, o audit.Origin) (registry.Outcome, error)
+	DeleteRole(ctx context.Context, name string, o audit.Origin) error
+	Issuer(name string) (identity.Issuer, bool)
+	Issuers() []identity.Issuer
+	PutIssuer(ctx context.Context, is identity.Issuer, o audit.Origin) (registry.Outcome, error)
+	DeleteIssuer(ctx context.Context, name string, o audit.Origin) error
+}
+
+var _ Registry = (*registry.Registry)(nil)
+
+// AdminTokens is what the admin middleware and the admin-token endpoints
+// need. Authenticate returns an error wrapping admintoken.ErrInvalid for
+// a token that does not authenticate; Create and Delete audit the
+// change.
+type AdminTokens interface {
+	Authenticate(ctx context.Context, presented string) (*admintoken.Token, error)
+	List(ctx context.Context) ([]admintoken.Token, error)
+	Create(ctx context.Context, name string, scopes []string, o audit.Origin) (string, *admintoken.Token, error)
+	Delete(ctx context.Context, id string, o audit.Origin) error
+}
+
+var _ AdminTokens = (*admintoken.Service)(nil)
 
 // Config wires the API.
 type Config struct {
-	Issuer   *lease.Issuer
-	Leases   *lease.Lifecycle
-	Registry *registry.Registry
+	Issuer   Issuance
+	Leases   Leases
+	Registry Registry
 	Verifier lease.Verifier
-	Store    storage.Store
-	// Audit records admin-token changes, through an admintoken.Service
-	// (roles, issuers and leases audit through their own components).
-	Audit   audit.Writer
+	// Tokens authenticates admin requests and serves the admin-token
+	// endpoints (an admintoken.Service, which audits the changes).
+	Tokens  AdminTokens
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	// MaxBodyBytes caps every request body.
@@ -61,8 +114,7 @@ type Config struct {
 
 type server struct {
 	Config
-	log    *slog.Logger
-	tokens *admintoken.Service
+	log *slog.Logger
 }
 
 // New returns the API handler.
@@ -77,50 +129,8 @@ func New(cfg Config) http.Handler {
 	if s.MaxBodyBytes <= 0 {
 		s.MaxBodyBytes = 64 << 10
 	}
-	s.tokens = admintoken.New(admintoken.Config{Store: cfg.Store, Audit: cfg.Audit, Now: s.Now})
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc) {
-		route := pattern
-		mux.Handle(pattern, s.instrument(route, h))
-	}
-	handle("GET /healthz", s.healthz)
-	handle("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
-
-	handle("POST /v1/creds", s.creds)
-	handle("POST /v1/creds/refresh", s.refresh)
-	handle("POST /sts", s.sts)
-	handle("POST /sts/", s.sts)
-
-	handle("GET /v1/roles", s.admin(admintoken.ScopeRolesRead, s.listRoles))
-	handle("GET /v1/roles/{name}", s.admin(admintoken.ScopeRolesRead, s.getRole))
-	handle("PUT /v1/roles/{name}", s.admin(admintoken.ScopeRolesWrite, s.putRole))
-	handle("DELETE /v1/roles/{name}", s.admin(admintoken.ScopeRolesWrite, s.deleteRole))
-	handle("POST /v1/roles/{name}/test", s.admin(admintoken.ScopeRolesRead, s.testRole))
-
-	handle("GET /v1/issuers", s.admin(admintoken.ScopeIssuersRead, s.listIssuers))
-	handle("GET /v1/issuers/{name}", s.admin(admintoken.ScopeIssuersRead, s.getIssuer))
-	handle("PUT /v1/issuers/{name}", s.admin(admintoken.ScopeIssuersWrite, s.putIssuer))
-	handle("DELETE /v1/issuers/{name}", s.admin(admintoken.ScopeIssuersWrite, s.deleteIssuer))
-
-	handle("GET /v1/leases", s.admin(admintoken.ScopeLeasesRead, s.listLeases))
-	handle("GET /v1/leases/{id}", s.admin(admintoken.ScopeLeasesRead, s.getLease))
-	handle("POST /v1/leases/{id}/revoke", s.admin(admintoken.ScopeLeasesRevoke, s.revokeLease))
-	handle("POST /v1/leases/{id}/{action}", s.admin(admintoken.ScopeLeasesRevoke, s.leaseAction))
-	handle("POST /v1/leases/revoke", s.admin(admintoken.ScopeLeasesRevoke, s.bulkRevoke))
-	handle("POST /v1/orphans/sweep", s.admin(admintoken.ScopeLeasesRevoke, s.sweepOrphans))
-
-	handle("GET /v1/admin-tokens", s.admin(admintoken.ScopeTokensWrite, s.listTokens))
-	handle("POST /v1/admin-tokens", s.admin(admintoken.ScopeTokensWrite, s.createToken))
-	handle("DELETE /v1/admin-tokens/{id}", s.admin(admintoken.ScopeTokensWrite, s.deleteToken))
-
-	if cfg.Dev != nil {
-		mux.Handle("/dev/oidc/", http.StripPrefix("/dev/oidc", cfg.Dev.Handler()))
-		handle("POST /v1/dev/token", s.admin(admintoken.ScopeDev, s.devToken))
-	}
-	mux.Handle("/", s.instrument("unmatched", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, fault.Newf(fault.NotFound, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
-	}))
+	s.register(mux.Handle)
 	return s.requestID(s.recoverPanics(mux))
 }
 

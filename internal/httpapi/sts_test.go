@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keyferry/keyferry/internal/admintoken"
 	"github.com/keyferry/keyferry/internal/audit"
 	"github.com/keyferry/keyferry/internal/identity"
 	"github.com/keyferry/keyferry/internal/lease"
@@ -137,7 +138,8 @@ func stsServer(t testing.TB) (http.Handler, *rejectingVerifier) {
 	v := &rejectingVerifier{}
 	issuer := lease.NewIssuer(lease.IssuerConfig{Store: st, Audit: discardAudit{}, Verifier: v, Roles: reg})
 	leases := lease.NewLifecycle(lease.LifecycleConfig{Store: st, Audit: discardAudit{}, Roles: reg})
-	return New(Config{Issuer: issuer, Leases: leases, Registry: reg, Verifier: v, Store: st, Audit: discardAudit{}, Metrics: metrics.New(), MaxBodyBytes: 64 << 10}), v
+	tokens := admintoken.New(admintoken.Config{Store: st, Audit: discardAudit{}})
+	return New(Config{Issuer: issuer, Leases: leases, Registry: reg, Verifier: v, Tokens: tokens, Metrics: metrics.New(), MaxBodyBytes: 64 << 10}), v
 }
 
 // stsParams are the parameters of AssumeRoleWithWebIdentity keyferry

@@ -39,7 +39,8 @@ func newTokenAPI(t *testing.T) *tokenAPI {
 	reg := registry.New(registry.Config{Store: st, Audit: aw})
 	issuer := lease.NewIssuer(lease.IssuerConfig{Store: st, Audit: aw, Verifier: &rejectingVerifier{}, Roles: reg})
 	leases := lease.NewLifecycle(lease.LifecycleConfig{Store: st, Audit: aw, Roles: reg})
-	h := New(Config{Issuer: issuer, Leases: leases, Registry: reg, Store: st, Audit: aw, Metrics: metrics.New()})
+	tokens := admintoken.New(admintoken.Config{Store: st, Audit: aw})
+	h := New(Config{Issuer: issuer, Leases: leases, Registry: reg, Tokens: tokens, Metrics: metrics.New()})
 	return &tokenAPI{h: h, aw: aw, root: root, store: st}
 }
 

@@ -173,7 +173,7 @@ func Run(ctx context.Context, in *config.Config, opts Options) error {
 		},
 	})
 	handler := httpapi.New(httpapi.Config{
-		Issuer: issuer, Leases: leases, Registry: reg, Verifier: verifier, Store: store, Audit: sink, Metrics: m, Logger: log.With("component", "http"),
+		Issuer: issuer, Leases: leases, Registry: reg, Verifier: verifier, Tokens: admintoken.New(admintoken.Config{Store: store, Audit: sink}), Metrics: m, Logger: log.With("component", "http"),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes, Dev: dev, DevAudience: cfg.PublicURL,
 		Ready: func(ctx context.Context) error {
 			_, err := store.Get(ctx, "ready-probe")
