@@ -191,7 +191,7 @@ func Authenticate(ctx context.Context, s storage.Store, presented string) (*Toke
 		return nil, ErrInvalid
 	}
 	if err != nil {
-		return nil, fmt.Errorf("admintoken: %w", err)
+		return nil, fault.Wrap(fmt.Errorf("admintoken: %w", err), fault.Unavailable, fault.CodeStoreUnavailable, "the token store is unavailable")
 	}
 	var t Token
 	if err := json.Unmarshal(kv.Value, &t); err != nil {
@@ -215,6 +215,9 @@ func List(ctx context.Context, s storage.Store) ([]Token, error) {
 		out = append(out, t)
 		return true, nil
 	})
+	if err != nil && fault.CodeOf(err) == "" && !errors.Is(err, context.Canceled) {
+		err = fault.Wrap(err, fault.Unavailable, fault.CodeStoreUnavailable, "the token store is unavailable")
+	}
 	return out, err
 }
 

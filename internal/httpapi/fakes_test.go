@@ -187,6 +187,9 @@ type fakeRegistry struct {
 	outcome    registry.Outcome
 	err        error
 	compileErr error
+	// vanish makes every write disappear at once, as if another request
+	// deleted the object right after it was stored.
+	vanish bool
 }
 
 var _ Registry = (*fakeRegistry)(nil)
@@ -233,6 +236,9 @@ func (f *fakeRegistry) PutRole(_ context.Context, ro policy.Role, o audit.Origin
 		return "", fmt.Errorf("fake registry: %w", err)
 	}
 	f.roles[ro.Name] = c
+	if f.vanish {
+		delete(f.roles, ro.Name)
+	}
 	return f.outcome, nil
 }
 

@@ -84,8 +84,9 @@ type actorKey struct{}
 func (s *server) admin(scope string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || tok == "" {
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		scheme, tok, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keyferry"`)
 			s.fail(w, r, fault.New(fault.Unauthenticated, "unauthenticated", "an admin token is required (Authorization: Bearer kfa_…)"))
 			return
@@ -214,7 +215,11 @@ func (s *server) putRole(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	c, _ := s.Registry.Role(name)
+	c, ok := s.Registry.Role(name)
+	if !ok {
+		s.fail(w, r, fault.Newf(fault.Conflict, "conflict", "role %q was written, then deleted by another request before it could be shown", name))
+		return
+	}
 	s.writeJSON(w, http.StatusOK, api.WriteResult[api.Role]{Outcome: string(out), Object: RoleToAPI(c.Role())})
 }
 
@@ -364,7 +369,11 @@ func (s *server) putIssuer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	stored, _ := s.Registry.Issuer(name)
+	stored, ok := s.Registry.Issuer(name)
+	if !ok {
+		s.fail(w, r, fault.Newf(fault.Conflict, "conflict", "issuer %q was written, then deleted by another request before it could be shown", name))
+		return
+	}
 	s.writeJSON(w, http.StatusOK, api.WriteResult[api.Issuer]{Outcome: string(out), Object: IssuerToAPI(stored)})
 }
 

@@ -238,3 +238,19 @@ func TestPublicRoutesTakeNoToken(t *testing.T) {
 		})
 	}
 }
+
+// TestBearerSchemeIsCaseInsensitive: HTTP auth schemes are
+// case-insensitive, so "bearer" and "BEARER" work like "Bearer"; another
+// scheme does not.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	for _, tt := range []struct {
+		scheme string
+		want   int
+	}{{"bearer", http.StatusOK}, {"BEARER", http.StatusOK}, {"Bearer", http.StatusOK}, {"Token", http.StatusUnauthorized}} {
+		a := newFakeAPI(t, withLeases)
+		w := a.do(t, request{line: "GET /v1/leases", header: map[string]string{"Authorization": tt.scheme + " " + rootToken.value}})
+		if w.Code != tt.want {
+			t.Errorf("scheme %q: got %d (%s), want %d", tt.scheme, w.Code, w.Body, tt.want)
+		}
+	}
+}
