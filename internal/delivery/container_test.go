@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestContainerDocumentIsExact(t *testing.T) {
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	for _, tc := range []struct {
 		name    string
 		roleARN string
@@ -115,7 +116,7 @@ func TestContainerOnlyGET(t *testing.T) {
 
 func TestContainerSourceErrorsAreCallerSafe(t *testing.T) {
 	const leaky = "broker said 500: token=" + fixSession
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	for _, tc := range []struct {
 		name   string
 		src    Source
@@ -150,7 +151,7 @@ func TestContainerSourceErrorsAreCallerSafe(t *testing.T) {
 }
 
 func TestContainerRefusesExpiredCredentials(t *testing.T) {
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	h, err := NewContainerHandler(ContainerConfig{Source: staticSource(fixCreds(t0)), Token: fixToken, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +164,7 @@ func TestContainerRefusesExpiredCredentials(t *testing.T) {
 }
 
 func TestContainerRendersOncePerCredentialChange(t *testing.T) {
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	var cur atomic.Pointer[api.CredsResponse]
 	cur.Store(fixCreds(t0))
 	h, err := NewContainerHandler(ContainerConfig{Token: fixToken, Now: clk.Now,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // BenchmarkVerify measures the hot path: a GitLab token whose issuer's
@@ -49,7 +50,7 @@ func BenchmarkVerify(b *testing.B) {
 				if bc.replay {
 					is.ReplayMaxUses = b.N + 1
 				}
-				v = newVerifier(b, newClock(t0), nil, is)
+				v = newVerifier(b, testutil.NewClock(t0), nil, is)
 				tok = idp.sign(b, idp.gitlabClaims())
 			}
 			if _, err := v.Verify(context.Background(), tok); err != nil { // warm the key cache
@@ -102,7 +103,7 @@ func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := newVerifier(b, newClock(t0), nil, identity.Issuer{
+	v := newVerifier(b, testutil.NewClock(t0), nil, identity.Issuer{
 		Name: "gitlab", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience}, Algorithms: []string{"ES256"},
 		PublicKeys: []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))},
 	})

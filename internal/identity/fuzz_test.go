@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // FuzzVerify feeds arbitrary strings to Verify. Properties:
@@ -42,7 +43,7 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v := identity.NewVerifier(identity.Config{Now: newClock(t0).Now})
+	v := identity.NewVerifier(identity.Config{Now: testutil.NewClock(t0).Now})
 	err = v.SetIssuers([]identity.Issuer{{
 		Name: "gitlab", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
 		PublicKeys: []string{string(iss.JWKS()), pemBlock("PUBLIC KEY", der)},

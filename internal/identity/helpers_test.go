@@ -19,32 +19,13 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // t0 is the fixed "now" of most tests.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const testAudience = "https://keyferry.example.com"
-
-// clock is an injectable, manually advanced clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // testKeys caches the RSA keys tests use, generated once per test binary:
 // no private key is committed, and generating 2048-bit keys per test would
@@ -195,7 +176,7 @@ func (l *fetchLog) next(t testing.TB) error {
 }
 
 // newVerifier returns a verifier on clk trusting issuers.
-func newVerifier(t testing.TB, clk *clock, log *fetchLog, issuers ...identity.Issuer) *identity.Verifier {
+func newVerifier(t testing.TB, clk *testutil.Clock, log *fetchLog, issuers ...identity.Issuer) *identity.Verifier {
 	t.Helper()
 	cfg := identity.Config{Now: clk.Now}
 	if log != nil {

@@ -12,11 +12,12 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestUnknownKidRefetchHonoursCooldown(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	log := newFetchLog()
 	v := newVerifier(t, clk, log, idp.issuer())
 	ctx := context.Background()
@@ -61,7 +62,7 @@ func TestUnknownKidRefetchHonoursCooldown(t *testing.T) {
 
 func TestKeyRotation(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	log := newFetchLog()
 	v := newVerifier(t, clk, log, idp.issuer())
 	ctx := context.Background()
@@ -116,7 +117,7 @@ func TestKeyRotation(t *testing.T) {
 
 func TestStaleKeysRefreshedInBackground(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	log := newFetchLog()
 	v := newVerifier(t, clk, log, idp.issuer())
 	ctx := context.Background()
@@ -146,7 +147,7 @@ func TestStaleKeysRefreshedInBackground(t *testing.T) {
 
 func TestIdPDownKeepsCachedKeysWorking(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	log := newFetchLog()
 	v := newVerifier(t, clk, log, idp.issuer())
 	ctx := context.Background()
@@ -181,7 +182,7 @@ func TestIdPDownKeepsCachedKeysWorking(t *testing.T) {
 func TestIdPDownWithoutCache(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	idp.down.Store(true)
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	log := newFetchLog()
 	v := newVerifier(t, clk, log, idp.issuer())
 	ctx := context.Background()
@@ -254,7 +255,7 @@ func TestKeyFetchFailures(t *testing.T) {
 			is := idp.issuer()
 			tt.setup(t, idp, &is)
 			log := newFetchLog()
-			v := newVerifier(t, newClock(t0), log, is)
+			v := newVerifier(t, testutil.NewClock(t0), log, is)
 			_, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims()))
 			e := wantCode(t, err, identity.CodeIssuerUnavailable)
 			if e.Err == nil || !strings.Contains(e.Err.Error(), tt.wantErr) {
@@ -271,7 +272,7 @@ func TestJWKSURLSkipsDiscovery(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.JWKSURL = idp.srv.URL + "/jwks"
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	if _, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims())); err != nil {
 		t.Fatalf("got %v, want accepted", err)
 	}
@@ -282,7 +283,7 @@ func TestJWKSURLSkipsDiscovery(t *testing.T) {
 
 func TestConcurrentColdStartFetchesOnce(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	tok := idp.sign(t, idp.gitlabClaims())
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -309,7 +310,7 @@ func TestVerifyCancelledWhileFetching(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	idp.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := v.Verify(ctx, idp.sign(t, idp.gitlabClaims()))
@@ -322,7 +323,7 @@ func TestVerifyCancelledWhileFetching(t *testing.T) {
 func TestSetIssuersKeepsKeyCaches(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	idp2 := newIdP(t, "rsa2.pem")
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	v := newVerifier(t, clk, nil, idp.issuer())
 	ctx := context.Background()
 	tok := idp.sign(t, idp.gitlabClaims())
@@ -370,7 +371,7 @@ func TestSetIssuersKeepsKeyCaches(t *testing.T) {
 
 func TestSetIssuersRejectsInvalidAndKeepsOldSet(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	good := idp.issuer()
 	dupName := idp.issuer()
 	dupName.URL = "https://other.example.com"
@@ -400,7 +401,7 @@ func TestIssuersReturnsDefaultsAndCopies(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Leeway = 0
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	got := v.Issuers()
 	if len(got) != 1 {
 		t.Fatalf("got %d issuers, want 1", len(got))
@@ -420,7 +421,7 @@ func TestOnJWKSFetchNamesIssuer(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	var mu sync.Mutex
 	var names []string
-	v := identity.NewVerifier(identity.Config{Now: newClock(t0).Now, OnJWKSFetch: func(issuer string, err error) {
+	v := identity.NewVerifier(identity.Config{Now: testutil.NewClock(t0).Now, OnJWKSFetch: func(issuer string, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		names = append(names, issuer)
@@ -475,7 +476,7 @@ func TestReplay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := idp.issuer()
 			is.ReplayMaxUses = tt.maxUses
-			v := newVerifier(t, newClock(t0), nil, is)
+			v := newVerifier(t, testutil.NewClock(t0), nil, is)
 			tok := idp.sign(t, idp.gitlabClaims())
 			for i := range tt.maxUses {
 				if _, err := v.Verify(ctx, tok); err != nil {
@@ -493,7 +494,7 @@ func TestReplay(t *testing.T) {
 	t.Run("jti required", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 1
-		v := newVerifier(t, newClock(t0), nil, is)
+		v := newVerifier(t, testutil.NewClock(t0), nil, is)
 		c := idp.gitlabClaims()
 		delete(c, "jti")
 		_, err := v.Verify(ctx, idp.sign(t, c))
@@ -506,7 +507,7 @@ func TestReplay(t *testing.T) {
 	t.Run("failed verifications do not consume uses", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 1
-		clk := newClock(t0.Add(-time.Hour))
+		clk := testutil.NewClock(t0.Add(-time.Hour))
 		v := newVerifier(t, clk, nil, is)
 		tok := idp.sign(t, idp.gitlabClaims())
 		_, err := v.Verify(ctx, tok) // nbf and iat an hour ahead
@@ -520,7 +521,7 @@ func TestReplay(t *testing.T) {
 	t.Run("concurrent uses", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 5
-		v := newVerifier(t, newClock(t0), nil, is)
+		v := newVerifier(t, testutil.NewClock(t0), nil, is)
 		tok := idp.sign(t, idp.gitlabClaims())
 		var wg sync.WaitGroup
 		results := make(chan string, 40)
@@ -544,7 +545,7 @@ func TestReplay(t *testing.T) {
 	t.Run("full cache fails closed until entries expire", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 1
-		clk := newClock(t0)
+		clk := testutil.NewClock(t0)
 		v := identity.NewVerifier(identity.Config{Now: clk.Now, ReplayCacheSize: 2})
 		if err := v.SetIssuers([]identity.Issuer{is}); err != nil {
 			t.Fatal(err)
@@ -572,7 +573,7 @@ func TestLeewayIsConfigurable(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Leeway = dur.Duration(5 * time.Second)
-	v := newVerifier(t, newClock(t0.Add(time.Hour+10*time.Second)), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0.Add(time.Hour+10*time.Second)), nil, is)
 	_, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims()))
 	wantCode(t, err, identity.CodeTokenExpired)
 }
@@ -589,7 +590,7 @@ func TestDiscoveryUnderPath(t *testing.T) {
 	idp.setHandler(mux)
 	is := idp.issuer()
 	is.URL = sub.URL()
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	tok, err := sub.Sign(devissuer.GitLabClaims(sub.URL(), devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}}))
 	if err != nil {
 		t.Fatal(err)
@@ -608,7 +609,7 @@ func TestRunEndsInFlightFetches(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	idp.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
 	log := newFetchLog()
-	v := newVerifier(t, newClock(t0), log, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), log, idp.issuer())
 	life, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- v.Run(life) }()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // signatureKeys returns two private keys for alg's family: the trusted
@@ -121,7 +122,7 @@ func TestVerifySignature(t *testing.T) {
 		}
 		is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
 			Algorithms: []string{alg}, PublicKeys: []string{pkixPEM(t, trusted.Public())}}
-		v := newVerifier(t, newClock(t0), nil, is)
+		v := newVerifier(t, testutil.NewClock(t0), nil, is)
 		for _, tt := range tests {
 			t.Run(alg+"/"+tt.name, func(t *testing.T) {
 				_, err := v.Verify(context.Background(), tt.tok(t))
@@ -168,7 +169,7 @@ func TestVerifySignatureKeyTypeMismatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
 				Algorithms: []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}, PublicKeys: []string{pkixPEM(t, tt.trusted)}}
-			v := newVerifier(t, newClock(t0), nil, is)
+			v := newVerifier(t, testutil.NewClock(t0), nil, is)
 			tok, err := iss.SignWith(claims, devissuer.SignOptions{Alg: tt.alg, Key: tt.signer})
 			if err != nil {
 				t.Fatal(err)

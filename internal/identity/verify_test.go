@@ -19,11 +19,12 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestVerifyAcceptsGitLabToken(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	claims := devissuer.GitLabClaims(idp.srv.URL, devissuer.GitLabOptions{
 		ProjectPath: "acme/infra", ProjectID: "42", PipelineID: "574", JobID: "302",
 		UserLogin: "alice", Audience: []string{testAudience}, Now: t0, JTI: "235b3a54-b797-4f5a-9c1e-000000000001",
@@ -62,7 +63,7 @@ func TestVerifyAcceptsGitLabToken(t *testing.T) {
 
 func TestVerifySuccessReturnsNilError(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	id, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims())+"\n")
 	if err != nil || id == nil {
 		t.Fatalf("got (%v, %v), want an identity and a nil error interface (trailing newline is trimmed)", id, err)
@@ -269,7 +270,7 @@ func TestVerifyRejections(t *testing.T) {
 			if now.IsZero() {
 				now = t0
 			}
-			v := newVerifier(t, newClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(now), nil, is)
 			tok := tt.token()
 			id, err := v.Verify(context.Background(), tok)
 			if tt.want == "" {
@@ -300,7 +301,7 @@ func TestVerifyKeyAlgorithmRestriction(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Algorithms = []string{"RS256", "PS256"}
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	ps := idp.signWith(t, idp.gitlabClaims(), devissuer.SignOptions{Alg: "PS256"})
 	_, err := v.Verify(context.Background(), ps)
 	wantCode(t, err, identity.CodeUnknownKey)
@@ -312,7 +313,7 @@ func TestVerifyKeyAlgorithmRestriction(t *testing.T) {
 		t.Fatal(err)
 	}
 	idp.setJWKS(b)
-	v = newVerifier(t, newClock(t0), nil, is)
+	v = newVerifier(t, testutil.NewClock(t0), nil, is)
 	for _, tok := range []string{ps, idp.sign(t, idp.gitlabClaims())} {
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Errorf("got %v, want PS256 and RS256 accepted for a JWK without alg", err)
@@ -324,7 +325,7 @@ func TestVerifyTokenWithoutKid(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	noKid := idp.signWith(t, idp.gitlabClaims(), devissuer.SignOptions{OmitKeyID: true})
 
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	if _, err := v.Verify(context.Background(), noKid); err != nil {
 		t.Fatalf("one key in the JWKS: got %v, want the token accepted", err)
 	}
@@ -334,7 +335,7 @@ func TestVerifyTokenWithoutKid(t *testing.T) {
 		t.Fatal(err)
 	}
 	idp.setJWKS(mergeJWKS(t, idp.iss.JWKS(), other.JWKS()))
-	v = newVerifier(t, newClock(t0), nil, idp.issuer())
+	v = newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	_, err = v.Verify(context.Background(), noKid)
 	wantCode(t, err, identity.CodeUnknownKey)
 }
@@ -394,7 +395,7 @@ func TestVerifyGitHubShape(t *testing.T) {
 			if now.IsZero() {
 				now = t0
 			}
-			v := newVerifier(t, newClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(now), nil, is)
 			id, err := v.Verify(context.Background(), tt.tok)
 			if tt.want != "" {
 				wantCode(t, err, tt.want)
@@ -451,7 +452,7 @@ func TestVerifyKubernetesShape(t *testing.T) {
 			if now.IsZero() {
 				now = t0
 			}
-			v := newVerifier(t, newClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(now), nil, is)
 			id, err := v.Verify(context.Background(), tt.tok)
 			if tt.want != "" {
 				wantCode(t, err, tt.want)
@@ -473,7 +474,7 @@ func TestVerifyGenericIssuer(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Name, is.Kind = "generic", identity.KindGeneric
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	base := func() map[string]any {
 		return map[string]any{"iss": idp.srv.URL, "sub": "svc", "aud": testAudience, "exp": t0.Add(30 * time.Minute).Unix()}
 	}
@@ -574,7 +575,7 @@ func TestVerifyStaticKeys(t *testing.T) {
 			is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, PublicKeys: tt.keys(t),
 				Algorithms: tt.algs, Audiences: []string{testAudience}}
 			log := newFetchLog()
-			v := newVerifier(t, newClock(t0), log, is)
+			v := newVerifier(t, testutil.NewClock(t0), log, is)
 			_, err := v.Verify(context.Background(), tt.tok(t))
 			if tt.want == "" && err != nil {
 				t.Fatalf("got %v, want accepted", err)

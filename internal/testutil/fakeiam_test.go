@@ -30,27 +30,9 @@ const (
 	iSecret = "fake-iam-test-secret-0123456789abcdefghij"
 )
 
-// testClock is a clock tests move by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestIAM(t *testing.T, opts ...IAMOption) (*FakeIAM, *testClock) {
+func newTestIAM(t *testing.T, opts ...IAMOption) (*FakeIAM, *Clock) {
 	t.Helper()
-	clk := &testClock{t: tNow}
+	clk := NewClock(tNow)
 	base := []IAMOption{WithIAMKey(iKey, iSecret), WithIAMClock(clk.Now), WithIAMGroups("ci"), WithIAMRoles("deploy")}
 	return NewFakeIAM(t, append(base, opts...)...), clk
 }

@@ -17,19 +17,10 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// clock is an injected, settable clock.
-type clock struct{ now atomic.Int64 }
-
-func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
-func (c *clock) set(t time.Time)  { c.now.Store(t.UnixNano()) }
-func (c *clock) Now() time.Time   { return time.Unix(0, c.now.Load()).UTC() }
-func (c *clock) add(d time.Duration) {
-	c.now.Add(int64(d))
-}
 
 // entry returns an entry whose credentials expire at exp.
 func entry(akid string, exp time.Time) *Entry {
@@ -45,7 +36,7 @@ func entry(akid string, exp time.Time) *Entry {
 // recorder is a fetch func that counts its calls, records the stale entry
 // it was given, and returns entries named A, B, C…
 type recorder struct {
-	clock *clock
+	clock *testutil.Clock
 	ttl   time.Duration
 	err   error
 	calls atomic.Int32
@@ -70,7 +61,7 @@ func (r *recorder) fetch(_ context.Context, stale *Entry) (*Entry, error) {
 
 type fixture struct {
 	c     *Cache
-	clock *clock
+	clock *testutil.Clock
 	rec   *recorder
 	warns *[]string
 	key   string
@@ -79,7 +70,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	var warns []string
 	var mu sync.Mutex
 	dir := filepath.Join(t.TempDir(), "creds")
@@ -156,7 +147,7 @@ func TestFreshness(t *testing.T) {
 			f := newFixture(t)
 			f.c.MinRemaining = tt.minimum
 			f.get(t) // stores A, valid for one hour
-			f.clock.add(time.Hour - tt.left)
+			f.clock.Advance(time.Hour - tt.left)
 			e, hit := f.get(t)
 			if hit != tt.hit {
 				t.Fatalf("got hit=%v, want %v", hit, tt.hit)
@@ -176,7 +167,7 @@ func TestFreshness(t *testing.T) {
 func TestStaleEntryIsReplaced(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	f.clock.add(50 * time.Minute)
+	f.clock.Advance(50 * time.Minute)
 	if e, hit := f.get(t); hit || e.Response.Credentials.AccessKeyID != "B" {
 		t.Fatalf("got %s hit=%v, want B hit=false", e.Response.Credentials.AccessKeyID, hit)
 	}
@@ -197,7 +188,7 @@ func TestShortLivedEntryIsRefetchedPastHalfLife(t *testing.T) {
 	if _, hit := f.get(t); !hit {
 		t.Fatal("a fresh 12-minute entry was not served from the cache")
 	}
-	f.clock.add(7 * time.Minute)
+	f.clock.Advance(7 * time.Minute)
 	e, hit := f.get(t)
 	if hit || f.rec.calls.Load() != 2 {
 		t.Fatalf("got hit=%v after %d fetches, want a miss after 2", hit, f.rec.calls.Load())
@@ -217,7 +208,7 @@ func TestFetchErrorLeavesEntryUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.add(50 * time.Minute)
+	f.clock.Advance(50 * time.Minute)
 	want := errors.New("broker said: job token rejected (403)")
 	f.rec.err = want
 	e, hit, err := f.c.Get(context.Background(), f.key, f.rec.fetch)
@@ -489,7 +480,7 @@ func TestInvalidKey(t *testing.T) {
 
 func TestNoDirectory(t *testing.T) {
 	c := &Cache{}
-	if _, _, err := c.Get(context.Background(), Key("k"), (&recorder{clock: newClock(t0)}).fetch); err == nil {
+	if _, _, err := c.Get(context.Background(), Key("k"), (&recorder{clock: testutil.NewClock(t0)}).fetch); err == nil {
 		t.Fatal("got no error for an empty Dir, want one")
 	}
 }
@@ -552,7 +543,7 @@ func TestPrune(t *testing.T) {
 	}
 	defer unlock()
 
-	f.clock.set(t0.Add(time.Hour + time.Minute)) // "graceful" expired 11m ago
+	f.clock.Set(t0.Add(time.Hour + time.Minute)) // "graceful" expired 11m ago
 	n, err := f.c.Prune(15 * time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -575,7 +566,7 @@ func TestPrune(t *testing.T) {
 func TestLockTimeoutAndCancel(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	f.clock.add(50 * time.Minute)
+	f.clock.Advance(50 * time.Minute)
 	root, err := os.OpenRoot(f.c.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -601,7 +592,7 @@ func TestLockTimeoutAndCancel(t *testing.T) {
 		t.Errorf("got %d fetches, want none while the lock is held", n-1)
 	}
 	// The hit path takes no lock.
-	f.clock.add(-50 * time.Minute)
+	f.clock.Advance(-50 * time.Minute)
 	if _, hit := f.get(t); !hit {
 		t.Errorf("got a miss, want a hit while another process holds the lock")
 	}
@@ -745,7 +736,7 @@ func BenchmarkGetHit(b *testing.B) {
 func TestWaiterReturnsLandedEntryWithoutTheLock(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	f.clock.add(50 * time.Minute) // A is stale now
+	f.clock.Advance(50 * time.Minute) // A is stale now
 	root, err := os.OpenRoot(f.c.Dir)
 	if err != nil {
 		t.Fatal(err)

@@ -29,26 +29,6 @@ const (
 	testInline   = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::ci/*"}]}`
 )
 
-// manualClock is a clock tests move by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newManualClock() *manualClock { return &manualClock{t: fixedNow} }
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // newIAMFake returns a fake IAM that knows the broker's key, with groups
 // "ci" and "deployers", a customer boundary and policy, and a role.
 func newIAMFake(t testing.TB, opts ...testutil.IAMOption) *testutil.FakeIAM {
@@ -986,9 +966,9 @@ func TestIAMCallTimeout(t *testing.T) {
 // newWaitFake returns a fake IAM whose new keys become usable delay after
 // creation by clock, where each STS probe moves clock on by step: so the
 // test needs no sleeping, and the number of probes is exact.
-func newWaitFake(t *testing.T, delay, step time.Duration, opts ...testutil.IAMOption) (*testutil.FakeIAM, *manualClock) {
+func newWaitFake(t *testing.T, delay, step time.Duration, opts ...testutil.IAMOption) (*testutil.FakeIAM, *testutil.Clock) {
 	t.Helper()
-	clock := newManualClock()
+	clock := testutil.NewClock(fixedNow)
 	hook := func(r *testutil.IAMRequest) error {
 		if r.Action == testutil.ActionGetCallerIdentity {
 			clock.Advance(step)
