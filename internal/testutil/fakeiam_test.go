@@ -793,7 +793,7 @@ func TestFakeIAMFaults(t *testing.T) {
 	h.SetFault(IAMFault{Hang: true})
 	done := make(chan error, 1)
 	go func() {
-		_, err := iamClient(&FakeIAM{FakeIAMHandler: h, Server: srv}, iKey, iSecret).GetUser(context.Background(), in)
+		_, err := iamClient(&FakeIAM{FakeIAMHandler: h, fakeServer: fakeServer{Server: srv}}, iKey, iSecret).GetUser(context.Background(), in)
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
