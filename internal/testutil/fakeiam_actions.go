@@ -25,45 +25,49 @@ func (h *FakeIAMHandler) act(req *IAMRequest, reqID string) ([]byte, string, *Qu
 	case ActionListUsers:
 		out, e = h.listUsers(req, reqID)
 	case ActionTagUser:
-		out, e = h.tagUser(req, reqID)
+		out, e = h.forUser(req, reqID, h.tagUser)
 	case ActionListUserTags:
-		out, e = h.listUserTags(req, reqID)
+		out, e = h.forUser(req, reqID, h.listUserTags)
 	case ActionDeleteUser:
-		out, e = h.deleteUser(req, reqID)
+		out, e = h.forUser(req, reqID, h.deleteUser)
 	case ActionPutUserPolicy:
-		out, e = h.putUserPolicy(req, reqID)
+		out, e = h.forUser(req, reqID, h.putUserPolicy)
 	case ActionListUserPolicies:
-		out, e = h.listUserPolicies(req, reqID)
+		out, e = h.forUser(req, reqID, h.listUserPolicies)
 	case ActionDeleteUserPolicy:
-		out, e = h.deleteUserPolicy(req, reqID)
+		out, e = h.forUser(req, reqID, h.deleteUserPolicy)
 	case ActionAttachUserPolicy:
-		out, e = h.attachUserPolicy(req, reqID)
+		out, e = h.forUser(req, reqID, h.attachUserPolicy)
 	case ActionListAttachedUserPolicies:
-		out, e = h.listAttachedUserPolicies(req, reqID)
+		out, e = h.forUser(req, reqID, h.listAttachedUserPolicies)
 	case ActionDetachUserPolicy:
-		out, e = h.detachUserPolicy(req, reqID)
+		out, e = h.forUser(req, reqID, h.detachUserPolicy)
 	case ActionCreateGroup:
 		out, e = h.createGroup(req, reqID, now)
 	case ActionAddUserToGroup:
 		out, e = h.addUserToGroup(req, reqID)
 	case ActionListGroupsForUser:
-		out, e = h.listGroupsForUser(req, reqID)
+		out, e = h.forUser(req, reqID, h.listGroupsForUser)
 	case ActionRemoveUserFromGroup:
 		out, e = h.removeUserFromGroup(req, reqID)
 	case ActionCreateLoginProfile:
-		out, e = h.createLoginProfile(req, reqID, now)
+		out, e = h.forUser(req, reqID, func(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
+			return h.createLoginProfile(u, req, reqID, now)
+		})
 	case ActionDeleteLoginProfile:
-		out, e = h.deleteLoginProfile(req, reqID)
+		out, e = h.forUser(req, reqID, h.deleteLoginProfile)
 	case ActionCreateAccessKey:
 		out, issued, e = h.createAccessKey(req, reqID, now)
 	case ActionListAccessKeys:
-		out, e = h.listAccessKeys(req, reqID)
+		out, e = h.forUser(req, reqID, h.listAccessKeys)
 	case ActionDeleteAccessKey:
-		out, e = h.deleteAccessKey(req, reqID)
+		out, e = h.forUser(req, reqID, h.deleteAccessKey)
 	case ActionListMFADevices, ActionListSigningCertificates, ActionListSSHPublicKeys, ActionListServiceSpecificCredentials:
-		out, e = h.listExtras(req, reqID, now)
+		out, e = h.forUser(req, reqID, func(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
+			return h.listExtras(u, req, reqID, now)
+		})
 	case ActionDeactivateMFADevice, ActionDeleteSigningCertificate, ActionDeleteSSHPublicKey, ActionDeleteServiceSpecificCredential:
-		out, e = h.deleteExtra(req, reqID)
+		out, e = h.forUser(req, reqID, h.deleteExtra)
 	case ActionPutRolePolicy:
 		out, e = h.putRolePolicy(req, reqID)
 	case ActionGetRolePolicy:
@@ -78,6 +82,16 @@ func (h *FakeIAMHandler) act(req *IAMRequest, reqID string) ([]byte, string, *Qu
 	return out, issued, e
 }
 
+// forUser runs an action on the user the request names, or answers
+// NoSuchEntity.
+func (h *FakeIAMHandler) forUser(req *IAMRequest, reqID string, action func(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError)) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	return action(u, req, reqID)
+}
+
 // user finds the user a request names, or answers NoSuchEntity.
 func (h *FakeIAMHandler) user(req *IAMRequest) (*iamUser, *QueryError) {
 	if req.UserName == "" {
@@ -88,6 +102,36 @@ func (h *FakeIAMHandler) user(req *IAMRequest) (*iamUser, *QueryError) {
 		return nil, noSuchUser(req.UserName)
 	}
 	return u, nil
+}
+
+// iamResult answers action with one element, el, whose content fill
+// appends at indent "      ".
+func iamResult(action, reqID, el string, fill func(buf []byte) []byte) []byte {
+	buf := iamOpen(action)
+	buf = append(buf, "    <"+el+">\n"...)
+	buf = fill(buf)
+	buf = append(buf, "    </"+el+">\n"...)
+	return appendClose(buf, action, reqID)
+}
+
+// listResult answers a List action with the page req asks for of n items
+// sorted by key: the members of element list, member appending item i's
+// content at indent "        ".
+func (h *FakeIAMHandler) listResult(req *IAMRequest, reqID, list string, n int, key func(int) string, member func(buf []byte, i int) []byte) ([]byte, *QueryError) {
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, n, key)
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(req.Action)
+	buf = append(buf, "    <"+list+">\n"...)
+	for i := start; i < end; i++ {
+		buf = append(buf, "      <member>\n"...)
+		buf = member(buf, i)
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </"+list+">\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, req.Action, reqID), nil
 }
 
 func (h *FakeIAMHandler) policyExists(arn string) bool {
@@ -129,11 +173,7 @@ func (h *FakeIAMHandler) createUser(req *IAMRequest, reqID string, now time.Time
 	h.users[key] = u
 	h.userKeys = insertSorted(h.userKeys, key)
 
-	buf := iamOpen(ActionCreateUser)
-	buf = append(buf, "    <User>\n"...)
-	buf = appendUser(buf, "      ", u, true)
-	buf = append(buf, "    </User>\n"...)
-	return appendClose(buf, ActionCreateUser, reqID), nil
+	return iamResult(ActionCreateUser, reqID, "User", func(buf []byte) []byte { return appendUser(buf, "      ", u, true) }), nil
 }
 
 func (h *FakeIAMHandler) getUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
@@ -144,11 +184,7 @@ func (h *FakeIAMHandler) getUser(req *IAMRequest, reqID string) ([]byte, *QueryE
 			return nil, e
 		}
 	}
-	buf := iamOpen(ActionGetUser)
-	buf = append(buf, "    <User>\n"...)
-	buf = appendUser(buf, "      ", u, true)
-	buf = append(buf, "    </User>\n"...)
-	return appendClose(buf, ActionGetUser, reqID), nil
+	return iamResult(ActionGetUser, reqID, "User", func(buf []byte) []byte { return appendUser(buf, "      ", u, true) }), nil
 }
 
 func (h *FakeIAMHandler) listUsers(req *IAMRequest, reqID string) ([]byte, *QueryError) {
@@ -167,27 +203,12 @@ func (h *FakeIAMHandler) listUsers(req *IAMRequest, reqID string) ([]byte, *Quer
 			keys = append(keys, k)
 		}
 	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(match), func(i int) string { return keys[i] })
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListUsers)
-	buf = append(buf, "    <Users>\n"...)
-	for _, u := range match[start:end] {
-		buf = append(buf, "      <member>\n"...)
-		buf = appendUser(buf, "        ", u, false)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </Users>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListUsers, reqID), nil
+	return h.listResult(req, reqID, "Users", len(match), func(i int) string { return keys[i] }, func(buf []byte, i int) []byte {
+		return appendUser(buf, "        ", match[i], false)
+	})
 }
 
-func (h *FakeIAMHandler) tagUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) tagUser(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	if len(req.Tags) == 0 {
 		return nil, validationError(null, "tags", "not be null")
 	}
@@ -212,11 +233,7 @@ next:
 	return iamEmpty(ActionTagUser, reqID), nil
 }
 
-func (h *FakeIAMHandler) listUserTags(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) listUserTags(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.tags), indexKey)
 	if e != nil {
 		return nil, e
@@ -256,11 +273,7 @@ func deleteConflict(u *iamUser) *QueryError {
 	return &QueryError{Code: "DeleteConflict", Message: "Cannot delete entity, " + what}
 }
 
-func (h *FakeIAMHandler) deleteUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteUser(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	if e := deleteConflict(u); e != nil {
 		return nil, e
 	}
@@ -297,11 +310,7 @@ func inlineSize(policies map[string]string, name, doc string) int {
 	return n
 }
 
-func (h *FakeIAMHandler) putUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) putUserPolicy(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	if e := checkPolicy(req); e != nil {
 		return nil, e
 	}
@@ -312,39 +321,29 @@ func (h *FakeIAMHandler) putUserPolicy(req *IAMRequest, reqID string) ([]byte, *
 	return iamEmpty(ActionPutUserPolicy, reqID), nil
 }
 
-// appendPolicyNames appends a page of policy names as a PolicyNames list.
-func (h *FakeIAMHandler) appendPolicyNames(buf []byte, p map[string]string, req *IAMRequest) ([]byte, *QueryError) {
+// listPolicyNames answers a List action with a page of the names of the
+// inline policies p.
+func (h *FakeIAMHandler) listPolicyNames(req *IAMRequest, reqID string, p map[string]string) ([]byte, *QueryError) {
 	names := sortedKeys(p)
 	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(names), func(i int) string { return names[i] })
 	if e != nil {
-		return buf, e
+		return nil, e
 	}
+	buf := iamOpen(req.Action)
 	buf = append(buf, "    <PolicyNames>\n"...)
 	for _, n := range names[start:end] {
 		buf = appendEl(buf, "      ", "member", n)
 	}
 	buf = append(buf, "    </PolicyNames>\n"...)
-	return appendTruncation(buf, next), nil
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, req.Action, reqID), nil
 }
 
-func (h *FakeIAMHandler) listUserPolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	buf, e := h.appendPolicyNames(iamOpen(ActionListUserPolicies), u.inline, req)
-	if e != nil {
-		putBuf(buf)
-		return nil, e
-	}
-	return appendClose(buf, ActionListUserPolicies, reqID), nil
+func (h *FakeIAMHandler) listUserPolicies(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	return h.listPolicyNames(req, reqID, u.inline)
 }
 
-func (h *FakeIAMHandler) deleteUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteUserPolicy(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	if _, ok := u.inline[req.PolicyName]; !ok {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "The user policy with name " + req.PolicyName + " cannot be found."}
 	}
@@ -352,11 +351,7 @@ func (h *FakeIAMHandler) deleteUserPolicy(req *IAMRequest, reqID string) ([]byte
 	return iamEmpty(ActionDeleteUserPolicy, reqID), nil
 }
 
-func (h *FakeIAMHandler) attachUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) attachUserPolicy(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	arn := req.PolicyARN
 	if _, ok := parsePolicyARN(arn); !ok {
 		return nil, &QueryError{Code: "InvalidInput", Message: "ARN " + arn + " is not valid."}
@@ -374,34 +369,16 @@ func (h *FakeIAMHandler) attachUserPolicy(req *IAMRequest, reqID string) ([]byte
 	return iamEmpty(ActionAttachUserPolicy, reqID), nil
 }
 
-func (h *FakeIAMHandler) listAttachedUserPolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.attached), func(i int) string { return u.attached[i] })
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListAttachedUserPolicies)
-	buf = append(buf, "    <AttachedPolicies>\n"...)
-	for _, arn := range u.attached[start:end] {
+func (h *FakeIAMHandler) listAttachedUserPolicies(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	return h.listResult(req, reqID, "AttachedPolicies", len(u.attached), func(i int) string { return u.attached[i] }, func(buf []byte, i int) []byte {
+		arn := u.attached[i]
 		name, _ := parsePolicyARN(arn)
-		buf = append(buf, "      <member>\n"...)
 		buf = appendEl(buf, "        ", "PolicyName", name)
-		buf = appendEl(buf, "        ", "PolicyArn", arn)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </AttachedPolicies>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListAttachedUserPolicies, reqID), nil
+		return appendEl(buf, "        ", "PolicyArn", arn)
+	})
 }
 
-func (h *FakeIAMHandler) detachUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) detachUserPolicy(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	var found bool
 	if u.attached, found = removeSorted(u.attached, req.PolicyARN); !found {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "Policy " + req.PolicyARN + " was not found."}
@@ -427,11 +404,7 @@ func (h *FakeIAMHandler) createGroup(req *IAMRequest, reqID string, now time.Tim
 	}
 	g := h.newGroup(name, path, now.UTC().Truncate(time.Second))
 	h.groups[key] = g
-	buf := iamOpen(ActionCreateGroup)
-	buf = append(buf, "    <Group>\n"...)
-	buf = appendGroup(buf, "      ", g)
-	buf = append(buf, "    </Group>\n"...)
-	return appendClose(buf, ActionCreateGroup, reqID), nil
+	return iamResult(ActionCreateGroup, reqID, "Group", func(buf []byte) []byte { return appendGroup(buf, "      ", g) }), nil
 }
 
 func appendGroup(buf []byte, indent string, g *iamGroup) []byte {
@@ -469,25 +442,10 @@ func (h *FakeIAMHandler) addUserToGroup(req *IAMRequest, reqID string) ([]byte, 
 	return iamEmpty(ActionAddUserToGroup, reqID), nil
 }
 
-func (h *FakeIAMHandler) listGroupsForUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.groups), func(i int) string { return u.groups[i] })
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListGroupsForUser)
-	buf = append(buf, "    <Groups>\n"...)
-	for _, gk := range u.groups[start:end] {
-		buf = append(buf, "      <member>\n"...)
-		buf = appendGroup(buf, "        ", h.groups[gk])
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </Groups>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListGroupsForUser, reqID), nil
+func (h *FakeIAMHandler) listGroupsForUser(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	return h.listResult(req, reqID, "Groups", len(u.groups), func(i int) string { return u.groups[i] }, func(buf []byte, i int) []byte {
+		return appendGroup(buf, "        ", h.groups[u.groups[i]])
+	})
 }
 
 func (h *FakeIAMHandler) removeUserFromGroup(req *IAMRequest, reqID string) ([]byte, *QueryError) {
@@ -506,11 +464,7 @@ func (h *FakeIAMHandler) removeUserFromGroup(req *IAMRequest, reqID string) ([]b
 	return iamEmpty(ActionRemoveUserFromGroup, reqID), nil
 }
 
-func (h *FakeIAMHandler) createLoginProfile(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) createLoginProfile(u *iamUser, req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
 	if req.Params.Get("Password") == "" {
 		return nil, validationError(null, "password", "not be null")
 	}
@@ -518,20 +472,14 @@ func (h *FakeIAMHandler) createLoginProfile(req *IAMRequest, reqID string, now t
 		return nil, &QueryError{Code: "EntityAlreadyExists", Message: "Login Profile for user " + u.name + " already exists."}
 	}
 	u.extras.LoginProfile = true
-	buf := iamOpen(ActionCreateLoginProfile)
-	buf = append(buf, "    <LoginProfile>\n"...)
-	buf = appendEl(buf, "      ", "UserName", u.name)
-	buf = appendTimeEl(buf, "      ", "CreateDate", now)
-	buf = appendEl(buf, "      ", "PasswordResetRequired", "false")
-	buf = append(buf, "    </LoginProfile>\n"...)
-	return appendClose(buf, ActionCreateLoginProfile, reqID), nil
+	return iamResult(ActionCreateLoginProfile, reqID, "LoginProfile", func(buf []byte) []byte {
+		buf = appendEl(buf, "      ", "UserName", u.name)
+		buf = appendTimeEl(buf, "      ", "CreateDate", now)
+		return appendEl(buf, "      ", "PasswordResetRequired", "false")
+	}), nil
 }
 
-func (h *FakeIAMHandler) deleteLoginProfile(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteLoginProfile(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	if !u.extras.LoginProfile {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "Login Profile for User " + u.name + " cannot be found."}
 	}
@@ -553,46 +501,26 @@ func (h *FakeIAMHandler) createAccessKey(req *IAMRequest, reqID string, now time
 	k := &iamKey{id: newKeyID("AKIA"), secret: newSecretKey(), status: "Active", created: now.UTC().Truncate(time.Second), usableAt: now.Add(h.cfg.keyDelay), user: u}
 	u.keys = append(u.keys, k)
 	h.keys[k.id] = k
-	buf := iamOpen(ActionCreateAccessKey)
-	buf = append(buf, "    <AccessKey>\n"...)
-	buf = appendEl(buf, "      ", "UserName", u.name)
-	buf = appendEl(buf, "      ", "AccessKeyId", k.id)
-	buf = appendEl(buf, "      ", "Status", k.status)
-	buf = appendEl(buf, "      ", "SecretAccessKey", k.secret)
-	buf = appendTimeEl(buf, "      ", "CreateDate", k.created)
-	buf = append(buf, "    </AccessKey>\n"...)
-	return appendClose(buf, ActionCreateAccessKey, reqID), k.id, nil
+	return iamResult(ActionCreateAccessKey, reqID, "AccessKey", func(buf []byte) []byte {
+		buf = appendEl(buf, "      ", "UserName", u.name)
+		buf = appendEl(buf, "      ", "AccessKeyId", k.id)
+		buf = appendEl(buf, "      ", "Status", k.status)
+		buf = appendEl(buf, "      ", "SecretAccessKey", k.secret)
+		return appendTimeEl(buf, "      ", "CreateDate", k.created)
+	}), k.id, nil
 }
 
-func (h *FakeIAMHandler) listAccessKeys(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.keys), indexKey)
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListAccessKeys)
-	buf = append(buf, "    <AccessKeyMetadata>\n"...)
-	for _, k := range u.keys[start:end] {
-		buf = append(buf, "      <member>\n"...)
+func (h *FakeIAMHandler) listAccessKeys(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
+	return h.listResult(req, reqID, "AccessKeyMetadata", len(u.keys), indexKey, func(buf []byte, i int) []byte {
+		k := u.keys[i]
 		buf = appendEl(buf, "        ", "UserName", u.name)
 		buf = appendEl(buf, "        ", "AccessKeyId", k.id)
 		buf = appendEl(buf, "        ", "Status", k.status)
-		buf = appendTimeEl(buf, "        ", "CreateDate", k.created)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </AccessKeyMetadata>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListAccessKeys, reqID), nil
+		return appendTimeEl(buf, "        ", "CreateDate", k.created)
+	})
 }
 
-func (h *FakeIAMHandler) deleteAccessKey(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteAccessKey(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	k := h.keys[req.AccessKeyID]
 	if k == nil || k.user != u {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "The Access Key with id " + req.AccessKeyID + " cannot be found."}
@@ -652,42 +580,23 @@ var extraKinds = map[string]extraKind{
 	},
 }
 
-func (h *FakeIAMHandler) listExtras(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) listExtras(u *iamUser, req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
 	k := extraKinds[req.Action]
 	ids := *k.list(&u.extras)
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(ids), indexKey)
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(req.Action)
-	buf = append(buf, "    <"+k.listEl+">\n"...)
-	for _, id := range ids[start:end] {
-		buf = append(buf, "      <member>\n"...)
+	return h.listResult(req, reqID, k.listEl, len(ids), indexKey, func(buf []byte, i int) []byte {
 		buf = appendEl(buf, "        ", "UserName", u.name)
-		buf = appendEl(buf, "        ", k.idEl, id)
+		buf = appendEl(buf, "        ", k.idEl, ids[i])
 		if k.hasStatus {
 			buf = appendEl(buf, "        ", "Status", "Active")
 		}
 		for _, kv := range k.extraEls {
 			buf = appendEl(buf, "        ", kv[0], kv[1])
 		}
-		buf = appendTimeEl(buf, "        ", k.dateEl, now)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </"+k.listEl+">\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, req.Action, reqID), nil
+		return appendTimeEl(buf, "        ", k.dateEl, now)
+	})
 }
 
-func (h *FakeIAMHandler) deleteExtra(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteExtra(u *iamUser, req *IAMRequest, reqID string) ([]byte, *QueryError) {
 	k := extraKinds[req.Action]
 	id := req.Params.Get(k.idParam)
 	list := k.list(&u.extras)
@@ -763,10 +672,5 @@ func (h *FakeIAMHandler) listRolePolicies(req *IAMRequest, reqID string) ([]byte
 	if e != nil {
 		return nil, e
 	}
-	buf, e := h.appendPolicyNames(iamOpen(ActionListRolePolicies), r.policies, req)
-	if e != nil {
-		putBuf(buf)
-		return nil, e
-	}
-	return appendClose(buf, ActionListRolePolicies, reqID), nil
+	return h.listPolicyNames(req, reqID, r.policies)
 }
