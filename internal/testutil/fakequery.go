@@ -323,18 +323,115 @@ func writeQueryError(w http.ResponseWriter, xmlns, reqID string, e *QueryError, 
 	buf := getBuf()
 	buf = append(buf, "<ErrorResponse "...)
 	buf = append(buf, xmlns...)
-	buf = append(buf, ">\n  <Error>\n    <Type>"...)
-	buf = append(buf, typ...)
-	buf = append(buf, "</Type>\n    <Code>"...)
-	buf = appendXMLEscaped(buf, e.Code)
-	buf = append(buf, "</Code>\n    <Message>"...)
-	buf = appendXMLEscaped(buf, e.Message)
-	buf = append(buf, "</Message>\n  </Error>\n  <RequestId>"...)
-	buf = append(buf, reqID...)
-	buf = append(buf, "</RequestId>\n</ErrorResponse>\n"...)
+	buf = append(buf, ">\n  <Error>\n"...)
+	buf = appendEl(buf, "    ", "Type", typ)
+	buf = appendEl(buf, "    ", "Code", e.Code)
+	buf = appendEl(buf, "    ", "Message", e.Message)
+	buf = append(buf, "  </Error>\n"...)
+	buf = appendEl(buf, "  ", "RequestId", reqID)
+	buf = append(buf, "</ErrorResponse>\n"...)
 	writeXML(w, status, reqID, buf)
 	putBuf(buf)
 	return status
+}
+
+// xmlTimeFormat is how the query APIs write times.
+const xmlTimeFormat = "2006-01-02T15:04:05Z"
+
+// responseOpen starts the answer to action, in a pooled buffer: its
+// Response element in namespace xmlns.
+func responseOpen(xmlns, action string) []byte {
+	buf := getBuf()
+	buf = append(buf, '<')
+	buf = append(buf, action...)
+	buf = append(buf, "Response "...)
+	buf = append(buf, xmlns...)
+	return append(buf, ">\n"...)
+}
+
+// resultOpen starts the answer to action up to the opening of its Result
+// element; appendClose ends it.
+func resultOpen(xmlns, action string) []byte {
+	buf := responseOpen(xmlns, action)
+	buf = append(buf, "  <"...)
+	buf = append(buf, action...)
+	return append(buf, "Result>\n"...)
+}
+
+// appendClose closes the Result element resultOpen opened and ends the
+// answer.
+func appendClose(buf []byte, action, reqID string) []byte {
+	buf = append(buf, "  </"...)
+	buf = append(buf, action...)
+	buf = append(buf, "Result>\n"...)
+	return appendMetadata(buf, action, reqID)
+}
+
+// appendMetadata appends the ResponseMetadata element and ends the answer.
+func appendMetadata(buf []byte, action, reqID string) []byte {
+	buf = append(buf, "  <ResponseMetadata>\n"...)
+	buf = appendEl(buf, "    ", "RequestId", reqID)
+	buf = append(buf, "  </ResponseMetadata>\n</"...)
+	buf = append(buf, action...)
+	return append(buf, "Response>\n"...)
+}
+
+// appendEl appends the element name holding value, escaped, on a line of
+// its own.
+func appendEl(buf []byte, indent, name, value string) []byte {
+	buf = appendStartTag(buf, indent, name)
+	buf = appendXMLEscaped(buf, value)
+	return appendEndTag(buf, name)
+}
+
+// appendTimeEl appends the element name holding t, in UTC.
+func appendTimeEl(buf []byte, indent, name string, t time.Time) []byte {
+	buf = appendStartTag(buf, indent, name)
+	buf = t.UTC().AppendFormat(buf, xmlTimeFormat)
+	return appendEndTag(buf, name)
+}
+
+// appendXMLEscaped appends s as XML character data. Characters XML cannot
+// carry become U+FFFD, as encoding/xml does.
+func appendXMLEscaped(buf []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var esc string
+		switch {
+		case c == '&':
+			esc = "&amp;"
+		case c == '<':
+			esc = "&lt;"
+		case c == '>':
+			esc = "&gt;"
+		case c == '"':
+			esc = "&#34;"
+		case c == '\'':
+			esc = "&#39;"
+		case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
+			esc = "\uFFFD"
+		default:
+			continue
+		}
+		buf = append(buf, s[start:i]...)
+		buf = append(buf, esc...)
+		start = i + 1
+	}
+	return append(buf, s[start:]...)
+}
+
+func appendStartTag(buf []byte, indent, name string) []byte {
+	buf = append(buf, indent...)
+	buf = append(buf, '<')
+	buf = append(buf, name...)
+	return append(buf, '>')
+}
+
+func appendEndTag(buf []byte, name string) []byte {
+	buf = append(buf, "</"...)
+	buf = append(buf, name...)
+	return append(buf, ">\n"...)
 }
 
 // writeXML writes an XML answer with status.

@@ -283,21 +283,15 @@ func (h *FakeSTSHandler) assumeRole(r *http.Request, body []byte, req *STSReques
 		return nil, "", serr
 	}
 	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds)
-	buf := getBuf()
-	buf = append(buf, tmplAssumeRoleOpen...)
+	buf := resultOpen(stsXMLNS, ActionAssumeRole)
 	if req.SourceIdentity != "" {
-		buf = append(buf, "    <SourceIdentity>"...)
-		buf = appendXMLEscaped(buf, req.SourceIdentity)
-		buf = append(buf, "</SourceIdentity>\n"...)
+		buf = appendEl(buf, "    ", "SourceIdentity", req.SourceIdentity)
 	}
 	buf = appendRoleUserAndCreds(buf, sess, akid)
 	if n := packedPolicyPercent(req); n > 0 {
-		buf = append(buf, "    <PackedPolicySize>"...)
-		buf = strconv.AppendInt(buf, int64(n), 10)
-		buf = append(buf, "</PackedPolicySize>\n"...)
+		buf = appendEl(buf, "    ", "PackedPolicySize", strconv.Itoa(n))
 	}
-	buf = appendClose(buf, "AssumeRole", reqID)
-	return buf, akid, nil
+	return appendClose(buf, ActionAssumeRole, reqID), akid, nil
 }
 
 func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string) ([]byte, string, *STSError) {
@@ -330,19 +324,12 @@ func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string
 		return nil, "", serr
 	}
 	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds)
-	buf := getBuf()
-	buf = append(buf, tmplWebIdentityOpen...)
-	buf = append(buf, "    <SubjectFromWebIdentityToken>"...)
-	buf = appendXMLEscaped(buf, claims.Sub)
-	buf = append(buf, "</SubjectFromWebIdentityToken>\n    <Audience>"...)
-	buf = appendXMLEscaped(buf, claims.audience())
-	buf = append(buf, "</Audience>\n"...)
+	buf := resultOpen(stsXMLNS, ActionAssumeRoleWithWebIdentity)
+	buf = appendEl(buf, "    ", "SubjectFromWebIdentityToken", claims.Sub)
+	buf = appendEl(buf, "    ", "Audience", claims.audience())
 	buf = appendRoleUserAndCreds(buf, sess, akid)
-	buf = append(buf, "    <Provider>"...)
-	buf = appendXMLEscaped(buf, strings.TrimPrefix(claims.Iss, "https://"))
-	buf = append(buf, "</Provider>\n"...)
-	buf = appendClose(buf, "AssumeRoleWithWebIdentity", reqID)
-	return buf, akid, nil
+	buf = appendEl(buf, "    ", "Provider", strings.TrimPrefix(claims.Iss, "https://"))
+	return appendClose(buf, ActionAssumeRoleWithWebIdentity, reqID), akid, nil
 }
 
 func (h *FakeSTSHandler) getCallerIdentity(r *http.Request, body []byte, req *STSRequest, reqID string) ([]byte, string, *STSError) {
@@ -357,17 +344,11 @@ func (h *FakeSTSHandler) getCallerIdentity(r *http.Request, body []byte, req *ST
 	if caller != nil {
 		arn, userID, account = caller.arn, caller.userID, caller.account
 	}
-	buf := getBuf()
-	buf = append(buf, tmplCallerOpen...)
-	buf = append(buf, "    <Arn>"...)
-	buf = appendXMLEscaped(buf, arn)
-	buf = append(buf, "</Arn>\n    <UserId>"...)
-	buf = appendXMLEscaped(buf, userID)
-	buf = append(buf, "</UserId>\n    <Account>"...)
-	buf = appendXMLEscaped(buf, account)
-	buf = append(buf, "</Account>\n"...)
-	buf = appendClose(buf, "GetCallerIdentity", reqID)
-	return buf, "", nil
+	buf := resultOpen(stsXMLNS, ActionGetCallerIdentity)
+	buf = appendEl(buf, "    ", "Arn", arn)
+	buf = appendEl(buf, "    ", "UserId", userID)
+	buf = appendEl(buf, "    ", "Account", account)
+	return appendClose(buf, ActionGetCallerIdentity, reqID), "", nil
 }
 
 // issue mints credentials for role and remembers them unless recording is off.
