@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,14 +45,8 @@ func iamClient(fake *FakeIAM, key, secret string) *iam.Client {
 	})
 }
 
-func stsOn(url, key, secret string) *sts.Client {
-	return sts.New(sts.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
-		Retryer:      aws.NopRetryer{},
-	})
-}
+// stsOn is an SDK STS client on url in us-east-1, without retries.
+func stsOn(url, key, secret string) *sts.Client { return stsAt(url, "us-east-1", key, secret, "") }
 
 func httpStatusOf(err error) int {
 	var re interface{ HTTPStatusCode() int }
@@ -66,35 +59,16 @@ func httpStatusOf(err error) int {
 // signedPost sends form to the fake signed for service with SigV4.
 func signedPost(t *testing.T, base string, form url.Values, key, secret, service string) (*http.Response, []byte) {
 	t.Helper()
-	body := form.Encode()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	sum := sha256.Sum256([]byte(body))
-	if err := v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, out
+	return postForm(t, base, form, "application/x-www-form-urlencoded; charset=utf-8", func(req *http.Request) {
+		sum := sha256.Sum256([]byte(form.Encode()))
+		if err := v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
-func iamForm(action string, kv ...string) url.Values {
-	v := url.Values{"Action": {action}, "Version": {"2010-05-08"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
-}
+// iamForm is an IAM query: action and the key, value pairs kv.
+func iamForm(action string, kv ...string) url.Values { return queryForm(iamVersion, action, kv...) }
 
 type xmlIAMError struct {
 	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ ErrorResponse"`

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -41,14 +40,23 @@ func clock() func() time.Time { return func() time.Time { return tNow } }
 // post sends a raw form to the fake and returns the status and body.
 func post(t *testing.T, base string, form url.Values, auth string) (*http.Response, []byte) {
 	t.Helper()
+	return postForm(t, base, form, "application/x-www-form-urlencoded", func(req *http.Request) {
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+	})
+}
+
+// postForm POSTs form to base with contentType, after prepare (which may
+// add headers), and returns the status and body.
+func postForm(t *testing.T, base string, form url.Values, contentType string, prepare func(*http.Request)) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
+	req.Header.Set("Content-Type", contentType)
+	prepare(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST: %v", err)
@@ -61,8 +69,13 @@ func post(t *testing.T, base string, form url.Values, auth string) (*http.Respon
 	return resp, body
 }
 
-func form(action string, kv ...string) url.Values {
-	v := url.Values{"Action": {action}, "Version": {"2011-06-15"}}
+// form is an STS query: action and the key, value pairs kv.
+func form(action string, kv ...string) url.Values { return queryForm(stsVersion, action, kv...) }
+
+// queryForm is a query-API form for action of version, with the key,
+// value pairs kv.
+func queryForm(version, action string, kv ...string) url.Values {
+	v := url.Values{"Action": {action}, "Version": {version}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		v.Set(kv[i], kv[i+1])
 	}
@@ -237,12 +250,18 @@ func TestFakeSTSErrors(t *testing.T) {
 	}
 }
 
+// stsClient is an SDK STS client on the fake in us-west-2, without retries.
 func stsClient(fake *FakeSTS, key, secret, token string) *sts.Client {
+	return stsAt(fake.URL(), "us-west-2", key, secret, token)
+}
+
+// stsAt is an SDK STS client on url, without retries.
+func stsAt(url, region, key, secret, token string) *sts.Client {
 	return sts.New(sts.Options{
-		Region:           "us-west-2",
-		BaseEndpoint:     aws.String(fake.URL()),
-		Credentials:      credentials.NewStaticCredentialsProvider(key, secret, token),
-		RetryMaxAttempts: 1,
+		Region:       region,
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
+		Retryer:      aws.NopRetryer{},
 	})
 }
 
@@ -255,9 +274,8 @@ func apiCode(err error) string {
 }
 
 func TestFakeSTSVerifiesSignatures(t *testing.T) {
-	now := tNow
-	var mu sync.Mutex
-	fake := NewFakeSTS(t, WithSTSKey(tKey, tSecret), WithSTSClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
+	clk := NewClock(tNow)
+	fake := NewFakeSTS(t, WithSTSKey(tKey, tSecret), WithSTSClock(clk.Now))
 	ctx := t.Context()
 	in := &sts.AssumeRoleInput{RoleArn: aws.String(tRole), RoleSessionName: aws.String("s1")}
 
@@ -292,9 +310,7 @@ func TestFakeSTSVerifiesSignatures(t *testing.T) {
 	if _, err := issued.AssumeRole(ctx, chained); apiCode(err) != "ValidationError" {
 		t.Errorf("role chaining beyond 1h: got %v, want ValidationError", err)
 	}
-	mu.Lock()
-	now = now.Add(16 * time.Minute)
-	mu.Unlock()
+	clk.Advance(16 * time.Minute)
 	if _, err := issued.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "ExpiredToken" {
 		t.Errorf("expired issued credentials: got %v, want ExpiredToken", err)
 	}
