@@ -58,10 +58,8 @@ const (
 // broker tests of this binary; every test starts its own keyferry server
 // (which takes well under a second) against it.
 var brokerStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
-	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
 	return peers.SeaweedConfig{
-		Policies:  map[string]json.RawMessage{"PutCiBucket": putCI},
+		Policies:  putCIPolicies(),
 		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(kfProvider, kfClientID)},
 		Roles: []peers.SeaweedRole{
 			{Name: kfCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true},
@@ -71,25 +69,39 @@ var brokerStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
 	}
 })
 
-type brokerPeers struct {
+func getBrokerPeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, brokerStack) }
+
+// putCIBucket is the policy of a role or user that may put into ci-bucket
+// and nowhere else.
+const putCIBucket = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`
+
+// putCIPolicies are the SeaweedFS policies of the roles that may put into
+// ci-bucket: PutCiBucket.
+func putCIPolicies() map[string]json.RawMessage {
+	return map[string]json.RawMessage{"PutCiBucket": json.RawMessage(putCIBucket)}
+}
+
+// stackPeers gives the tests short names for a shared stack.
+type stackPeers struct {
 	idp *peers.IdP
 	sw  *peers.SeaweedFS
 }
 
-func getBrokerPeers(t *testing.T) brokerPeers {
+// getStack returns the peers of a shared stack, started on first use.
+func getStack(t *testing.T, stack *peers.Shared[*peers.Stack]) stackPeers {
 	t.Helper()
 	start := time.Now()
-	s := brokerStack.Get(t)
+	s := stack.Get(t)
 	if d := time.Since(start); d > time.Second {
 		t.Logf("started the shared IdP + SeaweedFS in %s", d.Round(10*time.Millisecond))
 	}
-	return brokerPeers{idp: s.IdP, sw: s.SeaweedFS}
+	return stackPeers{idp: s.IdP, sw: s.SeaweedFS}
 }
 
 // startDevBroker starts `keyferry server --dev` holding SeaweedFS's admin
 // key (the broker's own AWS identity for AssumeRole) and using SeaweedFS
 // as its STS.
-func startDevBroker(t *testing.T, p brokerPeers) *broker {
+func startDevBroker(t *testing.T, p stackPeers) *broker {
 	t.Helper()
 	return startBroker(t, brokerOptions{
 		Dev: true, AWSAccessKey: p.sw.AdminAccessKey, AWSSecretKey: p.sw.AdminSecretKey, STSEndpoint: p.sw.Endpoint,
@@ -127,7 +139,7 @@ aws:
 // idpIssuerFile is the keyferry issuer document for the TLS IdP: kind
 // gitlab, its CA, and the audience SeaweedFS expects (so that the same
 // token is accepted by keyferry and, forwarded, by SeaweedFS's STS).
-func idpIssuerFile(t *testing.T, p brokerPeers) string {
+func idpIssuerFile(t *testing.T, p stackPeers) string {
 	t.Helper()
 	doc, err := json.Marshal(map[string]any{
 		"name": kfIdPIssuer, "kind": "gitlab", "url": p.idp.Issuer,
@@ -141,7 +153,7 @@ func idpIssuerFile(t *testing.T, p brokerPeers) string {
 
 // manifestYAML is a `keyferry apply` manifest: the TLS IdP's issuer (as a
 // JSON flow mapping, for its PEM) and the given role documents.
-func manifestYAML(t *testing.T, p brokerPeers, roles ...string) string {
+func manifestYAML(t *testing.T, p stackPeers, roles ...string) string {
 	t.Helper()
 	issuer, err := os.ReadFile(idpIssuerFile(t, p))
 	if err != nil {
@@ -164,7 +176,7 @@ func manifestYAML(t *testing.T, p brokerPeers, roles ...string) string {
 // idpToken signs a GitLab-shaped job token with the TLS IdP. The audience
 // is a single string: SeaweedFS only sets oidc:aud from a string aud (see
 // TestPeersWebIdentity), and wi-role's trust policy conditions on it.
-func idpToken(p brokerPeers, edit func(o *devissuer.GitLabOptions)) string {
+func idpToken(p stackPeers, edit func(o *devissuer.GitLabOptions)) string {
 	o := devissuer.GitLabOptions{ProjectPath: kfProject, Audience: []string{kfClientID}}
 	if edit != nil {
 		edit(&o)

@@ -128,7 +128,7 @@ func exceptionFor(channel, client string) *cellException {
 
 // matrix is what every cell shares: the peers and one broker with role ci.
 type matrix struct {
-	p brokerPeers
+	p stackPeers
 	b *broker
 }
 
@@ -767,7 +767,7 @@ func TestDeliveryCredentialProcessConcurrency(t *testing.T) {
 	}
 }
 
-func credentialProcessConcurrency(t *testing.T, p brokerPeers, b *broker, job string) {
+func credentialProcessConcurrency(t *testing.T, p stackPeers, b *broker, job string) {
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	env := credentialProcessProfile(t, b, b.devToken(t, "--project", kfProject, "--job-id", job), cacheDir)
 	file := writeFile(t, "artifact.txt", "concurrent artifact\n")
@@ -908,10 +908,8 @@ type loopLine struct {
 // clients refetch from the exec endpoint by themselves.
 func TestDeliveryLongJobRefresh(t *testing.T) {
 	t.Parallel()
-	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
 	sw := peers.StartSeaweedFS(t, peers.SeaweedConfig{
-		Policies:         map[string]json.RawMessage{"PutCiBucket": putCI},
+		Policies:         putCIPolicies(),
 		Roles:            []peers.SeaweedRole{{Name: kfCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true}},
 		Buckets:          []string{kfCIBucket},
 		MaxSessionLength: longJobSession,

@@ -42,10 +42,8 @@ const (
 // smokeStack is one IdP and one SeaweedFS trusting it, shared by the smoke
 // tests of this binary (SeaweedFS takes ~4 s to start).
 var smokeStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
-	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
 	return peers.SeaweedConfig{
-		Policies:  map[string]json.RawMessage{"PutCiBucket": putCI},
+		Policies:  putCIPolicies(),
 		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(smokeProvider, smokeClientID)},
 		Roles: []peers.SeaweedRole{
 			{Name: smokeCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true},
@@ -57,21 +55,7 @@ var smokeStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
 	}
 })
 
-// smokePeers gives the smoke tests short names for the shared stack.
-type smokePeers struct {
-	idp *peers.IdP
-	sw  *peers.SeaweedFS
-}
-
-func getSmokePeers(t *testing.T) smokePeers {
-	t.Helper()
-	start := time.Now()
-	s := smokeStack.Get(t)
-	if d := time.Since(start); d > time.Second {
-		t.Logf("started the shared IdP + SeaweedFS in %s", d.Round(10*time.Millisecond))
-	}
-	return smokePeers{idp: s.IdP, sw: s.SeaweedFS}
-}
+func getSmokePeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, smokeStack) }
 
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -469,24 +453,7 @@ func TestPeersIAMUserKeys(t *testing.T) {
 	ctx := testContext(t)
 	iamc := p.sw.IAMClient(p.sw.AdminCredentials())
 	user := "kf-smoke-" + time.Now().Format("150405")
-
-	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
-		UserName:       aws.String(user),
-		PolicyName:     aws.String("put-ci"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`),
-	}); err != nil {
-		t.Fatalf("PutUserPolicy: %v", err)
-	}
-	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
-	if err != nil {
-		t.Fatalf("CreateAccessKey: %v", err)
-	}
-	id := aws.ToString(key.AccessKey.AccessKeyId)
-	t.Logf("IAM access key id %q", id)
-	env := peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, p.sw.Region)
+	id, env := newPutCIUser(ctx, t, iamc, user, p.sw.Region)
 
 	if res := peers.AWSCLIv2(t, env, "s3", "cp", "-", "s3://ci-bucket/"+uniqueKey(t, "iam"), "--endpoint-url", p.sw.Endpoint); !res.OK() {
 		t.Errorf("put with a fresh IAM key: %s", res)
@@ -513,6 +480,30 @@ func TestPeersIAMUserKeys(t *testing.T) {
 	if _, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)}); err != nil {
 		t.Errorf("DeleteUser with a policy left: %v (SeaweedFS 4.53 allowed it)", err)
 	}
+}
+
+// newPutCIUser creates user with the inline policy put-ci (putCIBucket)
+// and an access key, and returns the key's id and the environment that
+// signs with it in region.
+func newPutCIUser(ctx context.Context, t *testing.T, iamc *iam.Client, user, region string) (string, []string) {
+	t.Helper()
+	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
+		UserName:       aws.String(user),
+		PolicyName:     aws.String("put-ci"),
+		PolicyDocument: aws.String(putCIBucket),
+	}); err != nil {
+		t.Fatalf("PutUserPolicy: %v", err)
+	}
+	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+	if err != nil {
+		t.Fatalf("CreateAccessKey: %v", err)
+	}
+	id := aws.ToString(key.AccessKey.AccessKeyId)
+	t.Logf("access key id %q (%d chars)", id, len(id))
+	return id, peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, region)
 }
 
 // TestPeersTwoInstances: two SeaweedFS instances run side by side (every
@@ -545,24 +536,7 @@ func TestPeersVersityGWIAMUser(t *testing.T) {
 	ctx := testContext(t)
 	iamc := v.IAMClient(v.RootCredentials())
 	const user = "kf-smoke"
-
-	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
-		UserName:       aws.String(user),
-		PolicyName:     aws.String("put-ci"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`),
-	}); err != nil {
-		t.Fatalf("PutUserPolicy: %v", err)
-	}
-	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
-	if err != nil {
-		t.Fatalf("CreateAccessKey: %v", err)
-	}
-	id := aws.ToString(key.AccessKey.AccessKeyId)
-	t.Logf("versitygw access key id %q (%d chars)", id, len(id))
-	env := peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, v.Region)
+	id, env := newPutCIUser(ctx, t, iamc, user, v.Region)
 
 	if res := peers.GoSDKPutObject(t, env, v.S3Endpoint, smokeCIBucket, "k1", "x"); !res.OK() {
 		t.Errorf("put with a fresh IAM key: %s", res)
@@ -578,7 +552,7 @@ func TestPeersVersityGWIAMUser(t *testing.T) {
 	}
 	// Unlike SeaweedFS, versitygw refuses DeleteUser while an inline policy
 	// is left, as AWS does.
-	_, err = iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)})
+	_, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)})
 	if got := apiErrorCode(err); got != "DeleteConflict" {
 		t.Errorf("DeleteUser with a policy left: got %q (%v), want DeleteConflict", got, err)
 	}
