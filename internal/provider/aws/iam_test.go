@@ -1,14 +1,12 @@
 package aws
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -1293,9 +1291,8 @@ func TestIAMConfig(t *testing.T) {
 }
 
 func TestIAMLogsNeverCarrySecrets(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testutil.SyncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := newIAMFake(t)
 	p := newIAMProvider(t, fake, func(c *Config) { c.Logger = logger })
 
@@ -1315,9 +1312,7 @@ func TestIAMLogsNeverCarrySecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := logs.String()
 	for _, want := range []string{u.AccessKeyID, `"iam_user":"ci-logs"`, `"step":"CreateAccessKey"`, `"upstream_code":"AccessDenied"`, "iam user deleted"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("got logs without %q, want it", want)

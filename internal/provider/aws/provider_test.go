@@ -1,7 +1,6 @@
 package aws
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -876,9 +875,8 @@ func TestCallerIdentity(t *testing.T) {
 }
 
 func TestLogsNeverCarrySecrets(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testutil.SyncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := newFake(t)
 	p := newProvider(t, fake, func(c *Config) { c.Logger = logger })
 
@@ -896,9 +894,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 		t.Fatal("got nil error, want AccessDenied")
 	}
 
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := logs.String()
 	for _, want := range []string{ar.AccessKeyID, wi.AccessKeyID, `"upstream_code":"AccessDenied"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("got logs without %q, want it (AccessKeyId is for CloudTrail correlation)", want)
@@ -913,17 +909,6 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 			t.Errorf("got the %s in the logs, want it never logged", name)
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
