@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/client"
 )
 
 func newDevCmd(e *env) *cobra.Command {
@@ -24,11 +25,7 @@ the dev server's built-in issuer, and print it. Use it as the job token:
 
   export KEYFERRY_ID_TOKEN=$(keyferry dev token --project group/app --ref main)`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			if cmd.Flags().Changed("protected") {
 				req.Protected = &protected
 			}
@@ -39,7 +36,7 @@ the dev server's built-in issuer, and print it. Use it as the job token:
 			}
 			fmt.Fprintln(e.stdout, out.Token)
 			return nil
-		},
+		}),
 	}
 	fl := tok.Flags()
 	fl.StringVar(&req.ProjectPath, "project", "", "project path (default group/project)")
