@@ -266,11 +266,7 @@ func TestVerifyRejections(t *testing.T) {
 			if tt.issuer != nil {
 				tt.issuer(&is)
 			}
-			now := tt.now
-			if now.IsZero() {
-				now = t0
-			}
-			v := newVerifier(t, testutil.NewClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(orT0(tt.now)), nil, is)
 			tok := tt.token()
 			id, err := v.Verify(context.Background(), tok)
 			if tt.want == "" {
@@ -375,12 +371,7 @@ func TestVerifyGitHubShape(t *testing.T) {
 		}
 		return idp.sign(t, c)
 	}
-	tests := []struct {
-		name string
-		now  time.Time
-		tok  string
-		want string
-	}{
+	tests := []shapeCase{
 		{name: "valid", tok: claims(nil)},
 		{name: "no run_id", tok: claims(func(c map[string]any) { delete(c, "run_id") }), want: identity.CodeNotACIToken},
 		{name: "no repository", tok: claims(func(c map[string]any) { delete(c, "repository") }), want: identity.CodeNotACIToken},
@@ -389,13 +380,34 @@ func TestVerifyGitHubShape(t *testing.T) {
 			tok:  claims(func(c map[string]any) { c["exp"] = t0.Add(2 * time.Hour).Unix() }),
 			want: identity.CodeTokenTooOld},
 	}
+	verifyShapes(t, is, tests, identity.Summary{Issuer: idp.srv.URL, Subject: "repo:octo-org/infra:ref:refs/heads/main", Project: "octo-org/infra",
+		ProjectID: "1", Ref: "refs/heads/main", Pipeline: "9001", Job: "9001-2", User: "octocat"})
+}
+
+// orT0 is now, or t0 for the zero time.
+func orT0(now time.Time) time.Time {
+	if now.IsZero() {
+		return t0
+	}
+	return now
+}
+
+// shapeCase is a token checked against a CI kind's shape at now (t0 when
+// zero): refused with code want, or accepted when want is empty.
+type shapeCase struct {
+	name string
+	now  time.Time
+	tok  string
+	want string
+}
+
+// verifyShapes runs the cases with a verifier trusting is; every accepted
+// token's identity must sum up as summary.
+func verifyShapes(t *testing.T, is identity.Issuer, tests []shapeCase, summary identity.Summary) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			now := tt.now
-			if now.IsZero() {
-				now = t0
-			}
-			v := newVerifier(t, testutil.NewClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(orT0(tt.now)), nil, is)
 			id, err := v.Verify(context.Background(), tt.tok)
 			if tt.want != "" {
 				wantCode(t, err, tt.want)
@@ -404,9 +416,7 @@ func TestVerifyGitHubShape(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got %v, want accepted", err)
 			}
-			want := identity.Summary{Issuer: idp.srv.URL, Subject: "repo:octo-org/infra:ref:refs/heads/main", Project: "octo-org/infra",
-				ProjectID: "1", Ref: "refs/heads/main", Pipeline: "9001", Job: "9001-2", User: "octocat"}
-			if diff := cmp.Diff(want, id.Summary()); diff != "" {
+			if diff := cmp.Diff(summary, id.Summary()); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)
 			}
 		})
@@ -425,12 +435,7 @@ func TestVerifyKubernetesShape(t *testing.T) {
 		}
 		return idp.sign(t, c)
 	}
-	tests := []struct {
-		name string
-		now  time.Time
-		tok  string
-		want string
-	}{
+	tests := []shapeCase{
 		{name: "valid", tok: tok(devissuer.KubernetesOptions{Namespace: "ci", ServiceAccount: "deployer", PodName: "runner-1"}, nil)},
 		{name: "sub of a user", want: identity.CodeNotACIToken,
 			tok: tok(devissuer.KubernetesOptions{}, func(c map[string]any) { c["sub"] = "admin" })},
@@ -446,28 +451,8 @@ func TestVerifyKubernetesShape(t *testing.T) {
 			tok: tok(devissuer.KubernetesOptions{Namespace: "ci", ServiceAccount: "deployer", PodName: "runner-1",
 				WarnAfter: t0.Add(time.Hour), TTL: 365 * 24 * time.Hour}, nil)},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			now := tt.now
-			if now.IsZero() {
-				now = t0
-			}
-			v := newVerifier(t, testutil.NewClock(now), nil, is)
-			id, err := v.Verify(context.Background(), tt.tok)
-			if tt.want != "" {
-				wantCode(t, err, tt.want)
-				return
-			}
-			if err != nil {
-				t.Fatalf("got %v, want accepted", err)
-			}
-			want := identity.Summary{Issuer: idp.srv.URL, Subject: "system:serviceaccount:ci:deployer", Project: "ci",
-				User: "deployer", Job: "runner-1"}
-			if diff := cmp.Diff(want, id.Summary()); diff != "" {
-				t.Errorf("summary (-want +got):\n%s", diff)
-			}
-		})
-	}
+	verifyShapes(t, is, tests, identity.Summary{Issuer: idp.srv.URL, Subject: "system:serviceaccount:ci:deployer", Project: "ci",
+		User: "deployer", Job: "runner-1"})
 }
 
 func TestVerifyGenericIssuer(t *testing.T) {
