@@ -44,23 +44,7 @@ func newIAMFake(t testing.TB, opts ...testutil.IAMOption) *testutil.FakeIAM {
 // 1ms backoffs.
 func newIAMProvider(t testing.TB, fake *testutil.FakeIAM, mod ...func(*Config)) *Provider {
 	t.Helper()
-	cfg := Config{
-		Region:      "us-east-1",
-		Endpoint:    fake.URL(),
-		IAMEndpoint: fake.URL(),
-		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
-		CallTimeout: 5 * time.Second,
-		MaxAttempts: 4,
-		MaxBackoff:  time.Millisecond,
-	}
-	for _, m := range mod {
-		m(&cfg)
-	}
-	p, err := New(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p
+	return providerOn(t, fake.URL(), fake.URL(), mod...)
 }
 
 func fullSpec(name string) UserSpec {
@@ -1053,44 +1037,28 @@ func TestWaitUsableHonoursContext(t *testing.T) {
 		wantUp   string
 	}{
 		{
-			name:   "key never usable within the deadline",
-			secret: func(u *User) string { return u.SecretAccessKey },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			name:    "key never usable within the deadline",
+			secret:  func(u *User) string { return u.SecretAccessKey },
+			ctx:     deadlineIn(100 * time.Millisecond),
 			wantErr: context.DeadlineExceeded, wantCode: CodeTimeout, wantUp: "InvalidClientTokenId",
 		},
 		{
-			name:   "caller cancels",
-			secret: func(u *User) string { return u.SecretAccessKey },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithCancel(t.Context())
-				time.AfterFunc(50*time.Millisecond, cancel)
-				return ctx
-			},
+			name:    "caller cancels",
+			secret:  func(u *User) string { return u.SecretAccessKey },
+			ctx:     cancelledIn(50 * time.Millisecond),
 			wantErr: context.Canceled,
 		},
 		{
-			name:   "wrong secret never works",
-			secret: func(*User) string { return strings.Repeat("x", 40) },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			name:    "wrong secret never works",
+			secret:  func(*User) string { return strings.Repeat("x", 40) },
+			ctx:     deadlineIn(100 * time.Millisecond),
 			wantErr: context.DeadlineExceeded, wantCode: CodeTimeout, wantUp: "SignatureDoesNotMatch",
 		},
 		{
 			name:    "deleted key never works",
 			secret:  func(u *User) string { return u.SecretAccessKey },
 			deleted: true,
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			ctx:     deadlineIn(100 * time.Millisecond),
 			wantErr: context.DeadlineExceeded, wantCode: CodeTimeout, wantUp: "InvalidClientTokenId",
 		},
 	}

@@ -43,9 +43,17 @@ func newFake(t *testing.T, opts ...testutil.STSOption) *testutil.FakeSTS {
 // backoffs so retries cost milliseconds.
 func newProvider(t *testing.T, fake *testutil.FakeSTS, mod ...func(*Config)) *Provider {
 	t.Helper()
+	return providerOn(t, fake.URL(), "", mod...)
+}
+
+// providerOn returns a provider on the STS and IAM endpoints (IAM's
+// default for ""), signing with the test key, with tiny backoffs.
+func providerOn(t testing.TB, stsURL, iamURL string, mod ...func(*Config)) *Provider {
+	t.Helper()
 	cfg := Config{
 		Region:      "us-east-1",
-		Endpoint:    fake.URL(),
+		Endpoint:    stsURL,
+		IAMEndpoint: iamURL,
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
 		CallTimeout: 5 * time.Second,
 		MaxAttempts: 4,
@@ -63,6 +71,24 @@ func newProvider(t *testing.T, fake *testutil.FakeSTS, mod ...func(*Config)) *Pr
 
 func baseRequest() Request {
 	return Request{RoleARN: testRoleARN, SessionName: "gl-g-p-42"}
+}
+
+// deadlineIn is a test's context that times out after d.
+func deadlineIn(d time.Duration) func(t *testing.T) context.Context {
+	return func(t *testing.T) context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+}
+
+// cancelledIn is a test's context that is cancelled after d.
+func cancelledIn(d time.Duration) func(t *testing.T) context.Context {
+	return func(t *testing.T) context.Context {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(d, cancel)
+		return ctx
+	}
 }
 
 func jobToken(sub string) string { return testutil.CIJobToken(fixedNow, sub) }
@@ -647,21 +673,13 @@ func TestCallerGoneReturnsContextError(t *testing.T) {
 		wantErr error
 	}{
 		{
-			name: "parent cancelled",
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithCancel(t.Context())
-				time.AfterFunc(50*time.Millisecond, cancel)
-				return ctx
-			},
+			name:    "parent cancelled",
+			ctx:     cancelledIn(50 * time.Millisecond),
 			wantErr: context.Canceled,
 		},
 		{
-			name: "parent deadline shorter than CallTimeout",
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			name:    "parent deadline shorter than CallTimeout",
+			ctx:     deadlineIn(50 * time.Millisecond),
 			wantErr: context.DeadlineExceeded,
 		},
 	}
