@@ -88,6 +88,51 @@ func (f *fixture) get(t *testing.T) (*Entry, bool) {
 	return e, hit
 }
 
+// getWant gets the entry and fails unless it is akid's, from the cache
+// (a hit) or fetched.
+func (f *fixture) getWant(t *testing.T, akid string, hit bool) *Entry {
+	t.Helper()
+	e, got := f.get(t)
+	if got != hit || e.Response.Credentials.AccessKeyID != akid {
+		t.Fatalf("got %s hit=%v, want %s hit=%v", e.Response.Credentials.AccessKeyID, got, akid, hit)
+	}
+	return e
+}
+
+// openRoot opens the cache directory as the cache does; it is closed when
+// the test ends.
+func (f *fixture) openRoot(t *testing.T) *os.Root {
+	t.Helper()
+	root, err := os.OpenRoot(f.c.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
+}
+
+// lock takes key's lock, as another process would, and returns its unlock.
+func (f *fixture) lock(t *testing.T, root *os.Root, key string) func() {
+	t.Helper()
+	unlock, err := f.c.tryLock(root, key)
+	if err != nil || unlock == nil {
+		t.Fatalf("tryLock: %v", err)
+	}
+	return unlock
+}
+
+// wantWarningsWithout fails if a warning holds one of secrets.
+func (f *fixture) wantWarningsWithout(t *testing.T, secrets ...string) {
+	t.Helper()
+	for _, w := range *f.warns {
+		for _, secret := range secrets {
+			if strings.Contains(w, secret) {
+				t.Errorf("warning %q holds %q, want no secrets nor file content", w, secret)
+			}
+		}
+	}
+}
+
 func mode(t *testing.T, path string) fs.FileMode {
 	t.Helper()
 	fi, err := os.Lstat(path)
@@ -168,12 +213,8 @@ func TestStaleEntryIsReplaced(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
 	f.clock.Advance(50 * time.Minute)
-	if e, hit := f.get(t); hit || e.Response.Credentials.AccessKeyID != "B" {
-		t.Fatalf("got %s hit=%v, want B hit=false", e.Response.Credentials.AccessKeyID, hit)
-	}
-	if e, hit := f.get(t); !hit || e.Response.Credentials.AccessKeyID != "B" {
-		t.Fatalf("got %s hit=%v, want the stored B hit=true", e.Response.Credentials.AccessKeyID, hit)
-	}
+	f.getWant(t, "B", false)
+	f.getWant(t, "B", true) // the stored B
 }
 
 // A role whose credentials live less than MinRemaining is stored (for its
@@ -282,21 +323,14 @@ func TestCorruptEntryIsAMiss(t *testing.T) {
 			if err := os.WriteFile(f.path, tt.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			e, hit := f.get(t)
-			if hit || e.Response.Credentials.AccessKeyID != "A" {
-				t.Fatalf("got %s hit=%v, want A hit=false", e.Response.Credentials.AccessKeyID, hit)
-			}
+			f.getWant(t, "A", false)
 			if f.rec.stale[0] != nil {
 				t.Errorf("got stale %+v, want nil for a corrupt entry", f.rec.stale[0])
 			}
 			if len(*f.warns) != 1 {
 				t.Errorf("got warnings %q, want one", *f.warns)
 			}
-			for _, w := range *f.warns {
-				if strings.Contains(w, "secret-X") {
-					t.Errorf("warning %q quotes the file's content", w)
-				}
-			}
+			f.wantWarningsWithout(t, "secret-X")
 			if _, hit := f.get(t); !hit {
 				t.Errorf("got a miss after the entry was rewritten, want a hit")
 			}
@@ -312,21 +346,14 @@ func TestEntryOpenToOthersIsIgnoredAndReplaced(t *testing.T) {
 			if err := os.Chmod(f.path, perm); err != nil {
 				t.Fatal(err)
 			}
-			e, hit := f.get(t)
-			if hit || e.Response.Credentials.AccessKeyID != "B" {
-				t.Fatalf("got %s hit=%v, want B hit=false", e.Response.Credentials.AccessKeyID, hit)
-			}
+			f.getWant(t, "B", false)
 			if f.rec.stale[1] != nil {
 				t.Errorf("got stale %+v, want nil: the file's content must not be trusted", f.rec.stale[1])
 			}
 			if len(*f.warns) != 1 || !strings.Contains((*f.warns)[0], f.path) || !strings.Contains((*f.warns)[0], "group or others") {
 				t.Errorf("got warnings %q, want one naming %s and the problem", *f.warns, f.path)
 			}
-			for _, w := range *f.warns {
-				if strings.Contains(w, "secret-") || strings.Contains(w, "handle-") {
-					t.Errorf("warning %q holds a secret", w)
-				}
-			}
+			f.wantWarningsWithout(t, "secret-", "handle-")
 			if m := mode(t, f.path); m != 0o600 {
 				t.Errorf("got mode %v after the refresh, want -rw-------", m)
 			}
@@ -343,9 +370,9 @@ func TestEntryOwnedByAnotherUserIsIgnored(t *testing.T) {
 	if err := os.Chown(f.path, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	e, hit := f.get(t)
-	if hit || e.Response.Credentials.AccessKeyID != "B" || f.rec.stale[1] != nil {
-		t.Fatalf("got %s hit=%v stale=%v, want B hit=false stale=nil", e.Response.Credentials.AccessKeyID, hit, f.rec.stale[1])
+	f.getWant(t, "B", false)
+	if f.rec.stale[1] != nil {
+		t.Fatalf("got stale %+v, want nil", f.rec.stale[1])
 	}
 	if len(*f.warns) != 1 || !strings.Contains((*f.warns)[0], "owned by uid 65534") {
 		t.Errorf("got warnings %q, want one about the owner", *f.warns)
@@ -376,9 +403,9 @@ func TestSymlinkedEntryIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := os.ReadFile(target)
-			e, hit := f.get(t)
-			if hit || e.Response.Credentials.AccessKeyID != "B" || f.rec.stale[1] != nil {
-				t.Fatalf("got %s hit=%v stale=%v, want B hit=false stale=nil", e.Response.Credentials.AccessKeyID, hit, f.rec.stale[1])
+			f.getWant(t, "B", false)
+			if f.rec.stale[1] != nil {
+				t.Fatalf("got stale %+v, want nil", f.rec.stale[1])
 			}
 			if len(*f.warns) != 1 || !strings.Contains((*f.warns)[0], "symlink") {
 				t.Errorf("got warnings %q, want one about the symlink", *f.warns)
@@ -400,10 +427,7 @@ func TestUnwritableEntryStillReturnsFetched(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(f.path, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	e, hit := f.get(t)
-	if hit || e.Response.Credentials.AccessKeyID != "A" {
-		t.Fatalf("got %s hit=%v, want A hit=false", e.Response.Credentials.AccessKeyID, hit)
-	}
+	f.getWant(t, "A", false)
 	if len(*f.warns) != 2 || !strings.Contains((*f.warns)[1], "could not store") {
 		t.Errorf("got warnings %q, want one for the read and one for the write", *f.warns)
 	}
@@ -535,13 +559,7 @@ func TestPrune(t *testing.T) {
 	// A held lock protects even an expired entry.
 	busy := Key("busy")
 	f.c.Get(context.Background(), busy, func(context.Context, *Entry) (*Entry, error) { return entry("busy", t0), nil })
-	root, _ := os.OpenRoot(f.c.Dir)
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, busy)
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
-	defer unlock()
+	defer f.lock(t, f.openRoot(t), busy)()
 
 	f.clock.Set(t0.Add(time.Hour + time.Minute)) // "graceful" expired 11m ago
 	n, err := f.c.Prune(15 * time.Minute)
@@ -567,16 +585,7 @@ func TestLockTimeoutAndCancel(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
 	f.clock.Advance(50 * time.Minute)
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, f.key)
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
-	defer unlock()
+	defer f.lock(t, f.openRoot(t), f.key)()
 
 	f.c.LockTimeout = 20 * time.Millisecond
 	if _, _, err := f.c.Get(context.Background(), f.key, f.rec.fetch); !errors.Is(err, ErrLockTimeout) {
@@ -603,15 +612,8 @@ func TestLockTimeoutAndCancel(t *testing.T) {
 func TestLockSurvivesLockFileReplacement(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, f.key)
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
+	root := f.openRoot(t)
+	unlock := f.lock(t, root, f.key)
 	// Unlink the held lock file: a new opener gets a new inode and must
 	// hold a lock on the file that is at the path.
 	lockPath := filepath.Join(f.c.Dir, f.key+".lock")
@@ -669,11 +671,7 @@ func TestConcurrentGoroutinesFetchOnce(t *testing.T) {
 func TestReadersNeverSeePartialEntries(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := f.openRoot(t)
 	done := make(chan struct{})
 	var writes atomic.Int32
 	go func() {
@@ -737,16 +735,8 @@ func TestWaiterReturnsLandedEntryWithoutTheLock(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
 	f.clock.Advance(50 * time.Minute) // A is stale now
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, f.key) // "another process" refreshing
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
-	defer unlock()
+	root := f.openRoot(t)
+	defer f.lock(t, root, f.key)() // "another process" refreshing
 
 	fastPathRead := make(chan struct{})
 	var once sync.Once
