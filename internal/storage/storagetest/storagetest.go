@@ -741,18 +741,21 @@ func testConcurrentIncrements(t *testing.T, s storage.Store) {
 	wantValue(t, s, "counter", strconv.Itoa(workers*each))
 }
 
-func testConcurrentCreate(t *testing.T, s storage.Store) {
-	const workers = 16
-	errs := make([]error, workers)
+// concurrently runs fn(0) … fn(n-1) at once and returns their errors.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = storage.Create(t.Context(), s, "once", []byte(strconv.Itoa(i)))
-		}()
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
 	}
 	wg.Wait()
+	return errs
+}
+
+func testConcurrentCreate(t *testing.T, s storage.Store) {
+	errs := concurrently(16, func(i int) error {
+		return storage.Create(t.Context(), s, "once", []byte(strconv.Itoa(i)))
+	})
 	winners := 0
 	for i, err := range errs {
 		switch {
@@ -772,21 +775,13 @@ func testConcurrentCreate(t *testing.T, s storage.Store) {
 // backend shares one transaction among them) fail or succeed on their own.
 func testConcurrentFailuresAreIsolated(t *testing.T, s storage.Store) {
 	put(t, s, "taken", "x")
-	const workers = 32
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var conds []storage.Cond
-			if i%2 == 1 {
-				conds = []storage.Cond{storage.Absent("taken")} // always fails
-			}
-			errs[i] = s.Commit(t.Context(), conds, []storage.Op{storage.Put(fmt.Sprintf("w/%02d", i), []byte("x"))})
-		}()
-	}
-	wg.Wait()
+	errs := concurrently(32, func(i int) error {
+		var conds []storage.Cond
+		if i%2 == 1 {
+			conds = []storage.Cond{storage.Absent("taken")} // always fails
+		}
+		return s.Commit(t.Context(), conds, []storage.Op{storage.Put(fmt.Sprintf("w/%02d", i), []byte("x"))})
+	})
 	for i, err := range errs {
 		if i%2 == 1 {
 			if !errors.Is(err, storage.ErrConflict) {
