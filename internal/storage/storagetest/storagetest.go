@@ -86,6 +86,28 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 var errTest = errors.New("storagetest: injected error")
 
 // put commits key/value pairs in one unconditional commit.
+// UnchangedAfterRewrite creates k = v, reads it, rewrites the same bytes,
+// then commits k = w on the condition that k is Unchanged since the read,
+// and returns the read and that commit's error. The contract allows the
+// commit to succeed (a backend comparing values, like bolt) or to conflict
+// (one comparing revisions, like memory and etcd): each backend's own test
+// asserts which.
+func UnchangedAfterRewrite(t *testing.T, s storage.Store) (storage.KV, error) {
+	t.Helper()
+	ctx := t.Context()
+	if err := storage.Create(ctx, s, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	read, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, nil, []storage.Op{storage.Put("k", []byte("v"))}); err != nil {
+		t.Fatal(err)
+	}
+	return read, s.Commit(ctx, []storage.Cond{storage.Unchanged(read)}, []storage.Op{storage.Put("k", []byte("w"))})
+}
+
 func put(t *testing.T, s storage.Store, kv ...string) {
 	t.Helper()
 	if len(kv)%2 != 0 {
