@@ -6,10 +6,8 @@ import (
 	"testing"
 
 	"github.com/keyferry/keyferry/internal/server"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
-
-// envOf is a getenv that finds the variables of m only.
-func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestProcs(t *testing.T) {
 	for _, tt := range []struct{ def, want int }{{1, 3}, {2, 4}, {16, 18}} {
@@ -25,7 +23,7 @@ func TestSetProcs(t *testing.T) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
 	runtime.SetDefaultGOMAXPROCS()
 	def := runtime.GOMAXPROCS(0)
-	noEnv := envOf(nil)
+	noEnv := testutil.Env(nil)
 
 	server.SetProcs(noEnv)
 	server.SetProcs(noEnv) // idempotent: from Go's default, not from the current value
@@ -34,7 +32,7 @@ func TestSetProcs(t *testing.T) {
 	}
 
 	runtime.GOMAXPROCS(1)
-	server.SetProcs(envOf(map[string]string{"GOMAXPROCS": "1"}))
+	server.SetProcs(testutil.Env(map[string]string{"GOMAXPROCS": "1"}))
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("with GOMAXPROCS=1 in the environment: got %d, want 1 (the operator's choice)", got)
 	}
@@ -44,11 +42,11 @@ func TestSetProcs(t *testing.T) {
 func TestSetGC(t *testing.T) {
 	orig := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(orig) })
-	server.SetGC(envOf(nil))
+	server.SetGC(testutil.Env(nil))
 	if got := debug.SetGCPercent(100); got != server.GCPercent {
 		t.Errorf("without GOGC in the environment: got %d, want %d", got, server.GCPercent)
 	}
-	server.SetGC(envOf(map[string]string{"GOGC": "100"}))
+	server.SetGC(testutil.Env(map[string]string{"GOGC": "100"}))
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC=100 in the environment: got %d, want 100 (the operator's choice)", got)
 	}
