@@ -1,17 +1,11 @@
 package peers
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // ErrPeerMissing is wrapped by every error that means "a third-party peer or
@@ -85,67 +79,6 @@ func logIfFailed(t testing.TB, logs func() string) {
 	if t.Failed() {
 		t.Log(logs())
 	}
-}
-
-// pollReady polls probe every interval until it succeeds, p exits or
-// timeout passes. lostRace reports from p's log whether a port was taken
-// before p bound it (errBindRace). Errors start with prefix.
-func pollReady(p *proc, prefix string, timeout, interval time.Duration, probe func(context.Context) error, lostRace func() bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last error
-	for {
-		select {
-		case <-p.exited:
-			if lostRace() {
-				return errBindRace
-			}
-			return fmt.Errorf("%sexited during start-up: %v", prefix, p.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("%snot ready after %s: last error: %v", prefix, timeout, last)
-		case <-time.After(interval):
-		}
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		last = probe(actx)
-		acancel()
-		if last == nil {
-			return nil
-		}
-		if lostRace() {
-			return errBindRace
-		}
-	}
-}
-
-// clientConfig is an aws.Config for a peer's endpoint signing with creds,
-// with a retryer that does not retry, so that errors reach the test at
-// once.
-func clientConfig(region, endpoint string, creds aws.CredentialsProvider) aws.Config {
-	return aws.Config{
-		Region:           region,
-		Credentials:      creds,
-		BaseEndpoint:     aws.String(endpoint),
-		HTTPClient:       &http.Client{Timeout: 30 * time.Second},
-		RetryMaxAttempts: 1,
-	}
-}
-
-// pathStyleS3 is a path-style S3 client from cfg.
-func pathStyleS3(cfg aws.Config, opts ...func(*s3.Options)) *s3.Client {
-	opts = append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }}, opts...)
-	return s3.NewFromConfig(cfg, opts...)
-}
-
-// createBuckets creates buckets with client; errors name the peer.
-func createBuckets(client *s3.Client, peer string, buckets []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, b := range buckets {
-		if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			return fmt.Errorf("peers: %s: create bucket %q: %w", peer, b, err)
-		}
-	}
-	return nil
 }
 
 // executable reports whether path is a regular file with an execute bit.

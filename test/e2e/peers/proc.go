@@ -2,6 +2,7 @@ package peers
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -121,4 +122,34 @@ func logTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// pollReady polls probe every interval until it succeeds, p exits or
+// timeout passes. lostRace reports from p's log whether a port was taken
+// before p bound it (errBindRace). Errors start with prefix.
+func pollReady(p *proc, prefix string, timeout, interval time.Duration, probe func(context.Context) error, lostRace func() bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for {
+		select {
+		case <-p.exited:
+			if lostRace() {
+				return errBindRace
+			}
+			return fmt.Errorf("%sexited during start-up: %v", prefix, p.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("%snot ready after %s: last error: %v", prefix, timeout, last)
+		case <-time.After(interval):
+		}
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		last = probe(actx)
+		acancel()
+		if last == nil {
+			return nil
+		}
+		if lostRace() {
+			return errBindRace
+		}
+	}
 }
