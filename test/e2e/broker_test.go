@@ -1181,8 +1181,8 @@ func TestServerInitAndListenSafety(t *testing.T) {
 
 	// Before init, the server refuses to start.
 	b := startBroker(t, brokerOptions{Dir: dir, ExpectExit: true})
-	if code := b.exitCode(); code == 0 || !strings.Contains(tail(b.Stderr, 20), "keyferry server init") {
-		t.Errorf("server on an uninitialised store: exit %d, stderr %q; want a failure pointing at `keyferry server init`", code, tail(b.Stderr, 5))
+	if code := b.exitCode(); code == 0 || !strings.Contains(peers.LogTail(b.Stderr, 20), "keyferry server init") {
+		t.Errorf("server on an uninitialised store: exit %d, stderr %q; want a failure pointing at `keyferry server init`", code, peers.LogTail(b.Stderr, 5))
 	}
 
 	res := kfRun(t, nil, append([]string{"server", "init"}, storeArgs...)...)
@@ -1231,7 +1231,7 @@ func TestServerInitAndListenSafety(t *testing.T) {
 	defer hold.Close()
 	port := strconv.Itoa(hold.Addr().(*net.TCPAddr).Port)
 	b = startBroker(t, brokerOptions{Dir: dir, Listen: "0.0.0.0:" + port, ExpectExit: true})
-	stderr := tail(b.Stderr, 20)
+	stderr := peers.LogTail(b.Stderr, 20)
 	if code := b.exitCode(); code == 0 || !strings.Contains(stderr, "plain HTTP") || !strings.Contains(stderr, "0.0.0.0:"+port) {
 		t.Errorf("server --listen 0.0.0.0:%s without TLS: exit %d, stderr %q; want a refusal about plain HTTP on that address", port, code, stderr)
 	}
@@ -1241,7 +1241,7 @@ func TestServerInitAndListenSafety(t *testing.T) {
 	// --insecure-http.
 	for _, extra := range [][]string{nil, {"--insecure-http"}} {
 		b = startBroker(t, brokerOptions{Dev: true, Listen: "0.0.0.0:" + port, Args: extra, ExpectExit: true})
-		stderr := tail(b.Stderr, 20)
+		stderr := peers.LogTail(b.Stderr, 20)
 		if code := b.exitCode(); code == 0 || strings.Contains(stderr, "address already in use") ||
 			!(strings.Contains(stderr, "plain HTTP") || strings.Contains(stderr, "loopback")) {
 			t.Errorf("server --dev --listen 0.0.0.0:%s %v: exit %d, stderr %q; want a refusal before binding", port, extra, code, stderr)

@@ -418,7 +418,7 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 	}
 	t.Cleanup(func() {
 		if code, took := s.stop(10 * time.Second); code != 0 {
-			t.Errorf("keyferry serve after SIGTERM: exit %d in %s, want 0; stderr:\n%s", code, took.Round(time.Millisecond), tail(s.Stderr, 20))
+			t.Errorf("keyferry serve after SIGTERM: exit %d in %s, want 0; stderr:\n%s", code, took.Round(time.Millisecond), peers.LogTail(s.Stderr, 20))
 		}
 	})
 	// The variables serve prints for its --endpoints (default both).
@@ -449,10 +449,10 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 			return s
 		}
 		if !s.running() {
-			t.Fatalf("keyferry serve exited (code %d): stderr:\n%s", s.exitCode(), tail(s.Stderr, 20))
+			t.Fatalf("keyferry serve exited (code %d): stderr:\n%s", s.exitCode(), peers.LogTail(s.Stderr, 20))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("keyferry serve printed no endpoint within 15s: stdout %q, stderr:\n%s", readFileErr(s.Stdout), tail(s.Stderr, 20))
+			t.Fatalf("keyferry serve printed no endpoint within 15s: stdout %q, stderr:\n%s", readFileErr(s.Stdout), peers.LogTail(s.Stderr, 20))
 		}
 		time.Sleep(25 * time.Millisecond)
 	}

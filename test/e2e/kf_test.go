@@ -18,7 +18,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -27,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -64,17 +62,9 @@ var keyferryBinary = sync.OnceValues(func() (string, error) {
 		}
 		return abs, nil
 	}
-	goBin, err := exec.LookPath("go")
+	goBin, root, err := peers.GoModule()
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the keyferry module: set " + keyferryEnv)
+		return "", fmt.Errorf("%w: set %s", err, keyferryEnv)
 	}
 	dir, err := os.MkdirTemp("", "keyferry-e2e-bin-")
 	if err != nil {
@@ -85,7 +75,7 @@ var keyferryBinary = sync.OnceValues(func() (string, error) {
 	builtDirMu.Unlock()
 	bin := filepath.Join(dir, "keyferry")
 	build := exec.Command(goBin, "build", "-o", bin, "./cmd/keyferry")
-	build.Dir = filepath.Dir(gomod)
+	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/keyferry: %w\n%s", err, out)
 	}
@@ -227,7 +217,7 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 			b.stop(10 * time.Second)
 		}
 		if t.Failed() {
-			t.Logf("keyferry server log (%s):\n%s", b.Stderr, tail(b.Stderr, 40))
+			t.Logf("keyferry server log (%s):\n%s", b.Stderr, peers.LogTail(b.Stderr, 40))
 		}
 	})
 	if opts.ExpectExit {
@@ -241,7 +231,7 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 	}
 	if err := b.waitReady(); err != nil {
 		b.stop(time.Second)
-		t.Fatalf("keyferry server: %v\nstderr:\n%s\nstdout:\n%s", err, tail(b.Stderr, 30), tail(b.Stdout, 30))
+		t.Fatalf("keyferry server: %v\nstderr:\n%s\nstdout:\n%s", err, peers.LogTail(b.Stderr, 30), peers.LogTail(b.Stdout, 30))
 	}
 	return b
 }
@@ -271,25 +261,17 @@ func (b *broker) start(bin string, args, env []string) error {
 	cmd.Env = env
 	cmd.Dir = b.Dir
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// The parent-death signal belongs to the thread that forked the
-	// child: start and reap it on one locked thread (as peers does).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b.cmd = cmd
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(b.exited)
-			return
-		}
-		started <- nil
-		b.waitErr = cmd.Wait()
+	err = peers.StartTied(cmd, func(err error) {
+		b.waitErr = err
 		stdout.Close()
 		stderr.Close()
 		close(b.exited)
-	}()
-	return <-started
+	})
+	if err != nil {
+		close(b.exited)
+	}
+	return err
 }
 
 // waitReady reads the listen address from the "keyferry server ready" log
@@ -633,14 +615,4 @@ func logLines(path string) []map[string]any {
 		}
 	}
 	return out
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

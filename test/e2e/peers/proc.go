@@ -40,14 +40,22 @@ func startProc(bin string, args []string, dir, logPath string, env []string) (*p
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Kill the peer when the test binary dies (panic, -timeout, ^C).
-		// The signal is tied to the OS thread that forked the child, so the
-		// goroutine below starts and reaps the child on a locked thread
-		// that lives exactly as long as the child.
-		Pdeathsig: syscall.SIGKILL,
-	}
 	p.cmd = cmd
+	if err := StartTied(cmd, func(err error) { p.waitErr = err; close(p.exited) }); err != nil {
+		close(p.exited)
+		logf.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// StartTied starts cmd so that the kernel kills it when the test binary
+// dies (panic, -timeout, ^C), and calls reaped with Wait's error once it
+// has been reaped. The parent-death signal is tied to the OS thread that
+// forked the child, so the child is started and reaped on a locked thread
+// that lives exactly as long as the child.
+func StartTied(cmd *exec.Cmd, reaped func(waitErr error)) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -55,18 +63,12 @@ func startProc(bin string, args []string, dir, logPath string, env []string) (*p
 		// goroutine ends, after the child has been reaped.
 		if err := cmd.Start(); err != nil {
 			started <- err
-			close(p.exited)
 			return
 		}
 		started <- nil
-		p.waitErr = cmd.Wait()
-		close(p.exited)
+		reaped(cmd.Wait())
 	}()
-	if err := <-started; err != nil {
-		logf.Close()
-		return nil, err
-	}
-	return p, nil
+	return <-started
 }
 
 // running reports whether the process is still alive.
@@ -114,8 +116,8 @@ func (p *proc) logContains(markers ...string) bool {
 	return false
 }
 
-// logTail returns the last n lines of a log file.
-func logTail(path string, n int) string {
+// LogTail returns the last n lines of a log file.
+func LogTail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {

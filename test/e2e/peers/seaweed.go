@@ -231,7 +231,7 @@ func (sw *SeaweedFS) Close() error {
 func (sw *SeaweedFS) Running() bool { return sw.proc != nil && sw.proc.running() }
 
 // LogTail returns the last n lines of the SeaweedFS log.
-func (sw *SeaweedFS) LogTail(n int) string { return logTail(sw.LogPath, n) }
+func (sw *SeaweedFS) LogTail(n int) string { return LogTail(sw.LogPath, n) }
 
 // RoleARN is the ARN of one of this instance's roles (see RoleARN).
 func (sw *SeaweedFS) RoleARN(name string) string { return RoleARN(name) }

@@ -176,8 +176,8 @@ func (v *VersityGW) Close() error {
 
 // LogTail returns the last n lines of each process's log.
 func (v *VersityGW) LogTail(n int) string {
-	return "--- iam.log\n" + logTail(filepath.Join(v.Dir, "iam.log"), n) +
-		"\n--- s3.log\n" + logTail(filepath.Join(v.Dir, "s3.log"), n)
+	return "--- iam.log\n" + LogTail(filepath.Join(v.Dir, "iam.log"), n) +
+		"\n--- s3.log\n" + LogTail(filepath.Join(v.Dir, "s3.log"), n)
 }
 
 // RootCredentials returns the root identity's static credentials.
