@@ -776,12 +776,7 @@ func TestFakeIAMFaults(t *testing.T) {
 		t.Fatalf("hung request returned early: %v", err)
 	default:
 	}
-	h.Close()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not release the hung request")
-	}
+	wantReleased(t, h.Close, done, 5*time.Second)
 }
 
 func TestFakeIAMRecording(t *testing.T) {

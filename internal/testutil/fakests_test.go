@@ -494,11 +494,18 @@ func TestFakeSTSLatencyHangAndDrop(t *testing.T) {
 	for h.Calls() < 4 {
 		time.Sleep(time.Millisecond)
 	}
-	h.Close()
+	wantReleased(t, h.Close, done, 2*time.Second)
+}
+
+// wantReleased calls closeFake and fails unless a hung request returns
+// (done is closed, or sends) within d.
+func wantReleased[T any](t *testing.T, closeFake func(), done <-chan T, d time.Duration) {
+	t.Helper()
+	closeFake()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
-		t.Fatal("hung request still held 2s after Close")
+	case <-time.After(d):
+		t.Fatalf("hung request still held %v after Close", d)
 	}
 }
 
