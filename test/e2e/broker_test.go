@@ -87,6 +87,17 @@ type stackPeers struct {
 	sw  *peers.SeaweedFS
 }
 
+// assumeRole returns SeaweedFS's credentials for role, assumed by the
+// admin identity, or fails the test.
+func (p stackPeers) assumeRole(t *testing.T, role, session string) aws.Credentials {
+	t.Helper()
+	creds, err := p.sw.AssumeRole(testContext(t), role, session)
+	if err != nil {
+		t.Fatalf("AssumeRole: %v", err)
+	}
+	return creds
+}
+
 // getStack returns the peers of a shared stack, started on first use.
 func getStack(t *testing.T, stack *peers.Shared[*peers.Stack]) stackPeers {
 	t.Helper()

@@ -213,12 +213,7 @@ func callerARN(t *testing.T, stdout string) string {
 // by S3 exactly as the role's policy says.
 func TestPeersClientsWithRoleCredentials(t *testing.T) {
 	p := getSmokePeers(t)
-	ctx := testContext(t)
-	creds, err := p.sw.AssumeRole(ctx, smokeCIRole, "smoke-clients")
-	if err != nil {
-		t.Fatalf("AssumeRole: %v", err)
-	}
-	env := peers.CredsEnv(creds, p.sw.Region)
+	env := peers.CredsEnv(p.assumeRole(t, smokeCIRole, "smoke-clients"), p.sw.Region)
 
 	for _, c := range smokeClients {
 		t.Run(c.name, func(t *testing.T) {
@@ -243,11 +238,7 @@ func TestPeersClientsWithRoleCredentials(t *testing.T) {
 // TestPeersClientsWithBadCredentials: SeaweedFS checks SigV4 for real.
 func TestPeersClientsWithBadCredentials(t *testing.T) {
 	p := getSmokePeers(t)
-	ctx := testContext(t)
-	creds, err := p.sw.AssumeRole(ctx, smokeCIRole, "smoke-bad")
-	if err != nil {
-		t.Fatalf("AssumeRole: %v", err)
-	}
+	creds := p.assumeRole(t, smokeCIRole, "smoke-bad")
 	wrongSecret := creds
 	wrongSecret.SecretAccessKey = strings.ToUpper(creds.SecretAccessKey[:4]) + creds.SecretAccessKey[4:] + "x"
 	unknownKey := aws.Credentials{AccessKeyID: "AKIA0000000000UNKNWN", SecretAccessKey: "0123456789abcdef0123456789abcdef01234567"}
