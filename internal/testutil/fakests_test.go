@@ -20,7 +20,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -265,14 +264,6 @@ func stsAt(url, region, key, secret, token string) *sts.Client {
 	})
 }
 
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 func TestFakeSTSVerifiesSignatures(t *testing.T) {
 	clk := NewClock(tNow)
 	fake := NewFakeSTS(t, WithSTSKey(tKey, tSecret), WithSTSClock(clk.Now))
@@ -282,10 +273,10 @@ func TestFakeSTSVerifiesSignatures(t *testing.T) {
 	if _, err := stsClient(fake, tKey, tSecret, "").AssumeRole(ctx, in); err != nil {
 		t.Fatalf("right key: got %v, want success", err)
 	}
-	if _, err := stsClient(fake, tKey, "wrong", "").AssumeRole(ctx, in); apiCode(err) != "SignatureDoesNotMatch" {
+	if _, err := stsClient(fake, tKey, "wrong", "").AssumeRole(ctx, in); APIErrorCode(err) != "SignatureDoesNotMatch" {
 		t.Errorf("wrong secret: got %v, want SignatureDoesNotMatch", err)
 	}
-	if _, err := stsClient(fake, "AKIAUNKNOWN000000000", tSecret, "").AssumeRole(ctx, in); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := stsClient(fake, "AKIAUNKNOWN000000000", tSecret, "").AssumeRole(ctx, in); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("unknown key: got %v, want InvalidClientTokenId", err)
 	}
 
@@ -303,15 +294,15 @@ func TestFakeSTSVerifiesSignatures(t *testing.T) {
 	if got, want := aws.ToString(id.Arn), "arn:aws:sts::123456789012:assumed-role/deploy/job-7"; got != want {
 		t.Errorf("got caller %q, want %q", got, want)
 	}
-	if _, err := stsClient(fake, *c.AccessKeyId, *c.SecretAccessKey, "forged").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := stsClient(fake, *c.AccessKeyId, *c.SecretAccessKey, "forged").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("wrong session token: got %v, want InvalidClientTokenId", err)
 	}
 	chained := &sts.AssumeRoleInput{RoleArn: aws.String(tRole), RoleSessionName: aws.String("s2"), DurationSeconds: aws.Int32(7200)}
-	if _, err := issued.AssumeRole(ctx, chained); apiCode(err) != "ValidationError" {
+	if _, err := issued.AssumeRole(ctx, chained); APIErrorCode(err) != "ValidationError" {
 		t.Errorf("role chaining beyond 1h: got %v, want ValidationError", err)
 	}
 	clk.Advance(16 * time.Minute)
-	if _, err := issued.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "ExpiredToken" {
+	if _, err := issued.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "ExpiredToken" {
 		t.Errorf("expired issued credentials: got %v, want ExpiredToken", err)
 	}
 }
@@ -388,7 +379,7 @@ func TestFakeSTSWebIdentity(t *testing.T) {
 	_, err = client.AssumeRoleWithWebIdentity(t.Context(), &sts.AssumeRoleWithWebIdentityInput{
 		RoleArn: aws.String(tRole), RoleSessionName: aws.String("s1"), WebIdentityToken: aws.String(evil),
 	})
-	if apiCode(err) != "IDPRejectedClaim" {
+	if APIErrorCode(err) != "IDPRejectedClaim" {
 		t.Errorf("got %v, want IDPRejectedClaim from the validator", err)
 	}
 }

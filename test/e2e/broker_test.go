@@ -58,15 +58,9 @@ const (
 // broker tests of this binary; every test starts its own keyferry server
 // (which takes well under a second) against it.
 var brokerStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
-	return peers.SeaweedConfig{
-		Policies:  putCIPolicies(),
-		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(kfProvider, kfClientID)},
-		Roles: []peers.SeaweedRole{
-			{Name: kfCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true},
-			{Name: kfWIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true, Audience: kfClientID},
-		},
-		Buckets: []string{kfCIBucket, kfOtherBkt},
-	}
+	cfg := putCIStack(idp.SeaweedProvider(kfProvider, kfClientID), kfCIRole, kfCIBucket, kfOtherBkt)
+	cfg.Roles = append(cfg.Roles, putCIRole(peers.SeaweedRole{Name: kfWIRole, TrustWebIdentity: true, Audience: kfClientID}))
+	return cfg
 })
 
 func getBrokerPeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, brokerStack) }
@@ -74,6 +68,24 @@ func getBrokerPeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, br
 // putCIBucket is the policy of a role or user that may put into ci-bucket
 // and nowhere else.
 const putCIBucket = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`
+
+// putCIStack is the SeaweedFS config of a shared stack: provider, the role
+// assumeRole that the admin identity may assume and that may put into
+// ci-bucket, and buckets. Add roles with putCIRole.
+func putCIStack(provider peers.SeaweedOIDCProvider, assumeRole string, buckets ...string) peers.SeaweedConfig {
+	return peers.SeaweedConfig{
+		Policies:  putCIPolicies(),
+		Providers: []peers.SeaweedOIDCProvider{provider},
+		Roles:     []peers.SeaweedRole{putCIRole(peers.SeaweedRole{Name: assumeRole, TrustAssumeRole: true})},
+		Buckets:   buckets,
+	}
+}
+
+// putCIRole is r with the PutCiBucket policy (putCIPolicies) attached.
+func putCIRole(r peers.SeaweedRole) peers.SeaweedRole {
+	r.AttachedPolicies = []string{"PutCiBucket"}
+	return r
+}
 
 // putCIPolicies are the SeaweedFS policies of the roles that may put into
 // ci-bucket: PutCiBucket.

@@ -910,7 +910,7 @@ func TestDeliveryLongJobRefresh(t *testing.T) {
 	t.Parallel()
 	sw := peers.StartSeaweedFS(t, peers.SeaweedConfig{
 		Policies:         putCIPolicies(),
-		Roles:            []peers.SeaweedRole{{Name: kfCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true}},
+		Roles:            []peers.SeaweedRole{putCIRole(peers.SeaweedRole{Name: kfCIRole, TrustAssumeRole: true})},
 		Buckets:          []string{kfCIBucket},
 		MaxSessionLength: longJobSession,
 	})

@@ -10,7 +10,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
+	"github.com/keyferry/keyferry/internal/testutil"
 	"github.com/keyferry/keyferry/test/e2e/peers"
 )
 
@@ -42,17 +41,12 @@ const (
 // smokeStack is one IdP and one SeaweedFS trusting it, shared by the smoke
 // tests of this binary (SeaweedFS takes ~4 s to start).
 var smokeStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
-	return peers.SeaweedConfig{
-		Policies:  putCIPolicies(),
-		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(smokeProvider, smokeClientID)},
-		Roles: []peers.SeaweedRole{
-			{Name: smokeCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true},
-			{Name: smokeGHRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true, Audience: smokeClientID},
-			{Name: smokeOtherAudRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true, Audience: "someone-else"},
-			{Name: smokeAnyAudRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true},
-		},
-		Buckets: []string{smokeCIBucket, smokeOtherBucket},
-	}
+	cfg := putCIStack(idp.SeaweedProvider(smokeProvider, smokeClientID), smokeCIRole, smokeCIBucket, smokeOtherBucket)
+	cfg.Roles = append(cfg.Roles,
+		putCIRole(peers.SeaweedRole{Name: smokeGHRole, TrustWebIdentity: true, Audience: smokeClientID}),
+		putCIRole(peers.SeaweedRole{Name: smokeOtherAudRole, TrustWebIdentity: true, Audience: "someone-else"}),
+		putCIRole(peers.SeaweedRole{Name: smokeAnyAudRole, TrustWebIdentity: true}))
+	return cfg
 })
 
 func getSmokePeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, smokeStack) }
@@ -258,15 +252,6 @@ func TestPeersClientsWithBadCredentials(t *testing.T) {
 	}
 }
 
-// apiErrorCode returns the AWS error code of an SDK error, or "".
-func apiErrorCode(err error) string {
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		return api.ErrorCode()
-	}
-	return ""
-}
-
 // TestPeersWebIdentity: SeaweedFS's AssumeRoleWithWebIdentity verifies a
 // token from the TLS test IdP (signature via the HTTPS JWKS, iss, aud, exp,
 // nbf) and the role's trust policy, including its audience condition.
@@ -375,7 +360,7 @@ func TestPeersWebIdentity(t *testing.T) {
 			if err == nil {
 				t.Fatal("AssumeRoleWithWebIdentity succeeded, want an error")
 			}
-			if got := apiErrorCode(err); got != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
+			if got := testutil.APIErrorCode(err); got != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("got %q (%v), want %s containing %q", got, err, tc.wantCode, tc.wantMsg)
 			}
 		})
@@ -457,7 +442,7 @@ func TestPeersIAMUserKeys(t *testing.T) {
 	if _, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)}); err == nil {
 		t.Errorf("DeleteUser with an access key left: succeeded, want an error")
 	} else {
-		t.Logf("DeleteUser with a key left: %s: %v", apiErrorCode(err), err)
+		t.Logf("DeleteUser with a key left: %s: %v", testutil.APIErrorCode(err), err)
 	}
 	if _, err := iamc.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(id)}); err != nil {
 		t.Fatalf("DeleteAccessKey: %v", err)
@@ -513,7 +498,7 @@ func TestPeersTwoInstances(t *testing.T) {
 		t.Errorf("HeadBucket on its own instance: %v", err)
 	}
 	_, err := b.S3Client(a.AdminCredentials()).ListBuckets(ctx, &s3.ListBucketsInput{})
-	if got := apiErrorCode(err); got != "InvalidAccessKeyId" {
+	if got := testutil.APIErrorCode(err); got != "InvalidAccessKeyId" {
 		t.Errorf("instance A's admin key on instance B: got %q (%v), want InvalidAccessKeyId", got, err)
 	}
 }
@@ -544,7 +529,7 @@ func TestPeersVersityGWIAMUser(t *testing.T) {
 	// Unlike SeaweedFS, versitygw refuses DeleteUser while an inline policy
 	// is left, as AWS does.
 	_, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)})
-	if got := apiErrorCode(err); got != "DeleteConflict" {
+	if got := testutil.APIErrorCode(err); got != "DeleteConflict" {
 		t.Errorf("DeleteUser with a policy left: got %q (%v), want DeleteConflict", got, err)
 	}
 	if _, err := iamc.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String("put-ci")}); err != nil {
