@@ -40,6 +40,13 @@ func newIAMFake(t testing.TB, opts ...testutil.IAMOption) *testutil.FakeIAM {
 	return testutil.NewFakeIAM(t, append(base, opts...)...)
 }
 
+// newIAMSetup is a fake IAM (newIAMFake) and a provider on it.
+func newIAMSetup(t testing.TB) (*testutil.FakeIAM, *Provider) {
+	t.Helper()
+	fake := newIAMFake(t)
+	return fake, newIAMProvider(t, fake)
+}
+
 // newIAMProvider returns a provider whose IAM and STS are the fake, with
 // 1ms backoffs.
 func newIAMProvider(t testing.TB, fake *testutil.FakeIAM, mod ...func(*Config)) *Provider {
@@ -74,8 +81,7 @@ func rawIAM(t testing.TB, fake *testutil.FakeIAM) *iam.Client {
 var accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z0-9]{16}$`)
 
 func TestCreateUserSendsEverythingInOrder(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	spec := fullSpec("ci-lease-123")
 
 	u, err := p.CreateUser(t.Context(), spec)
@@ -180,8 +186,7 @@ func TestCreateUserDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if _, err := p.CreateUser(t.Context(), tt.spec); err != nil {
 				t.Fatalf("CreateUser: %v", err)
 			}
@@ -222,8 +227,7 @@ func TestCreateUserRejectsBadSpecLocally(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			_, err := p.CreateUser(t.Context(), tt.spec)
 			if got := asError(t, err).Code; got != CodeInvalidRequest {
 				t.Errorf("got code %q, want %q", got, CodeInvalidRequest)
@@ -308,8 +312,7 @@ func TestCreateUserPartialFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			spec := fullSpec(n)
 			if tt.spec != nil {
 				tt.spec(&spec)
@@ -393,8 +396,7 @@ func btoi(b bool) int {
 // TestNaiveDeleteUserConflicts shows the fake keeps AWS's rule that a
 // DeleteUser-first implementation would trip over.
 func TestNaiveDeleteUserConflicts(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-naive")); err != nil {
 		t.Fatal(err)
 	}
@@ -411,8 +413,7 @@ func TestNaiveDeleteUserConflicts(t *testing.T) {
 }
 
 func TestDeleteUserOrderAndCalls(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-del")); err != nil {
 		t.Fatal(err)
 	}
@@ -441,8 +442,7 @@ func TestDeleteUserOrderAndCalls(t *testing.T) {
 }
 
 func TestDeleteUserIsIdempotent(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-idem")); err != nil {
 		t.Fatal(err)
 	}
@@ -476,8 +476,7 @@ func TestDeleteUserToleratesRaces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if _, err := p.CreateUser(t.Context(), fullSpec("ci-race")); err != nil {
 				t.Fatal(err)
 			}
@@ -496,8 +495,7 @@ func TestDeleteUserToleratesRaces(t *testing.T) {
 // CodeCommit credential. The first DeleteUser conflicts; the second pass
 // finds and removes them. Without them, none of those calls is made.
 func TestDeleteUserRemovesWhatKeyferryNeverCreates(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-extras")); err != nil {
 		t.Fatal(err)
 	}
@@ -537,9 +535,7 @@ func TestDeleteUserRemovesWhatKeyferryNeverCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{testutil.ActionDeleteLoginProfile, testutil.ActionListMFADevices, testutil.ActionListSigningCertificates, testutil.ActionListSSHPublicKeys, testutil.ActionListServiceSpecificCredentials} {
-		if n := fake.CallsFor(a); n != 0 {
-			t.Errorf("got %d %s calls deleting a plain user, want 0", n, a)
-		}
+		wantCalls(t, fake, a, 0, " (deleting a plain user)")
 	}
 }
 
@@ -579,8 +575,7 @@ func TestDeleteUserOnPartialServers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if _, err := p.CreateUser(t.Context(), tt.spec); err != nil {
 				t.Fatal(err)
 			}
@@ -598,8 +593,7 @@ func TestDeleteUserOnPartialServers(t *testing.T) {
 
 	// Access keys are not optional: a server that cannot list them cannot
 	// be trusted to have none.
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-keys"}); err != nil {
 		t.Fatal(err)
 	}
@@ -645,8 +639,7 @@ func TestDeleteUserKnownPartsCallsNoList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			u, err := p.CreateUser(t.Context(), tt.spec)
 			if err != nil {
 				t.Fatal(err)
@@ -704,8 +697,7 @@ func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			u, err := p.CreateUser(t.Context(), spec)
 			if err != nil {
 				t.Fatal(err)
@@ -720,12 +712,8 @@ func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
 			if _, ok := fake.User(spec.UserName); ok {
 				t.Fatalf("user still exists")
 			}
-			if n := fake.CallsFor(testutil.ActionListAccessKeys); n != 1 {
-				t.Errorf("got %d ListAccessKeys calls, want 1 (the fallback after DeleteConflict)", n)
-			}
-			if n := fake.CallsFor(testutil.ActionDeleteUser); n != 2 {
-				t.Errorf("got %d DeleteUser calls, want 2 (conflict, then success)", n)
-			}
+			wantCalls(t, fake, testutil.ActionListAccessKeys, 1, " (the fallback after DeleteConflict)")
+			wantCalls(t, fake, testutil.ActionDeleteUser, 2, " (conflict, then success)")
 		})
 	}
 }
@@ -733,8 +721,7 @@ func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
 // TestDeleteUserKnownPartsToleratesMissing: a user already deleted, or
 // parts already removed (a retry, another worker), count as done.
 func TestDeleteUserKnownPartsToleratesMissing(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	spec := fullSpec("ci-gone")
 	u, err := p.CreateUser(t.Context(), spec)
 	if err != nil {
@@ -773,8 +760,7 @@ func TestDeleteUserKnownPartsToleratesMissing(t *testing.T) {
 }
 
 func TestDeleteUserPersistentConflict(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-stuck"}); err != nil {
 		t.Fatal(err)
 	}
@@ -787,9 +773,7 @@ func TestDeleteUserPersistentConflict(t *testing.T) {
 	if !strings.Contains(e.Message, "still refuses DeleteUser on ci-stuck (DeleteConflict)") {
 		t.Errorf("got Message %q, want it to say DeleteUser still conflicts", e.Message)
 	}
-	if got := fake.CallsFor(testutil.ActionDeleteUser); got != 2 {
-		t.Errorf("got %d DeleteUser calls, want 2 (one retry after re-listing)", got)
-	}
+	wantCalls(t, fake, testutil.ActionDeleteUser, 2, " (one retry after re-listing)")
 }
 
 func TestIAMThrottling(t *testing.T) {
@@ -812,17 +796,14 @@ func TestIAMThrottling(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			fake.SetFault(tt.fault)
 			start := time.Now()
 			_, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-throttle"})
 			if took := time.Since(start); took > time.Second {
 				t.Errorf("took %v, want well under 1s with 1ms backoffs", took)
 			}
-			if got := fake.CallsFor(testutil.ActionCreateUser); got != tt.wantCalls {
-				t.Errorf("got %d CreateUser calls, want %d", got, tt.wantCalls)
-			}
+			wantCalls(t, fake, testutil.ActionCreateUser, tt.wantCalls, "")
 			if tt.wantCode == "" {
 				if err != nil {
 					t.Fatalf("got %v, want success after retries", err)
@@ -892,8 +873,7 @@ func TestIAMErrorMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if tt.fault != nil {
 				fake.SetFault(*tt.fault)
 			}
@@ -1142,12 +1122,8 @@ func TestListUsers(t *testing.T) {
 		t.Errorf("users (-want +got):\n%s", diff)
 	}
 	// 7 users at 3 per page: 3 pages; one ListUserTags each.
-	if got := fake.CallsFor(testutil.ActionListUsers); got != 3 {
-		t.Errorf("got %d ListUsers calls, want 3 pages", got)
-	}
-	if got := fake.CallsFor(testutil.ActionListUserTags); got != len(want) {
-		t.Errorf("got %d ListUserTags calls, want %d", got, len(want))
-	}
+	wantCalls(t, fake, testutil.ActionListUsers, 3, " (pages)")
+	wantCalls(t, fake, testutil.ActionListUserTags, len(want), "")
 	for _, r := range fake.Requests() {
 		if r.Action == testutil.ActionListUsers && r.Params.Get("PathPrefix") != DefaultUserPath {
 			t.Errorf("got PathPrefix %q, want %q", r.Params.Get("PathPrefix"), DefaultUserPath)
@@ -1161,8 +1137,7 @@ func TestListUsers(t *testing.T) {
 }
 
 func TestListUsersWithoutTagSupport(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	for _, n := range []string{"ci-1", "ci-2", "ci-3"} {
 		if _, err := p.CreateUser(t.Context(), UserSpec{UserName: n, Tags: []Tag{{"a", "b"}}}); err != nil {
 			t.Fatal(err)
@@ -1182,14 +1157,11 @@ func TestListUsersWithoutTagSupport(t *testing.T) {
 			t.Errorf("got tags %v for %s, want nil (unknown)", u.Tags, u.UserName)
 		}
 	}
-	if n := fake.CallsFor(testutil.ActionListUserTags); n != 1 {
-		t.Errorf("got %d ListUserTags calls, want 1: once unsupported, not asked again", n)
-	}
+	wantCalls(t, fake, testutil.ActionListUserTags, 1, ": once unsupported, not asked again")
 }
 
 func TestListUsersRefusesEmptyPrefix(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	for _, prefix := range []string{"", "keyferry/"} {
 		_, err := p.ListUsers(t.Context(), prefix)
 		if got := asError(t, err).Code; got != CodeInvalidRequest {
@@ -1202,8 +1174,7 @@ func TestListUsersRefusesEmptyPrefix(t *testing.T) {
 }
 
 func TestDeleteAccessKey(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	u, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-rotate"})
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,13 @@ func newFake(t *testing.T, opts ...testutil.STSOption) *testutil.FakeSTS {
 	return testutil.NewFakeSTS(t, append(base, opts...)...)
 }
 
+// newSTSSetup is a fake STS (newFake) and a provider on it.
+func newSTSSetup(t *testing.T) (*testutil.FakeSTS, *Provider) {
+	t.Helper()
+	fake := newFake(t)
+	return fake, newProvider(t, fake)
+}
+
 // newProvider returns a provider signing with the fake's key, with tiny
 // backoffs so retries cost milliseconds.
 func newProvider(t *testing.T, fake *testutil.FakeSTS, mod ...func(*Config)) *Provider {
@@ -71,6 +78,15 @@ func providerOn(t testing.TB, stsURL, iamURL string, mod ...func(*Config)) *Prov
 
 func baseRequest() Request {
 	return Request{RoleARN: testRoleARN, SessionName: "gl-g-p-42"}
+}
+
+// wantCalls checks how many calls for action the fake got; why explains
+// the count.
+func wantCalls(t *testing.T, fake interface{ CallsFor(string) int }, action string, want int, why string) {
+	t.Helper()
+	if got := fake.CallsFor(action); got != want {
+		t.Errorf("got %d %s calls, want %d%s", got, action, want, why)
+	}
 }
 
 // deadlineIn is a test's context that times out after d.
@@ -159,8 +175,7 @@ func TestAssumeRoleSendsParameters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t)
-			p := newProvider(t, fake)
+			fake, p := newSTSSetup(t)
 			if _, err := p.AssumeRole(t.Context(), tt.req); err != nil {
 				t.Fatalf("AssumeRole: %v", err)
 			}
@@ -256,8 +271,7 @@ func TestAssumeRoleReturnsCredentials(t *testing.T) {
 }
 
 func TestClientsAreCreatedOncePerRegion(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	if got := p.created.Load(); got != 1 {
 		t.Fatalf("after New: got %d clients, want 1 (the default region's)", got)
 	}
@@ -303,8 +317,7 @@ func TestClientsAreCreatedOncePerRegion(t *testing.T) {
 }
 
 func TestConcurrentCallsShareOneClient(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for i := range 32 {
@@ -325,14 +338,11 @@ func TestConcurrentCallsShareOneClient(t *testing.T) {
 	if got := p.created.Load(); got != 2 {
 		t.Errorf("got %d clients created, want 2", got)
 	}
-	if got := fake.CallsFor(testutil.ActionAssumeRole); got != 32 {
-		t.Errorf("got %d AssumeRole calls, want 32", got)
-	}
+	wantCalls(t, fake, testutil.ActionAssumeRole, 32, "")
 }
 
 func TestInvalidRegionIsRejectedLocally(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	req := baseRequest()
 	req.Region = "evil.example.com/x"
 	_, err := p.AssumeRole(t.Context(), req)
@@ -400,8 +410,7 @@ func TestThrottling(t *testing.T) {
 // stop retrying and fail at once with CodeThrottled instead of multiplying
 // the load on a throttling STS.
 func TestSustainedThrottlingFailsFast(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	fake.SetFault(testutil.STSFault{Code: "Throttling"})
 	const calls = 60
 	for i := range calls {
@@ -529,8 +538,7 @@ func TestUpstreamErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t)
-			p := newProvider(t, fake)
+			fake, p := newSTSSetup(t)
 			fake.SetFault(tt.fault)
 			_, err := p.AssumeRole(t.Context(), baseRequest())
 			e := asError(t, err)
@@ -588,8 +596,7 @@ func TestInvalidRequestsFromRealValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t)
-			p := newProvider(t, fake)
+			fake, p := newSTSSetup(t)
 			req := baseRequest()
 			tt.mod(&req)
 			_, err := p.AssumeRole(t.Context(), req)
@@ -794,9 +801,7 @@ func TestWebIdentityWorksWithoutBrokerCredentials(t *testing.T) {
 	if got := asError(t, err).Code; got != CodeUnavailable {
 		t.Errorf("got code %q, want %q", got, CodeUnavailable)
 	}
-	if got := fake.CallsFor(testutil.ActionAssumeRoleWithWebIdentity); got != 1+4 {
-		t.Errorf("got %d web identity calls, want 1 + 4 attempts", got)
-	}
+	wantCalls(t, fake, testutil.ActionAssumeRoleWithWebIdentity, 1+4, " (1 + 4 attempts)")
 	fake.ClearFaults()
 
 	// The same provider cannot sign AssumeRole: it fails locally, without
@@ -805,9 +810,7 @@ func TestWebIdentityWorksWithoutBrokerCredentials(t *testing.T) {
 	if got := asError(t, err).Code; got != CodeUnavailable {
 		t.Errorf("AssumeRole without credentials: got code %q, want %q", got, CodeUnavailable)
 	}
-	if got := fake.CallsFor(testutil.ActionAssumeRole); got != 0 {
-		t.Errorf("got %d AssumeRole calls at STS, want 0", got)
-	}
+	wantCalls(t, fake, testutil.ActionAssumeRole, 0, " (at STS)")
 }
 
 func TestWebIdentityErrorMapping(t *testing.T) {
