@@ -1120,10 +1120,10 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 		host, len(body), body[:10])
 	time.Sleep(300 * time.Millisecond) // the server reads the headers and starts the handler
 	sigterm := time.Now()
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := b.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if b.wait(time.Second) {
+	if b.Wait(time.Second) {
 		t.Fatalf("the server exited (code %d) with a request in flight", b.exitCode())
 	}
 	if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
@@ -1144,7 +1144,7 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || inflight.Credentials.AccessKeyID == "" {
 		t.Errorf("in-flight request during shutdown: got %d (key %q), want 200 with credentials", resp.StatusCode, inflight.Credentials.AccessKeyID)
 	}
-	if !b.wait(5 * time.Second) {
+	if !b.Wait(5 * time.Second) {
 		t.Errorf("the server did not exit within 5s of SIGTERM")
 	}
 	if code, took := b.exitCode(), time.Since(sigterm); code != 0 {

@@ -409,7 +409,7 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 	t.Helper()
 	dir := t.TempDir()
 	s := &serveProc{broker: &broker{
-		Dir: dir, Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr"), exited: make(chan struct{}),
+		Dir: dir, Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr"),
 	}}
 	env := append(brokerEnv(t.TempDir()), b.env("KEYFERRY_ID_TOKEN="+jobToken)...)
 	args = append([]string{"serve", "--role", "ci"}, args...)
@@ -448,7 +448,7 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 		if s.addr != "" && !slices.ContainsFunc(want, func(k string) bool { return s.exports[k] == "" }) {
 			return s
 		}
-		if !s.running() {
+		if !s.Running() {
 			t.Fatalf("keyferry serve exited (code %d): stderr:\n%s", s.exitCode(), peers.LogTail(s.Stderr, 20))
 		}
 		if time.Now().After(deadline) {

@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -156,9 +155,7 @@ type broker struct {
 	Stdout     string // path of the captured stdout
 	Stderr     string // path of the captured stderr (the JSON log)
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
+	*peers.Child
 }
 
 // brokerReadyTimeout bounds start-up; keyferry is ready in well under a
@@ -180,7 +177,6 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 		Dir:       opts.Dir,
 		StoreURL:  "bolt://" + filepath.Join(opts.Dir, "keyferry.db"),
 		AuditPath: filepath.Join(opts.Dir, "audit.log"),
-		exited:    make(chan struct{}),
 	}
 	logDir := t.TempDir()
 	b.Stdout, b.Stderr = filepath.Join(logDir, "stdout"), filepath.Join(logDir, "stderr")
@@ -213,7 +209,7 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 	}
 	t.Logf("keyferry %s", strings.Join(args, " "))
 	t.Cleanup(func() {
-		if b.running() {
+		if b.Running() {
 			b.stop(10 * time.Second)
 		}
 		if t.Failed() {
@@ -222,7 +218,7 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 	})
 	if opts.ExpectExit {
 		select {
-		case <-b.exited:
+		case <-b.Exited():
 		case <-time.After(brokerReadyTimeout):
 			b.stop(time.Second)
 			t.Fatalf("keyferry server did not exit within %s", brokerReadyTimeout)
@@ -261,16 +257,10 @@ func (b *broker) start(bin string, args, env []string) error {
 	cmd.Env = env
 	cmd.Dir = b.Dir
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	b.cmd = cmd
-	err = peers.StartTied(cmd, func(err error) {
-		b.waitErr = err
+	b.Child, err = peers.StartChild(cmd, func() {
 		stdout.Close()
 		stderr.Close()
-		close(b.exited)
 	})
-	if err != nil {
-		close(b.exited)
-	}
 	return err
 }
 
@@ -288,8 +278,8 @@ func (b *broker) waitReady() error {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
 	for time.Now().Before(deadline) {
-		if !b.running() {
-			return fmt.Errorf("exited during start-up: %v", b.waitErr)
+		if !b.Running() {
+			return fmt.Errorf("exited during start-up: %v", b.WaitErr())
 		}
 		if b.URL == "" {
 			for _, l := range logLines(b.Stderr) {
@@ -314,46 +304,21 @@ func (b *broker) waitReady() error {
 	return fmt.Errorf("not ready after %s", brokerReadyTimeout)
 }
 
-func (b *broker) running() bool {
-	select {
-	case <-b.exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // stop sends SIGTERM and waits up to grace, then kills. It returns the
 // exit code (-1 if killed by a signal) and how long the exit took.
 func (b *broker) stop(grace time.Duration) (code int, took time.Duration) {
 	start := time.Now()
-	if b.running() {
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		if !b.wait(grace) {
-			b.cmd.Process.Kill()
-			<-b.exited
-		}
-	}
+	b.Stop(grace)
 	return b.exitCode(), time.Since(start)
-}
-
-// wait reports whether the process exits within d.
-func (b *broker) wait(d time.Duration) bool {
-	select {
-	case <-b.exited:
-		return true
-	case <-time.After(d):
-		return false
-	}
 }
 
 // exitCode is the exit status of an exited broker (-1: killed by a signal).
 func (b *broker) exitCode() int {
-	<-b.exited
-	if b.cmd.ProcessState == nil {
+	<-b.Exited()
+	if b.Cmd.ProcessState == nil {
 		return -1
 	}
-	return b.cmd.ProcessState.ExitCode()
+	return b.Cmd.ProcessState.ExitCode()
 }
 
 // env is the environment of a CLI command talking to this broker.

@@ -15,12 +15,10 @@ import (
 // proc is a peer process: output appended to a log file, killed by the
 // kernel if the test binary dies, stopped by PID.
 type proc struct {
-	cmd      *exec.Cmd
+	*Child
 	log      *os.File
 	logPath  string
-	logStart int64         // the log's size when this process started
-	exited   chan struct{} // closed once the process has been reaped
-	waitErr  error         // valid after exited is closed
+	logStart int64 // the log's size when this process started
 }
 
 // startProc starts bin with args in dir, appending its output to logPath
@@ -30,7 +28,7 @@ func startProc(bin string, args []string, dir, logPath string, env []string) (*p
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{log: logf, logPath: logPath, exited: make(chan struct{})}
+	p := &proc{log: logf, logPath: logPath}
 	if fi, err := logf.Stat(); err == nil {
 		p.logStart = fi.Size()
 	}
@@ -40,21 +38,27 @@ func startProc(bin string, args []string, dir, logPath string, env []string) (*p
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
-	p.cmd = cmd
-	if err := StartTied(cmd, func(err error) { p.waitErr = err; close(p.exited) }); err != nil {
-		close(p.exited)
+	if p.Child, err = StartChild(cmd, nil); err != nil {
 		logf.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// StartTied starts cmd so that the kernel kills it when the test binary
-// dies (panic, -timeout, ^C), and calls reaped with Wait's error once it
-// has been reaped. The parent-death signal is tied to the OS thread that
-// forked the child, so the child is started and reaped on a locked thread
-// that lives exactly as long as the child.
-func StartTied(cmd *exec.Cmd, reaped func(waitErr error)) error {
+// Child is a process that the kernel kills when the test binary dies
+// (panic, -timeout, ^C), started by StartChild.
+type Child struct {
+	Cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has been reaped
+	waitErr error         // valid after exited is closed
+}
+
+// StartChild starts cmd as a Child; reaped, if set, runs once it has been
+// reaped, before Exited is closed. The parent-death signal is tied to the
+// OS thread that forked the child, so the child is started and reaped on
+// a locked thread that lives exactly as long as the child.
+func StartChild(cmd *exec.Cmd, reaped func()) (*Child, error) {
+	c := &Child{Cmd: cmd, exited: make(chan struct{})}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	started := make(chan error, 1)
 	go func() {
@@ -66,32 +70,58 @@ func StartTied(cmd *exec.Cmd, reaped func(waitErr error)) error {
 			return
 		}
 		started <- nil
-		reaped(cmd.Wait())
+		c.waitErr = cmd.Wait()
+		if reaped != nil {
+			reaped()
+		}
+		close(c.exited)
 	}()
-	return <-started
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// running reports whether the process is still alive.
-func (p *proc) running() bool {
+// Exited is closed once the process has been reaped.
+func (c *Child) Exited() <-chan struct{} { return c.exited }
+
+// WaitErr is what Wait returned; valid once Exited is closed.
+func (c *Child) WaitErr() error { return c.waitErr }
+
+// Running reports whether the process is still alive.
+func (c *Child) Running() bool {
 	select {
-	case <-p.exited:
+	case <-c.exited:
 		return false
 	default:
 		return true
 	}
 }
 
-// stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
-func (p *proc) stop(grace time.Duration) {
-	if p.running() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(grace):
-			p.cmd.Process.Kill()
-			<-p.exited
+// Wait reports whether the process exits within d.
+func (c *Child) Wait(d time.Duration) bool {
+	select {
+	case <-c.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
+func (c *Child) Stop(grace time.Duration) {
+	if c.Running() {
+		c.Cmd.Process.Signal(syscall.SIGTERM)
+		if !c.Wait(grace) {
+			c.Cmd.Process.Kill()
+			<-c.exited
 		}
 	}
+}
+
+// stop stops the process (Stop) and closes its log.
+func (p *proc) stop(grace time.Duration) {
+	p.Stop(grace)
 	p.log.Close()
 }
 
@@ -135,11 +165,11 @@ func pollReady(p *proc, prefix string, timeout, interval time.Duration, probe fu
 	var last error
 	for {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			if lostRace() {
 				return errBindRace
 			}
-			return fmt.Errorf("%sexited during start-up: %v", prefix, p.waitErr)
+			return fmt.Errorf("%sexited during start-up: %v", prefix, p.WaitErr())
 		case <-ctx.Done():
 			return fmt.Errorf("%snot ready after %s: last error: %v", prefix, timeout, last)
 		case <-time.After(interval):

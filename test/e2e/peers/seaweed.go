@@ -228,7 +228,7 @@ func (sw *SeaweedFS) Close() error {
 }
 
 // Running reports whether the SeaweedFS process is still alive.
-func (sw *SeaweedFS) Running() bool { return sw.proc != nil && sw.proc.running() }
+func (sw *SeaweedFS) Running() bool { return sw.proc != nil && sw.proc.Running() }
 
 // LogTail returns the last n lines of the SeaweedFS log.
 func (sw *SeaweedFS) LogTail(n int) string { return LogTail(sw.LogPath, n) }
