@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -86,14 +82,7 @@ func reportCPU(b *testing.B) func() {
 func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 	b.Helper()
 	const url = "https://gitlab.example.com" // never contacted: the key is static
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ecKey := newECKey(b)
 	iss, err := devissuer.NewFromKey(url, loadKey(b, "rsa1.pem"))
 	if err != nil {
 		b.Fatal(err)
@@ -105,7 +94,7 @@ func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 	}
 	v := newVerifier(b, testutil.NewClock(t0), nil, identity.Issuer{
 		Name: "gitlab", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience}, Algorithms: []string{"ES256"},
-		PublicKeys: []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))},
+		PublicKeys: []string{pkixPEM(b, &ecKey.PublicKey)},
 	})
 	return v, tok
 }
@@ -121,10 +110,7 @@ func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 // GC work its allocations cause.
 func BenchmarkSignatureCheck(b *testing.B) {
 	rsaKey := loadKey(b, "rsa1.pem")
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ecKey := newECKey(b)
 	const url = "https://gitlab.example.com"
 	iss, err := devissuer.NewFromKey(url, rsaKey)
 	if err != nil {

@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -31,10 +30,7 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		f.Fatal(err)
-	}
+	der := pkixDER(f, &key.PublicKey)
 	claims := devissuer.GitLabClaims(url, devissuer.GitLabOptions{
 		Now: t0, Audience: []string{testAudience}, PipelineID: "1", JobID: "2", SHA: strings.Repeat("a", 40),
 		JTI: "00000000-0000-4000-8000-000000000000",

@@ -1,8 +1,12 @@
 package identity_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -26,6 +30,37 @@ import (
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const testAudience = "https://keyferry.example.com"
+
+// newECKey generates a P-256 key.
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// pkixDER is pub's PKIX (SubjectPublicKeyInfo) DER encoding.
+func pkixDER(t testing.TB, pub crypto.PublicKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// pkixPEM is pub as a PEM PUBLIC KEY block.
+func pkixPEM(t testing.TB, pub crypto.PublicKey) string {
+	t.Helper()
+	return pemBlock("PUBLIC KEY", pkixDER(t, pub))
+}
+
+// pemBlock is der as a PEM block of type typ.
+func pemBlock(typ string, der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
 
 // testKeys caches the RSA keys tests use, generated once per test binary:
 // no private key is committed, and generating 2048-bit keys per test would

@@ -7,9 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"strings"
 	"testing"
 
@@ -46,15 +44,6 @@ func signatureKeys(t *testing.T, alg string) (trusted, other crypto.Signer) {
 		return a, b
 	}
 	return loadKey(t, "rsa1.pem"), loadKey(t, "rsa2.pem")
-}
-
-func pkixPEM(t *testing.T, pub crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
 // TestVerifySignature signs a GitLab token with every supported algorithm

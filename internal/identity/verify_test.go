@@ -2,13 +2,9 @@ package identity_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -89,11 +85,7 @@ func TestVerifyRejections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(idp.iss.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	pubPEM := []byte(pkixPEM(t, idp.iss.PublicKey()))
 	with := func(mod func(c map[string]any)) string {
 		c := idp.gitlabClaims()
 		mod(c)
@@ -502,20 +494,7 @@ func TestVerifyStaticKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemOf := func(t *testing.T, typ string, der []byte) string {
-		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-	}
-	pkix := func(t *testing.T, pub any) string {
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pemOf(t, "PUBLIC KEY", der)
-	}
+	ecKey := newECKey(t)
 	claims := func() map[string]any {
 		return devissuer.GitLabClaims(url, devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}})
 	}
@@ -533,11 +512,11 @@ func TestVerifyStaticKeys(t *testing.T) {
 		tok  func(t *testing.T) string
 		want string
 	}{
-		{name: "PEM PUBLIC KEY, token with kid", keys: func(t *testing.T) []string { return []string{pkix(t, &rsaKey.PublicKey)} },
+		{name: "PEM PUBLIC KEY, token with kid", keys: func(t *testing.T) []string { return []string{pkixPEM(t, &rsaKey.PublicKey)} },
 			tok: func(t *testing.T) string { return sign(t, devissuer.SignOptions{}) }},
 		{name: "PEM RSA PUBLIC KEY, token without kid",
 			keys: func(t *testing.T) []string {
-				return []string{pemOf(t, "RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey))}
+				return []string{pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey))}
 			},
 			tok: func(t *testing.T) string { return sign(t, devissuer.SignOptions{OmitKeyID: true}) }},
 		{name: "JWKS document", keys: func(t *testing.T) []string { return []string{string(iss.JWKS())} },
@@ -546,13 +525,13 @@ func TestVerifyStaticKeys(t *testing.T) {
 			keys: func(t *testing.T) []string { return []string{string(iss.JWKS())} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{KeyID: "rotated-away"}) }},
 		{name: "PEM key of another issuer", want: identity.CodeSignatureInvalid,
-			keys: func(t *testing.T) []string { return []string{pkix(t, &loadKey(t, "rsa2.pem").PublicKey)} },
+			keys: func(t *testing.T) []string { return []string{pkixPEM(t, &loadKey(t, "rsa2.pem").PublicKey)} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{}) }},
 		{name: "EC P-256 PEM key with ES256", algs: []string{"ES256"},
-			keys: func(t *testing.T) []string { return []string{pkix(t, &ecKey.PublicKey)} },
+			keys: func(t *testing.T) []string { return []string{pkixPEM(t, &ecKey.PublicKey)} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{Alg: "ES256", Key: ecKey}) }},
 		{name: "EC key cannot verify RS256", algs: []string{"ES256", "RS256"}, want: identity.CodeUnknownKey,
-			keys: func(t *testing.T) []string { return []string{pkix(t, &ecKey.PublicKey)} },
+			keys: func(t *testing.T) []string { return []string{pkixPEM(t, &ecKey.PublicKey)} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{}) }},
 	}
 	for _, tt := range tests {
