@@ -13,7 +13,6 @@ import (
 )
 
 func newAdminTokenCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "admin-token", Short: "Manage admin API tokens"}
 	var (
 		name   string
 		scopes []string
@@ -47,8 +46,7 @@ func newAdminTokenCmd(e *env) *cobra.Command {
 		}),
 	}
 	del := deleteCmd(e, "delete ID", "Delete an admin token", "admin token", (*client.Client).DeleteAdminToken)
-	cmd.AddCommand(create, list, del)
-	return cmd
+	return groupCmd("admin-token", "Manage admin API tokens", create, list, del)
 }
 
 // tokenRow is an admin token as `admin-token list` prints it: the keys in

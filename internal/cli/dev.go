@@ -10,10 +10,6 @@ import (
 )
 
 func newDevCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "dev",
-		Short: "Dev-mode helpers (against `keyferry server --dev`)",
-	}
 	var req api.DevTokenRequest
 	var protected bool
 	var ttl int64
@@ -52,6 +48,5 @@ the dev server's built-in issuer, and print it. Use it as the job token:
 	fl.StringVar(&req.JobID, "job-id", "", "job_id claim (default random)")
 	fl.StringSliceVar(&req.Audience, "aud", nil, "audience (default the server's public URL)")
 	fl.Int64Var(&ttl, "ttl", 0, "token lifetime in seconds (default 3600)")
-	cmd.AddCommand(tok)
-	return cmd
+	return groupCmd("dev", "Dev-mode helpers (against `keyferry server --dev`)", tok)
 }

@@ -29,7 +29,5 @@ var issuers = storedObject[api.Issuer]{
 }
 
 func newIssuerCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "issuer", Short: "Manage trusted token issuers (GitLab, GitHub, Kubernetes, generic OIDC)"}
-	cmd.AddCommand(issuers.commands(e)...)
-	return cmd
+	return groupCmd("issuer", "Manage trusted token issuers (GitLab, GitHub, Kubernetes, generic OIDC)", issuers.commands(e)...)
 }

@@ -15,13 +15,12 @@ import (
 )
 
 func newLeaseCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "lease", Short: "Inspect, renew and revoke issued credentials (incl. break-glass revocation)"}
-	cmd.AddCommand(newLeaseListCmd(e), newLeaseGetCmd(e), newLeaseRevokeCmd(e),
+	return groupCmd("lease", "Inspect, renew and revoke issued credentials (incl. break-glass revocation)",
+		newLeaseListCmd(e), newLeaseGetCmd(e), newLeaseRevokeCmd(e),
 		newLeaseActionCmd(e, "retry", "Queue an irrevocable lease's upstream cleanup again"),
 		newLeaseActionCmd(e, "forget", "Mark a lease revoked WITHOUT upstream cleanup (you clean up by hand; audited)"),
 		newLeaseActionCmd(e, "renew", "Extend an iam_user lease (up to its max_ttl)"),
 		newSweepCmd(e))
-	return cmd
 }
 
 func printLeases(e *env, ls []api.Lease) error {

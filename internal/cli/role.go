@@ -32,9 +32,7 @@ var roles = storedObject[api.Role]{
 }
 
 func newRoleCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "Manage roles (who gets which AWS credentials)"}
-	cmd.AddCommand(append(roles.commands(e), newRoleTestCmd(e))...)
-	return cmd
+	return groupCmd("role", "Manage roles (who gets which AWS credentials)", append(roles.commands(e), newRoleTestCmd(e))...)
 }
 
 func newRoleTestCmd(e *env) *cobra.Command {
