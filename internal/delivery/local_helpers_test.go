@@ -70,6 +70,18 @@ func assertNoSecrets(t *testing.T, what, s string, tokens ...string) {
 	}
 }
 
+// newTestContainer is a container handler on src with the fixture token,
+// logging to log (nil: nowhere), and the clock it reads, at t0.
+func newTestContainer(t *testing.T, src Source, log *slog.Logger) (*ContainerHandler, *testutil.Clock) {
+	t.Helper()
+	clk := testutil.NewClock(t0)
+	h, err := NewContainerHandler(ContainerConfig{Source: src, Token: fixToken, Now: clk.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, clk
+}
+
 // newTestLocal builds a LocalServer for in-process requests through
 // Handler(); it is closed when the test ends.
 func newTestLocal(t *testing.T, cfg LocalConfig) *LocalServer {
@@ -123,6 +135,12 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// getWithToken serves h a GET of path carrying the fixture container
+// token.
+func getWithToken(h http.Handler, path string) *httptest.ResponseRecorder {
+	return serve(h, req(http.MethodGet, path, withHeader("Authorization", fixToken)))
 }
 
 // imdsToken gets an IMDSv2 token through h.
