@@ -767,7 +767,6 @@ func tooManyPages(op string) error {
 	return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("AWS IAM kept answering %s with more pages (over %d)", op, maxPages)}
 }
 
-
 // ListUsers returns the users whose path starts with pathPrefix (required,
 // e.g. DefaultUserPath: an orphan sweep must never see the whole account),
 // with their tags from ListUserTags. Servers that do not implement
