@@ -41,15 +41,34 @@ as_root() {
 	fi
 }
 
-build_seaweedfs() {
-	local out="$CACHE/weed-$SEAWEED_NAME"
-	if [ -x "$out" ]; then
-		log "SeaweedFS $SEAWEED_NAME already built"
-		printf '%s\n' "$out"
-		return
+# already_built NAME OUT: when OUT is built, say so and print its path;
+# otherwise fail, having checked that go is on PATH and made the cache.
+already_built() {
+	if [ -x "$2" ]; then
+		log "$1 already built"
+		printf '%s\n' "$2"
+		return 0
 	fi
 	command -v go >/dev/null 2>&1 || die "go is not on PATH"
 	mkdir -p "$CACHE"
+	return 1
+}
+
+# move_built NAME BIN OUT SCRATCH START: move the built BIN to OUT (through a
+# temporary name, so an interrupted build never leaves a half-written
+# binary), remove SCRATCH and print OUT's path.
+move_built() {
+	mv "$2" "$3.tmp.$$"
+	mv "$3.tmp.$$" "$3"
+	rm -rf "$4"
+	trap - EXIT
+	log "built $1 in $((SECONDS - $5)) s"
+	printf '%s\n' "$3"
+}
+
+build_seaweedfs() {
+	local out="$CACHE/weed-$SEAWEED_NAME"
+	already_built "SeaweedFS $SEAWEED_NAME" "$out" && return
 
 	log "building SeaweedFS $SEAWEED_NAME (first time only, ~4-6 min)…"
 	local scratch dir
@@ -81,23 +100,12 @@ build_seaweedfs() {
 	wait "$pid" || die "go build failed"
 
 	"$scratch/weed" version >&2 || die "the built binary does not run"
-	mv "$scratch/weed" "$out.tmp.$$"
-	mv "$out.tmp.$$" "$out"
-	rm -rf "$scratch"
-	trap - EXIT
-	log "built SeaweedFS $SEAWEED_NAME in $((SECONDS - start)) s"
-	printf '%s\n' "$out"
+	move_built "SeaweedFS $SEAWEED_NAME" "$scratch/weed" "$out" "$scratch" "$start"
 }
 
 build_versitygw() {
 	local out="$CACHE/versitygw-$VERSITY_VERSION"
-	if [ -x "$out" ]; then
-		log "versitygw $VERSITY_VERSION already built"
-		printf '%s\n' "$out"
-		return
-	fi
-	command -v go >/dev/null 2>&1 || die "go is not on PATH"
-	mkdir -p "$CACHE"
+	already_built "versitygw $VERSITY_VERSION" "$out" && return
 	log "building versitygw $VERSITY_VERSION (first time only, ~1-3 min)…"
 	local scratch start=$SECONDS
 	scratch="$(mktemp -d)"
@@ -106,12 +114,7 @@ build_versitygw() {
 	# From outside any module, so nothing touches keyferry's go.mod/go.sum.
 	(cd "$scratch" && GOWORK=off GOFLAGS=-mod=mod GOBIN="$scratch/bin" go install "$VERSITY_PACKAGE@v$VERSITY_VERSION") >&2 ||
 		die "go install failed"
-	mv "$scratch/bin/versitygw" "$out.tmp.$$"
-	mv "$out.tmp.$$" "$out"
-	rm -rf "$scratch"
-	trap - EXIT
-	log "built versitygw $VERSITY_VERSION in $((SECONDS - start)) s"
-	printf '%s\n' "$out"
+	move_built "versitygw $VERSITY_VERSION" "$scratch/bin/versitygw" "$out" "$scratch" "$start"
 }
 
 install_clients() {

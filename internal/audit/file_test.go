@@ -41,6 +41,45 @@ func mustOpen(t *testing.T, path string, opts Options) *FileSink {
 	return s
 }
 
+// writeAndClose writes evs through s, closes it and returns the content of
+// its file, path.
+func writeAndClose(t *testing.T, s *FileSink, path string, evs ...*Event) []byte {
+	t.Helper()
+	for _, ev := range evs {
+		if err := s.Write(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustClose(t, s)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// appendAfterRecovery opens content as an audit log, checks that the
+// sink reports a recovery mentioning wantRecovered, appends ev and checks
+// that ev got seq wantSeq and the file verifies with wantSeq events.
+func appendAfterRecovery(t *testing.T, content []byte, opts Options, wantRecovered string, ev *Event, wantSeq uint64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpen(t, path, opts)
+	if got := s.Recovered(); !strings.Contains(got, wantRecovered) {
+		t.Errorf("got Recovered() %q, want it to report %q", got, wantRecovered)
+	}
+	writeAndClose(t, s, path, ev)
+	if ev.Seq != wantSeq {
+		t.Errorf("got seq %d, want %d", ev.Seq, wantSeq)
+	}
+	if got := verifyFile(t, path); got.Events != int(wantSeq) {
+		t.Errorf("got %d events, want %d", got.Events, wantSeq)
+	}
+}
+
 func mustClose(t *testing.T, s *FileSink) {
 	t.Helper()
 	if err := s.Close(); err != nil {
@@ -97,14 +136,7 @@ func TestFileSinkTime(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
 			s := mustOpen(t, path, Options{Now: func() time.Time { return now }, NoSync: true})
 			ev := &Event{Type: TypeServerStart, Time: tc.in}
-			if err := s.Write(t.Context(), ev); err != nil {
-				t.Fatal(err)
-			}
-			mustClose(t, s)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := writeAndClose(t, s, path, ev)
 			if !bytes.Contains(b, []byte(tc.want)) {
 				t.Errorf("got line %s, want it to contain %s", b, tc.want)
 			}
@@ -126,14 +158,7 @@ func TestWriteSnapshotsEvent(t *testing.T) {
 	}
 	ev.Identity.Project = "changed"
 	ev.Seq = 0
-	if err := s.Write(t.Context(), ev); err != nil {
-		t.Fatal(err)
-	}
-	mustClose(t, s)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := writeAndClose(t, s, path, ev)
 	if got := bytes.Count(b, []byte(`"project":"g/p"`)); got != 1 {
 		t.Errorf("got %d lines with the original project, want 1", got)
 	}
@@ -217,25 +242,7 @@ func TestReopenCutsPartialLine(t *testing.T) {
 		{"only a partial line", next[:20], 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.log")
-			if err := os.WriteFile(path, tc.content, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s := mustOpen(t, path, Options{})
-			if got := s.Recovered(); !strings.Contains(got, "partial line") {
-				t.Errorf("got Recovered() %q, want it to report the partial line", got)
-			}
-			ev := testEvent(7)
-			if err := s.Write(t.Context(), ev); err != nil {
-				t.Fatal(err)
-			}
-			mustClose(t, s)
-			if ev.Seq != tc.wantSeq {
-				t.Errorf("got seq %d, want %d", ev.Seq, tc.wantSeq)
-			}
-			if got := verifyFile(t, path); got.Events != int(tc.wantSeq) {
-				t.Errorf("got %d events, want %d", got.Events, tc.wantSeq)
-			}
+			appendAfterRecovery(t, tc.content, Options{}, "partial line", testEvent(7), tc.wantSeq)
 		})
 	}
 }
@@ -253,25 +260,7 @@ func TestReopenLongestLines(t *testing.T) {
 	if got, want := len(content)-2*(MaxLineBytes+1), len(first)-1; got != want {
 		t.Fatalf("window starts at %d, want at %d (the first newline)", got, want)
 	}
-	path := filepath.Join(t.TempDir(), "audit.log")
-	if err := os.WriteFile(path, content, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := mustOpen(t, path, Options{NoSync: true})
-	if got := s.Recovered(); !strings.Contains(got, "removed a 1048576-byte partial line") {
-		t.Errorf("got Recovered() %q, want the 1048576-byte partial line removed", got)
-	}
-	ev := testEvent(1)
-	if err := s.Write(t.Context(), ev); err != nil {
-		t.Fatal(err)
-	}
-	mustClose(t, s)
-	if ev.Seq != 3 {
-		t.Errorf("got seq %d, want 3", ev.Seq)
-	}
-	if got := verifyFile(t, path); got.Events != 3 {
-		t.Errorf("got %d events, want 3", got.Events)
-	}
+	appendAfterRecovery(t, content, Options{NoSync: true}, "removed a 1048576-byte partial line", testEvent(1), 3)
 }
 
 func TestOpenFileRefuses(t *testing.T) {

@@ -81,12 +81,7 @@ var circleCI = Kind{
 		def(&o.Project, "00000000-0000-4000-8000-000000000002")
 		def(&o.User, "00000000-0000-4000-8000-000000000003")
 		def(&o.Ref, "refs/heads/main")
-		if o.TTL <= 0 {
-			o.TTL = time.Hour
-		}
-		if o.Now.IsZero() {
-			o.Now = time.Now()
-		}
+		defTimes(&o.TTL, &o.Now, time.Hour)
 		iat := o.Now.Unix()
 		return map[string]any{
 			"iss":                                    iss,

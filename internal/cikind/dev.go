@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
+	"time"
 )
 
 // DevAudience is the aud of dev tokens whose options name none.
@@ -13,6 +14,17 @@ const DevAudience = "keyferry"
 func def(v *string, d string) {
 	if *v == "" {
 		*v = d
+	}
+}
+
+// defTimes fills a zero (or negative) token lifetime with ttl and a zero
+// issue time with now.
+func defTimes(lifetime *time.Duration, now *time.Time, ttl time.Duration) {
+	if *lifetime <= 0 {
+		*lifetime = ttl
+	}
+	if now.IsZero() {
+		*now = time.Now()
 	}
 }
 

@@ -28,12 +28,7 @@ var generic = Kind{
 	dev: func(iss string, o DevOptions) map[string]any {
 		def(&o.Project, "dev-subject")
 		def(&o.JTI, randomUUID())
-		if o.TTL <= 0 {
-			o.TTL = time.Hour
-		}
-		if o.Now.IsZero() {
-			o.Now = time.Now()
-		}
+		defTimes(&o.TTL, &o.Now, time.Hour)
 		iat := o.Now.Unix()
 		return map[string]any{
 			"iss": iss, "sub": o.Project, "aud": audienceClaim(o.Audience),

@@ -107,12 +107,7 @@ func GitHubClaims(iss string, o GitHubOptions) map[string]any {
 	def(&o.Visibility, "private")
 	def(&o.RunnerEnvironment, "github-hosted")
 	def(&o.JTI, randomUUID())
-	if o.TTL <= 0 {
-		o.TTL = 5 * time.Minute
-	}
-	if o.Now.IsZero() {
-		o.Now = time.Now()
-	}
+	defTimes(&o.TTL, &o.Now, 5*time.Minute)
 
 	var sub string
 	switch {

@@ -144,12 +144,7 @@ func GitLabClaims(iss string, o GitLabOptions) map[string]any {
 	if o.RunnerID == 0 {
 		o.RunnerID = 1
 	}
-	if o.TTL <= 0 {
-		o.TTL = time.Hour
-	}
-	if o.Now.IsZero() {
-		o.Now = time.Now()
-	}
+	defTimes(&o.TTL, &o.Now, time.Hour)
 
 	refPath := "refs/heads/" + o.Ref
 	if o.RefType == "tag" {

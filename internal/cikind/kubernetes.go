@@ -96,12 +96,7 @@ func KubernetesClaims(iss string, o KubernetesOptions) map[string]any {
 	if len(o.Audience) == 0 {
 		o.Audience = []string{DevAudience}
 	}
-	if o.TTL <= 0 {
-		o.TTL = time.Hour
-	}
-	if o.Now.IsZero() {
-		o.Now = time.Now()
-	}
+	defTimes(&o.TTL, &o.Now, time.Hour)
 	k8s := map[string]any{
 		"namespace":      o.Namespace,
 		"serviceaccount": map[string]any{"name": o.ServiceAccount, "uid": o.ServiceAccountUID},

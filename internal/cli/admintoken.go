@@ -9,10 +9,10 @@ import (
 
 	"github.com/keyferry/keyferry/internal/admintoken"
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/client"
 )
 
 func newAdminTokenCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "admin-token", Short: "Manage admin API tokens"}
 	var (
 		name   string
 		scopes []string
@@ -22,18 +22,14 @@ func newAdminTokenCmd(e *env) *cobra.Command {
 		Short: "Create an admin token (printed once)",
 		Long:  "Create an admin token. Scopes: " + strings.Join(admintoken.AllScopes, ", "),
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			out, err := c.CreateAdminToken(cmd.Context(), api.TokenCreateRequest{Name: name, Scopes: scopes})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, out.Token)
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the token")
 	create.Flags().StringSliceVar(&scopes, "scope", nil, "scope to grant (repeatable)")
@@ -41,36 +37,16 @@ func newAdminTokenCmd(e *env) *cobra.Command {
 		Use:   "list",
 		Short: "List admin tokens (ids, names, scopes; never secrets)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			ts, err := c.AdminTokens(cmd.Context())
 			if err != nil {
 				return err
 			}
 			return e.printJSON(tokenRows(ts))
-		},
+		}),
 	}
-	del := &cobra.Command{
-		Use:   "delete ID",
-		Short: "Delete an admin token",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteAdminToken(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "admin token %s deleted\n", args[0])
-			return nil
-		},
-	}
-	cmd.AddCommand(create, list, del)
-	return cmd
+	del := deleteCmd(e, "delete ID", "Delete an admin token", "admin token", (*client.Client).DeleteAdminToken)
+	return groupCmd("admin-token", "Manage admin API tokens", create, list, del)
 }
 
 // tokenRow is an admin token as `admin-token list` prints it: the keys in

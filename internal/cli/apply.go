@@ -74,6 +74,21 @@ type planItem struct {
 	role                *api.Role
 }
 
+// planPut asks the server what writing v would do (a dry run) and returns
+// it as a plan item; old holds the stored objects by name, for the diff.
+func planPut[T api.Role | api.Issuer](ctx context.Context, c *client.Client, o storedObject[T], v T, old map[string]T) (planItem, error) {
+	res, err := o.put(c, ctx, v, true)
+	if err != nil {
+		return planItem{}, err
+	}
+	name := *o.name(&v)
+	it := planItem{kind: o.kind, name: name, outcome: res.Outcome}
+	if res.Outcome == "updated" {
+		it.diff = jsonDiff(old[name], res.Object)
+	}
+	return it, nil
+}
+
 func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, prune bool) error {
 	seen := map[string]bool{}
 	for _, is := range m.Issuers {
@@ -110,18 +125,14 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 	newIssuers := map[string]bool{}
 	var problems []string
 	for i := range m.Issuers {
-		is := m.Issuers[i]
-		res, err := c.PutIssuer(ctx, is, true)
+		it, err := planPut(ctx, c, issuers, m.Issuers[i], oldIssuer)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
-		it := planItem{kind: "issuer", name: is.Name, outcome: res.Outcome, issuer: &m.Issuers[i]}
-		if res.Outcome == "updated" {
-			it.diff = jsonDiff(oldIssuer[is.Name], res.Object)
-		}
-		if res.Outcome == "created" || res.Outcome == "updated" {
-			newIssuers[is.Name] = true
+		it.issuer = &m.Issuers[i]
+		if it.outcome == "created" || it.outcome == "updated" {
+			newIssuers[it.name] = true
 		}
 		plan = append(plan, it)
 	}
@@ -143,15 +154,12 @@ func apply(ctx context.Context, e *env, c *client.Client, m Manifest, dryRun, pr
 			plan = append(plan, planItem{kind: "role", name: r.Name, outcome: outcome, role: &m.Roles[i]})
 			continue
 		}
-		res, err := c.PutRole(ctx, r, true)
+		it, err := planPut(ctx, c, roles, r, oldRole)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
-		it := planItem{kind: "role", name: r.Name, outcome: res.Outcome, role: &m.Roles[i]}
-		if res.Outcome == "updated" {
-			it.diff = jsonDiff(oldRole[r.Name], res.Object)
-		}
+		it.role = &m.Roles[i]
 		plan = append(plan, it)
 	}
 	if prune {

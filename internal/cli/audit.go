@@ -10,7 +10,6 @@ import (
 )
 
 func newAuditCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Work with the audit log"}
 	verify := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Verify the hash chain of an audit log file",
@@ -32,6 +31,5 @@ func newAuditCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(verify)
-	return cmd
+	return groupCmd("audit", "Work with the audit log", verify)
 }

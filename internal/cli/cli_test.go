@@ -12,6 +12,7 @@ import (
 	"github.com/keyferry/keyferry/internal/api"
 	"github.com/keyferry/keyferry/internal/cli"
 	"github.com/keyferry/keyferry/internal/server/servertest"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 type result struct {
@@ -21,7 +22,7 @@ type result struct {
 
 func run(env map[string]string, args ...string) result {
 	var out, errb bytes.Buffer
-	code := cli.Run(args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	code := cli.Run(args, strings.NewReader(""), &out, &errb, testutil.Env(env))
 	return result{code, out.String(), errb.String()}
 }
 

@@ -16,11 +16,10 @@ import (
 
 func newCredentialProcessCmd(e *env) *cobra.Command {
 	var (
-		role, cacheDir string
-		noCache        bool
-		minRemaining   time.Duration
-		ttl            int64
-		tf             tokenFlags
+		cacheDir     string
+		noCache      bool
+		minRemaining time.Duration
+		jf           jobFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "credential-process --role R",
@@ -41,14 +40,7 @@ The cache lives in $KEYFERRY_CACHE_DIR, else $XDG_CACHE_HOME/keyferry/creds,
 else ~/.cache/keyferry/creds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if role == "" {
-				return errors.New("--role is required")
-			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			tokens, err := tf.sourceFor(e)
+			c, tokens, err := jf.connect(e)
 			if err != nil {
 				return err
 			}
@@ -58,27 +50,25 @@ else ~/.cache/keyferry/creds.`,
 				if stale != nil {
 					handle = stale.RefreshHandle
 				}
-				b := delivery.NewBrokerWithHandle(c, role, tokens, handle)
-				b.TTLSeconds = ttl
+				b := delivery.NewBrokerWithHandle(c, jf.role, tokens, handle)
+				b.TTLSeconds = jf.ttl
 				resp, err := b.Credentials(ctx)
 				if err != nil {
 					return nil, err
 				}
 				return &proccache.Entry{Response: *resp, RefreshHandle: b.Handle()}, nil
 			}
-			resp, err := cachedCreds(cmd.Context(), e, addr, role, tokens, cacheDir, noCache, minRemaining, fetch)
+			resp, err := cachedCreds(cmd.Context(), e, addr, jf.role, tokens, cacheDir, noCache, minRemaining, fetch)
 			if err != nil {
 				return err
 			}
 			return delivery.Write(e.stdout, "credential-process", resp)
 		},
 	}
-	cmd.Flags().StringVarP(&role, "role", "r", "", "keyferry role to use (required)")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache directory (default: see above)")
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "do not read or write the disk cache")
 	cmd.Flags().DurationVar(&minRemaining, "min-remaining", proccache.DefaultMinRemaining, "serve from the cache only while this much lifetime remains")
-	cmd.Flags().Int64Var(&ttl, "ttl", 0, "credential lifetime in seconds (900 up to the role's ttl)")
-	tf.register(cmd)
+	jf.register(cmd)
 	return cmd
 }
 

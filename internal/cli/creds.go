@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/client"
 	"github.com/keyferry/keyferry/internal/delivery"
 	"github.com/keyferry/keyferry/internal/tokensource"
 )
@@ -45,6 +46,45 @@ func (t *tokenFlags) sourceFor(e *env) (tokensource.Source, error) {
 	})
 }
 
+// jobFlags are the flags of the commands that get a role's credentials
+// for a CI job: --role, --ttl and where the job token comes from.
+type jobFlags struct {
+	role string
+	ttl  int64
+	tokenFlags
+}
+
+func (j *jobFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&j.role, "role", "r", "", "keyferry role to use (required)")
+	cmd.Flags().Int64Var(&j.ttl, "ttl", 0, "credential lifetime in seconds (900 up to the role's ttl)")
+	j.tokenFlags.register(cmd)
+}
+
+// checkRole refuses a command without --role.
+func (j *jobFlags) checkRole() error {
+	if j.role == "" {
+		return errors.New("--role is required")
+	}
+	return nil
+}
+
+// connect checks --role and returns the broker's client and the job
+// token's source.
+func (j *jobFlags) connect(e *env) (*client.Client, tokensource.Source, error) {
+	if err := j.checkRole(); err != nil {
+		return nil, nil, err
+	}
+	c, err := e.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	tokens, err := j.sourceFor(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, tokens, nil
+}
+
 // read returns the job token. Errors name what was looked for and never
 // include the token.
 func (t *tokenFlags) read(e *env, cmd *cobra.Command) (string, error) {
@@ -59,9 +99,8 @@ var credsFormats = append(slices.Clone(delivery.Formats), "ini")
 
 func newCredsCmd(e *env) *cobra.Command {
 	var (
-		role, format, profile string
-		ttl                   int64
-		tf                    tokenFlags
+		format, profile string
+		jf              jobFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "creds",
@@ -86,13 +125,13 @@ $KEYFERRY_ID_TOKEN_FILE, then GitHub Actions' OIDC request variables). The
 broker address comes from KEYFERRY_ADDR (or --addr).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if role == "" {
-				return errors.New("--role is required")
+			if err := jf.checkRole(); err != nil {
+				return err
 			}
 			if !slices.Contains(credsFormats, format) {
 				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(credsFormats, ", "))
 			}
-			tok, err := tf.read(e, cmd)
+			tok, err := jf.read(e, cmd)
 			if err != nil {
 				return err
 			}
@@ -100,7 +139,7 @@ broker address comes from KEYFERRY_ADDR (or --addr).`,
 			if err != nil {
 				return err
 			}
-			resp, err := c.Creds(cmd.Context(), api.CredsRequest{Role: role, Token: tok, TTLSeconds: ttl})
+			resp, err := c.Creds(cmd.Context(), api.CredsRequest{Role: jf.role, Token: tok, TTLSeconds: jf.ttl})
 			if err != nil {
 				return err
 			}
@@ -123,10 +162,8 @@ broker address comes from KEYFERRY_ADDR (or --addr).`,
 			return delivery.Write(e.stdout, format, resp)
 		},
 	}
-	cmd.Flags().StringVarP(&role, "role", "r", "", "keyferry role to use (required)")
 	cmd.Flags().StringVarP(&format, "format", "f", "env", "output format: "+strings.Join(credsFormats, ", "))
 	cmd.Flags().StringVar(&profile, "write-profile", "", "write the credentials to this profile of the shared credentials file instead of printing them")
-	cmd.Flags().Int64Var(&ttl, "ttl", 0, "credential lifetime in seconds (900 up to the role's ttl)")
-	tf.register(cmd)
+	jf.register(cmd)
 	return cmd
 }

@@ -6,13 +6,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/client"
 )
 
 func newDevCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "dev",
-		Short: "Dev-mode helpers (against `keyferry server --dev`)",
-	}
 	var req api.DevTokenRequest
 	var protected bool
 	var ttl int64
@@ -24,11 +21,7 @@ the dev server's built-in issuer, and print it. Use it as the job token:
 
   export KEYFERRY_ID_TOKEN=$(keyferry dev token --project group/app --ref main)`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			if cmd.Flags().Changed("protected") {
 				req.Protected = &protected
 			}
@@ -39,7 +32,7 @@ the dev server's built-in issuer, and print it. Use it as the job token:
 			}
 			fmt.Fprintln(e.stdout, out.Token)
 			return nil
-		},
+		}),
 	}
 	fl := tok.Flags()
 	fl.StringVar(&req.ProjectPath, "project", "", "project path (default group/project)")
@@ -55,6 +48,5 @@ the dev server's built-in issuer, and print it. Use it as the job token:
 	fl.StringVar(&req.JobID, "job-id", "", "job_id claim (default random)")
 	fl.StringSliceVar(&req.Audience, "aud", nil, "audience (default the server's public URL)")
 	fl.Int64Var(&ttl, "ttl", 0, "token lifetime in seconds (default 3600)")
-	cmd.AddCommand(tok)
-	return cmd
+	return groupCmd("dev", "Dev-mode helpers (against `keyferry server --dev`)", tok)
 }

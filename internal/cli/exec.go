@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -13,10 +12,9 @@ import (
 
 func newExecCmd(e *env) *cobra.Command {
 	var (
-		role, region  string
-		ttl           int64
+		region        string
 		keepAWSConfig bool
-		tf            tokenFlags
+		jf            jobFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "exec --role R -- COMMAND [ARGS...]",
@@ -37,26 +35,19 @@ from the command's environment; AWS_CONFIG_FILE is pointed at /dev/null unless
 --keep-aws-config. The exit code and signals pass through.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if role == "" {
-				return errors.New("--role is required")
-			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			tokens, err := tf.sourceFor(e)
+			c, tokens, err := jf.connect(e)
 			if err != nil {
 				return err
 			}
 			var unset []string
-			if tf.env != "" {
-				unset = append(unset, tf.env)
+			if jf.env != "" {
+				unset = append(unset, jf.env)
 			}
 			// Not cmd.Context(): Exec relays SIGINT/SIGTERM to the child
 			// itself; a context cancelled by the same signals would make
 			// it send a second one.
 			code, err := delivery.Exec(context.Background(), delivery.ExecConfig{
-				Source: &delivery.Broker{Client: c, Role: role, Tokens: tokens, TTLSeconds: ttl,
+				Source: &delivery.Broker{Client: c, Role: jf.role, Tokens: tokens, TTLSeconds: jf.ttl,
 					OnRefreshError: func(err error) {
 						fmt.Fprintf(e.stderr, "keyferry: refresh refused (%v); requesting new credentials with the job token\n", err)
 					}},
@@ -72,11 +63,9 @@ from the command's environment; AWS_CONFIG_FILE is pointed at /dev/null unless
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&role, "role", "r", "", "keyferry role to use (required)")
 	cmd.Flags().StringVar(&region, "region", "", "AWS region for the command (default: the role's, else the broker's)")
-	cmd.Flags().Int64Var(&ttl, "ttl", 0, "credential lifetime in seconds (900 up to the role's ttl)")
 	cmd.Flags().BoolVar(&keepAWSConfig, "keep-aws-config", false, "let the command read ~/.aws/config (a profile there can outrank keyferry's credentials)")
-	tf.register(cmd)
+	jf.register(cmd)
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }

@@ -15,13 +15,12 @@ import (
 )
 
 func newLeaseCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "lease", Short: "Inspect, renew and revoke issued credentials (incl. break-glass revocation)"}
-	cmd.AddCommand(newLeaseListCmd(e), newLeaseGetCmd(e), newLeaseRevokeCmd(e),
+	return groupCmd("lease", "Inspect, renew and revoke issued credentials (incl. break-glass revocation)",
+		newLeaseListCmd(e), newLeaseGetCmd(e), newLeaseRevokeCmd(e),
 		newLeaseActionCmd(e, "retry", "Queue an irrevocable lease's upstream cleanup again"),
 		newLeaseActionCmd(e, "forget", "Mark a lease revoked WITHOUT upstream cleanup (you clean up by hand; audited)"),
 		newLeaseActionCmd(e, "renew", "Extend an iam_user lease (up to its max_ttl)"),
 		newSweepCmd(e))
-	return cmd
 }
 
 func printLeases(e *env, ls []api.Lease) error {
@@ -44,13 +43,10 @@ func newLeaseListCmd(e *env) *cobra.Command {
 		Use:   "list",
 		Short: "List leases (filter by role, project, pipeline, state; or find the lease of an access key)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			var out []api.Lease
 			if akid != "" {
+				var err error
 				if out, err = c.LeasesByKey(cmd.Context(), akid); err != nil {
 					return err
 				}
@@ -74,7 +70,7 @@ func newLeaseListCmd(e *env) *cobra.Command {
 				return e.printJSON(out)
 			}
 			return printLeases(e, out)
-		},
+		}),
 	}
 	fl := list.Flags()
 	fl.StringVar(&f.Role, "role", "", "only this role")
@@ -90,22 +86,7 @@ func newLeaseListCmd(e *env) *cobra.Command {
 }
 
 func newLeaseGetCmd(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "get ID",
-		Short: "Show one lease",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			l, err := c.Lease(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return e.printJSON(l)
-		},
-	}
+	return showCmd(e, "get ID", "Show one lease", (*client.Client).Lease, e.printJSON)
 }
 
 func newLeaseRevokeCmd(e *env) *cobra.Command {
@@ -126,17 +107,16 @@ for it). assume_role sessions with early_revocation: a deny statement on the rol
 cuts the session off. Other STS sessions cannot be deleted: the lease is marked
 revoked and the credentials stay valid upstream until they expire.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			bulk := role != "" || proj != "" || pip != "" || sb != "" || akid != ""
 			switch {
 			case len(args) == 1 && bulk:
 				return errors.New("give a lease id or filters, not both")
 			case len(args) == 1:
-				var l *api.Lease
+				var (
+					l   *api.Lease
+					err error
+				)
 				if wait {
 					l, err = c.RevokeLeaseWait(cmd.Context(), args[0], reason)
 				} else {
@@ -182,7 +162,7 @@ revoked and the credentials stay valid upstream until they expire.`,
 				return &exitError{code: 1, msg: "some revocations failed: " + res.Error}
 			}
 			return printLeases(e, res.Leases)
-		},
+		}),
 	}
 	fl := revoke.Flags()
 	fl.StringVar(&reason, "reason", "", "why (recorded in the leases and the audit log)")
@@ -206,11 +186,7 @@ func newLeaseActionCmd(e *env, action, short string) *cobra.Command {
 		Use:   action + " ID",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			var body any
 			switch action {
 			case "forget":
@@ -227,7 +203,7 @@ func newLeaseActionCmd(e *env, action, short string) *cobra.Command {
 				fmt.Fprintf(e.stdout, "note: %s\n", l.RevokeNote)
 			}
 			return nil
-		},
+		}),
 	}
 	switch action {
 	case "forget":
@@ -244,11 +220,7 @@ func newSweepCmd(e *env) *cobra.Command {
 		Use:   "sweep-orphans",
 		Short: "Delete IAM users under keyferry's path that no live lease owns (now, instead of waiting for the periodic sweep)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
+		RunE: e.withClient(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			res, err := c.SweepOrphans(cmd.Context(), dry)
 			if err != nil {
 				return err
@@ -259,7 +231,7 @@ func newSweepCmd(e *env) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", o.UserName, o.Path, o.Created.Local().Format(time.DateTime), o.LeaseID, o.Deleted, o.Error)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only report")
 	return cmd

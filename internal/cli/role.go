@@ -4,114 +4,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/client"
 )
 
+var roles = storedObject[api.Role]{
+	kind:   "role",
+	name:   func(r *api.Role) *string { return &r.Name },
+	put:    (*client.Client).PutRole,
+	get:    (*client.Client).Role,
+	list:   (*client.Client).Roles,
+	del:    (*client.Client).DeleteRole,
+	header: "NAME\tISSUER\tTYPE\tROLE ARN\tTTL",
+	row: func(w io.Writer, r api.Role) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Issuer, r.AWS.Type, r.AWS.RoleARN, r.AWS.TTL)
+	},
+	writeShort:  "Create or update a role from a YAML/JSON file",
+	readShort:   "Show a role (as stored, defaults filled in)",
+	listShort:   "List roles",
+	deleteShort: "Delete a role (issued leases stay until they expire or are revoked)",
+}
+
 func newRoleCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "Manage roles (who gets which AWS credentials)"}
-
-	var file string
-	write := &cobra.Command{
-		Use:   "write [NAME] -f FILE",
-		Short: "Create or update a role from a YAML/JSON file",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var ro api.Role
-			if err := readDoc(e, file, &ro); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				if ro.Name != "" && ro.Name != args[0] {
-					return fmt.Errorf("the file names role %q but the argument says %q", ro.Name, args[0])
-				}
-				ro.Name = args[0]
-			}
-			if ro.Name == "" {
-				return errors.New("the role needs a name (in the file or as the argument)")
-			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.PutRole(cmd.Context(), ro, false)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "role %s %s\n", ro.Name, res.Outcome)
-			return nil
-		},
-	}
-	write.Flags().StringVarP(&file, "file", "f", "", "role file (YAML or JSON; - for stdin)")
-
-	read := &cobra.Command{
-		Use:   "read NAME",
-		Short: "Show a role (as stored, defaults filled in)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			ro, err := c.Role(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return e.printYAML(ro)
-		},
-	}
-
-	var asJSON bool
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List roles",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			roles, err := c.Roles(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(roles)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tISSUER\tTYPE\tROLE ARN\tTTL")
-			for _, r := range roles {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Issuer, r.AWS.Type, r.AWS.RoleARN, r.AWS.TTL)
-			}
-			return tw.Flush()
-		},
-	}
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-
-	del := &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a role (issued leases stay until they expire or are revoked)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteRole(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "role %s deleted\n", args[0])
-			return nil
-		},
-	}
-
-	cmd.AddCommand(write, read, list, del, newRoleTestCmd(e))
-	return cmd
+	return groupCmd("role", "Manage roles (who gets which AWS credentials)", append(roles.commands(e), newRoleTestCmd(e))...)
 }
 
 func newRoleTestCmd(e *env) *cobra.Command {

@@ -93,6 +93,13 @@ Kubernetes service-account tokens) for short-lived AWS credentials, leased and a
 	return root
 }
 
+// groupCmd is a command that only groups the subcommands subs.
+func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 func (e *env) client() (*client.Client, error) {
 	addr := first(e.addr, e.getenv("KEYFERRY_ADDR"))
 	return client.New(addr, client.Options{

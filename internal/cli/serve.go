@@ -15,10 +15,9 @@ import (
 
 func newServeCmd(e *env) *cobra.Command {
 	var (
-		role, listen, endpoints, path, tokenFile, roleName string
-		ttl                                                int64
-		cidrs, hosts                                       []string
-		tf                                                 tokenFlags
+		listen, endpoints, path, tokenFile, roleName string
+		cidrs, hosts                                 []string
+		jf                                           jobFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --role R",
@@ -41,8 +40,8 @@ here. IMDSv2 only: PUT /latest/api/token first (TTL 1-21600 s); requests that
 carry X-Forwarded-For are refused. The server stops on SIGINT/SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if role == "" {
-				return errors.New("--role is required")
+			if err := jf.checkRole(); err != nil {
+				return err
 			}
 			eps, err := delivery.ParseEndpoints(endpoints)
 			if err != nil {
@@ -56,15 +55,11 @@ carry X-Forwarded-For are refused. The server stops on SIGINT/SIGTERM.`,
 				}
 				allowed = append(allowed, p)
 			}
-			c, err := e.client()
+			c, tokens, err := jf.connect(e)
 			if err != nil {
 				return err
 			}
-			tokens, err := tf.sourceFor(e)
-			if err != nil {
-				return err
-			}
-			src := &delivery.Cached{Source: &delivery.Broker{Client: c, Role: role, Tokens: tokens, TTLSeconds: ttl}}
+			src := &delivery.Cached{Source: &delivery.Broker{Client: c, Role: jf.role, Tokens: tokens, TTLSeconds: jf.ttl}}
 			// Fail fast on a broker or token problem, before tools rely on us.
 			if _, err := src.Credentials(cmd.Context()); err != nil {
 				return err
@@ -92,7 +87,7 @@ carry X-Forwarded-For are refused. The server stops on SIGINT/SIGTERM.`,
 				}
 			}
 			w := e.stdout
-			fmt.Fprintf(w, "keyferry serve: role %s on %s\n", role, srv.Addr())
+			fmt.Fprintf(w, "keyferry serve: role %s on %s\n", jf.role, srv.Addr())
 			if u := srv.IMDSEndpoint(); u != "" {
 				fmt.Fprintf(w, "  export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s\n", u)
 			}
@@ -102,7 +97,6 @@ carry X-Forwarded-For are refused. The server stops on SIGINT/SIGTERM.`,
 			return srv.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&role, "role", "r", "", "keyferry role to use (required)")
 	cmd.Flags().StringVar(&listen, "listen", delivery.DefaultLocalAddr, "listen address (a random loopback port by default)")
 	cmd.Flags().StringVar(&endpoints, "endpoints", "both", "imds, container or both")
 	cmd.Flags().StringVar(&path, "container-path", "", "path of the container endpoint (default "+delivery.DefaultContainerPath+")")
@@ -110,8 +104,7 @@ carry X-Forwarded-For are refused. The server stops on SIGINT/SIGTERM.`,
 	cmd.Flags().StringVar(&roleName, "imds-role-name", "", "role name listed by the IMDS endpoint (default "+delivery.DefaultIMDSRole+")")
 	cmd.Flags().StringSliceVar(&cidrs, "allow-cidr", nil, "also serve callers from this network (repeatable)")
 	cmd.Flags().StringSliceVar(&hosts, "host", nil, "also accept this Host header (repeatable), e.g. 169.254.169.254")
-	cmd.Flags().Int64Var(&ttl, "ttl", 0, "credential lifetime in seconds (900 up to the role's ttl)")
-	tf.register(cmd)
+	jf.register(cmd)
 	return cmd
 }
 

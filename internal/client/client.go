@@ -161,16 +161,20 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
+// call makes a request whose answer decodes into a new T.
+func call[T any](ctx context.Context, c *Client, method, path string, query url.Values, in any) (*T, error) {
+	var out T
+	return &out, c.do(ctx, method, path, query, in, &out)
+}
+
 // Creds exchanges a job token for credentials.
 func (c *Client) Creds(ctx context.Context, req api.CredsRequest) (*api.CredsResponse, error) {
-	var out api.CredsResponse
-	return &out, c.do(ctx, http.MethodPost, "/v1/creds", nil, req, &out)
+	return call[api.CredsResponse](ctx, c, http.MethodPost, "/v1/creds", nil, req)
 }
 
 // Refresh trades a refresh handle for fresh credentials and a new handle.
 func (c *Client) Refresh(ctx context.Context, handle string) (*api.CredsResponse, error) {
-	var out api.CredsResponse
-	return &out, c.do(ctx, http.MethodPost, "/v1/creds/refresh", nil, api.RefreshRequest{RefreshHandle: handle}, &out)
+	return call[api.CredsResponse](ctx, c, http.MethodPost, "/v1/creds/refresh", nil, api.RefreshRequest{RefreshHandle: handle})
 }
 
 // Roles lists roles, sorted by name.
@@ -181,14 +185,12 @@ func (c *Client) Roles(ctx context.Context) ([]api.Role, error) {
 
 // Role reads one role.
 func (c *Client) Role(ctx context.Context, name string) (*api.Role, error) {
-	var out api.Role
-	return &out, c.do(ctx, http.MethodGet, "/v1/roles/"+url.PathEscape(name), nil, nil, &out)
+	return call[api.Role](ctx, c, http.MethodGet, "/v1/roles/"+url.PathEscape(name), nil, nil)
 }
 
 // PutRole writes a role (dryRun: validate and diff only).
 func (c *Client) PutRole(ctx context.Context, r api.Role, dryRun bool) (*api.WriteResult[api.Role], error) {
-	var out api.WriteResult[api.Role]
-	return &out, c.do(ctx, http.MethodPut, "/v1/roles/"+url.PathEscape(r.Name), dryRunQuery(dryRun), r, &out)
+	return call[api.WriteResult[api.Role]](ctx, c, http.MethodPut, "/v1/roles/"+url.PathEscape(r.Name), dryRunQuery(dryRun), r)
 }
 
 // DeleteRole deletes a role.
@@ -198,8 +200,7 @@ func (c *Client) DeleteRole(ctx context.Context, name string) error {
 
 // TestRole explains a role decision.
 func (c *Client) TestRole(ctx context.Context, name string, req api.RoleTestRequest) (*api.RoleTestResponse, error) {
-	var out api.RoleTestResponse
-	return &out, c.do(ctx, http.MethodPost, "/v1/roles/"+url.PathEscape(name)+"/test", nil, req, &out)
+	return call[api.RoleTestResponse](ctx, c, http.MethodPost, "/v1/roles/"+url.PathEscape(name)+"/test", nil, req)
 }
 
 // Issuers lists issuers, sorted by name.
@@ -210,14 +211,12 @@ func (c *Client) Issuers(ctx context.Context) ([]api.Issuer, error) {
 
 // Issuer reads one issuer.
 func (c *Client) Issuer(ctx context.Context, name string) (*api.Issuer, error) {
-	var out api.Issuer
-	return &out, c.do(ctx, http.MethodGet, "/v1/issuers/"+url.PathEscape(name), nil, nil, &out)
+	return call[api.Issuer](ctx, c, http.MethodGet, "/v1/issuers/"+url.PathEscape(name), nil, nil)
 }
 
 // PutIssuer writes an issuer (dryRun: validate and diff only).
 func (c *Client) PutIssuer(ctx context.Context, is api.Issuer, dryRun bool) (*api.WriteResult[api.Issuer], error) {
-	var out api.WriteResult[api.Issuer]
-	return &out, c.do(ctx, http.MethodPut, "/v1/issuers/"+url.PathEscape(is.Name), dryRunQuery(dryRun), is, &out)
+	return call[api.WriteResult[api.Issuer]](ctx, c, http.MethodPut, "/v1/issuers/"+url.PathEscape(is.Name), dryRunQuery(dryRun), is)
 }
 
 // DeleteIssuer deletes an issuer.
@@ -249,8 +248,7 @@ func (c *Client) Leases(ctx context.Context, f LeaseFilter) (leases []api.Lease,
 
 // Lease reads one lease.
 func (c *Client) Lease(ctx context.Context, id string) (*api.Lease, error) {
-	var out api.Lease
-	return &out, c.do(ctx, http.MethodGet, "/v1/leases/"+url.PathEscape(id), nil, nil, &out)
+	return call[api.Lease](ctx, c, http.MethodGet, "/v1/leases/"+url.PathEscape(id), nil, nil)
 }
 
 // RevokeLease revokes one lease; reason is recorded in its note.
@@ -272,39 +270,33 @@ func (c *Client) LeasesByKey(ctx context.Context, accessKeyID string) ([]api.Lea
 // RevokeLeaseWait revokes a lease and waits (up to 30 s on the server) for
 // its upstream cleanup.
 func (c *Client) RevokeLeaseWait(ctx context.Context, id, reason string) (*api.Lease, error) {
-	var out api.Lease
-	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", url.Values{"wait": {"true"}}, api.RevokeRequest{Reason: reason}, &out)
+	return call[api.Lease](ctx, c, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/revoke", url.Values{"wait": {"true"}}, api.RevokeRequest{Reason: reason})
 }
 
 // BulkRevoke revokes (or, with DryRun, lists) every live lease matching.
 func (c *Client) BulkRevoke(ctx context.Context, req api.BulkRevokeRequest) (*api.BulkRevokeResult, error) {
-	var out api.BulkRevokeResult
-	return &out, c.do(ctx, http.MethodPost, "/v1/leases/revoke", nil, req, &out)
+	return call[api.BulkRevokeResult](ctx, c, http.MethodPost, "/v1/leases/revoke", nil, req)
 }
 
 // LeaseAction runs retry, forget or renew on a lease; body is nil, an
 // api.RevokeRequest (forget) or an api.RenewRequest (renew).
 func (c *Client) LeaseAction(ctx context.Context, id, action string, body any) (*api.Lease, error) {
-	var out api.Lease
-	return &out, c.do(ctx, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/"+action, nil, body, &out)
+	return call[api.Lease](ctx, c, http.MethodPost, "/v1/leases/"+url.PathEscape(id)+"/"+action, nil, body)
 }
 
 // SweepOrphans runs the orphan sweep now.
 func (c *Client) SweepOrphans(ctx context.Context, dryRun bool) (*api.SweepResult, error) {
-	var out api.SweepResult
-	return &out, c.do(ctx, http.MethodPost, "/v1/orphans/sweep", url.Values{"dry_run": {strconv.FormatBool(dryRun)}}, nil, &out)
+	return call[api.SweepResult](ctx, c, http.MethodPost, "/v1/orphans/sweep", url.Values{"dry_run": {strconv.FormatBool(dryRun)}}, nil)
 }
 
 // DevToken mints a dev job token (dev mode only).
 func (c *Client) DevToken(ctx context.Context, req api.DevTokenRequest) (*api.DevTokenResponse, error) {
-	var out api.DevTokenResponse
-	return &out, c.do(ctx, http.MethodPost, "/v1/dev/token", nil, req, &out)
+	return call[api.DevTokenResponse](ctx, c, http.MethodPost, "/v1/dev/token", nil, req)
 }
 
 // CreateAdminToken creates an admin token.
 func (c *Client) CreateAdminToken(ctx context.Context, req api.TokenCreateRequest) (*api.TokenCreateResponse, error) {
-	var out api.TokenCreateResponse
-	return &out, c.do(ctx, http.MethodPost, "/v1/admin-tokens", nil, req, &out)
+	return call[api.TokenCreateResponse](ctx, c, http.MethodPost, "/v1/admin-tokens", nil, req)
 }
 
 // AdminTokens lists admin tokens (without secrets).

@@ -203,40 +203,25 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 
 // Set assigns one field by its dotted YAML name; flags and env use it.
 func (c *Config) Set(field, v string) error {
-	switch field {
-	case "listen":
-		c.Listen = v
-	case "public_url":
-		c.PublicURL = v
-	case "tls.cert_file":
-		c.TLS.CertFile = v
-	case "tls.key_file":
-		c.TLS.KeyFile = v
-	case "insecure_http":
+	if field == "insecure_http" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("want true or false, got %q", v)
 		}
 		c.InsecureHTTP = b
-	case "storage":
-		c.Storage = v
-	case "audit.path":
-		c.Audit.Path = v
-	case "aws.region":
-		c.AWS.Region = v
-	case "aws.sts_endpoint":
-		c.AWS.STSEndpoint = v
-	case "aws.iam_endpoint":
-		c.AWS.IAMEndpoint = v
-	case "aws.iam_region":
-		c.AWS.IAMRegion = v
-	case "log.level":
-		c.Log.Level = v
-	case "log.format":
-		c.Log.Format = v
-	default:
+		return nil
+	}
+	p, ok := map[string]*string{
+		"listen": &c.Listen, "public_url": &c.PublicURL, "storage": &c.Storage, "audit.path": &c.Audit.Path,
+		"tls.cert_file": &c.TLS.CertFile, "tls.key_file": &c.TLS.KeyFile,
+		"aws.region": &c.AWS.Region, "aws.sts_endpoint": &c.AWS.STSEndpoint,
+		"aws.iam_endpoint": &c.AWS.IAMEndpoint, "aws.iam_region": &c.AWS.IAMRegion,
+		"log.level": &c.Log.Level, "log.format": &c.Log.Format,
+	}[field]
+	if !ok {
 		return fmt.Errorf("unknown field %q", field)
 	}
+	*p = v
 	return nil
 }
 

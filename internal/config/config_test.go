@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestParseRejectsUnknownKeys(t *testing.T) {
@@ -26,7 +28,7 @@ func TestLoadFileEnvPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"KEYFERRY_LISTEN": "127.0.0.1:9100"}
-	c, err := Load(p, func(k string) string { return env[k] })
+	c, err := Load(p, testutil.Env(env))
 	if err != nil {
 		t.Fatal(err)
 	}

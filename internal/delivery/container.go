@@ -98,38 +98,25 @@ func (h *ContainerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet {
-		w.Header()["Allow"] = []string{http.MethodGet}
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		methodNotAllowed(w, http.MethodGet)
 		return
 	}
-	d, ref := h.docs.get(r.Context())
-	if ref != nil {
-		ref.write(w)
-		return
-	}
-	writeDocument(w, hdrJSON, d)
+	h.docs.serve(w, r, hdrJSON)
 }
 
 // containerDocument is the container provider's JSON. botocore requires
 // Token and Expiration; AccountId and RoleArn are optional.
 type containerDocument struct {
-	AccessKeyID     string `json:"AccessKeyId"`
-	SecretAccessKey string `json:"SecretAccessKey"`
-	Token           string `json:"Token"`
-	Expiration      string `json:"Expiration"`
-	AccountID       string `json:"AccountId,omitempty"`
-	RoleARN         string `json:"RoleArn,omitempty"`
+	documentCredentials
+	AccountID string `json:"AccountId,omitempty"`
+	RoleARN   string `json:"RoleArn,omitempty"`
 }
 
 func (h *ContainerHandler) render(resp *api.CredsResponse, _ time.Time) ([]byte, error) {
-	c := resp.Credentials
 	return json.Marshal(containerDocument{
-		AccessKeyID:     c.AccessKeyID,
-		SecretAccessKey: c.SecretAccessKey,
-		Token:           c.SessionToken,
-		Expiration:      formatExpiration(c.Expiration),
-		AccountID:       c.AccountID,
-		RoleARN:         h.roleARN,
+		documentCredentials: documentCredentialsOf(resp.Credentials),
+		AccountID:           resp.Credentials.AccountID,
+		RoleARN:             h.roleARN,
 	})
 }
 

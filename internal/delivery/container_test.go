@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestContainerDocumentIsExact(t *testing.T) {
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	for _, tc := range []struct {
 		name    string
 		roleARN string
@@ -32,7 +33,7 @@ func TestContainerDocumentIsExact(t *testing.T) {
 			r := fixCreds(clk.Now())
 			r.Credentials.AccountID = tc.account
 			s := newTestLocal(t, LocalConfig{Endpoints: EndpointContainer, RoleARN: tc.roleARN, Source: staticSource(r), Now: clk.Now})
-			w := serve(s.Handler(), req(http.MethodGet, DefaultContainerPath, withHeader("Authorization", fixToken)))
+			w := getWithToken(s.Handler(), DefaultContainerPath)
 			if w.Code != http.StatusOK {
 				t.Fatalf("got %d %s, want 200", w.Code, w.Body)
 			}
@@ -115,7 +116,6 @@ func TestContainerOnlyGET(t *testing.T) {
 
 func TestContainerSourceErrorsAreCallerSafe(t *testing.T) {
 	const leaky = "broker said 500: token=" + fixSession
-	clk := newClock(t0)
 	for _, tc := range []struct {
 		name   string
 		src    Source
@@ -135,11 +135,8 @@ func TestContainerSourceErrorsAreCallerSafe(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs logBuffer
 			// Not wrapped in Cached: the handler must cope with any Source.
-			h, err := NewContainerHandler(ContainerConfig{Source: tc.src, Token: fixToken, Now: clk.Now, Logger: logs.logger()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := serve(h, req(http.MethodGet, DefaultContainerPath, withHeader("Authorization", fixToken)))
+			h, _ := newTestContainer(t, tc.src, logs.logger())
+			w := getWithToken(h, DefaultContainerPath)
 			wantAPIError(t, w, tc.status, tc.code)
 			assertNoSecrets(t, "body", w.Body.String())
 			if strings.Contains(w.Body.String(), "broker said") {
@@ -150,33 +147,24 @@ func TestContainerSourceErrorsAreCallerSafe(t *testing.T) {
 }
 
 func TestContainerRefusesExpiredCredentials(t *testing.T) {
-	clk := newClock(t0)
-	h, err := NewContainerHandler(ContainerConfig{Source: staticSource(fixCreds(t0)), Token: fixToken, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := serve(h, req(http.MethodGet, "/", withHeader("Authorization", fixToken))); w.Code != http.StatusOK {
+	h, clk := newTestContainer(t, staticSource(fixCreds(t0)), nil)
+	if w := getWithToken(h, "/"); w.Code != http.StatusOK {
 		t.Fatalf("got %d, want 200", w.Code)
 	}
 	clk.Advance(2 * time.Hour)
-	wantAPIError(t, serve(h, req(http.MethodGet, "/", withHeader("Authorization", fixToken))), http.StatusServiceUnavailable, "credentials_expired")
+	wantAPIError(t, getWithToken(h, "/"), http.StatusServiceUnavailable, "credentials_expired")
 }
 
 func TestContainerRendersOncePerCredentialChange(t *testing.T) {
-	clk := newClock(t0)
 	var cur atomic.Pointer[api.CredsResponse]
 	cur.Store(fixCreds(t0))
-	h, err := NewContainerHandler(ContainerConfig{Token: fixToken, Now: clk.Now,
-		Source: SourceFunc(func(context.Context) (*api.CredsResponse, error) {
-			c := *cur.Load() // a new pointer every call: equality is by value
-			return &c, nil
-		})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, _ := newTestContainer(t, SourceFunc(func(context.Context) (*api.CredsResponse, error) {
+		c := *cur.Load() // a new pointer every call: equality is by value
+		return &c, nil
+	}), nil)
 	get := func() *document {
 		t.Helper()
-		if w := serve(h, req(http.MethodGet, "/", withHeader("Authorization", fixToken))); w.Code != http.StatusOK {
+		if w := getWithToken(h, "/"); w.Code != http.StatusOK {
 			t.Fatalf("got %d, want 200", w.Code)
 		}
 		return h.docs.cur.Load()

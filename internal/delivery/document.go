@@ -19,6 +19,24 @@ const expirationLayout = "2006-01-02T15:04:05Z"
 
 func formatExpiration(t time.Time) string { return t.UTC().Format(expirationLayout) }
 
+// documentCredentials are the credential fields of the container and the
+// IMDS documents, named as the SDKs read them.
+type documentCredentials struct {
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string `json:"SecretAccessKey"`
+	Token           string `json:"Token"`
+	Expiration      string `json:"Expiration"`
+}
+
+func documentCredentialsOf(c api.Credentials) documentCredentials {
+	return documentCredentials{
+		AccessKeyID:     c.AccessKeyID,
+		SecretAccessKey: c.SecretAccessKey,
+		Token:           c.SessionToken,
+		Expiration:      formatExpiration(c.Expiration),
+	}
+}
+
 // refusal is an error answer for the client: a status, a stable code and a
 // message safe to show to anyone. The cause goes to the log only.
 type refusal struct {
@@ -96,6 +114,17 @@ func (c *docCache) get(ctx context.Context) (*document, *refusal) {
 		slog.String(logKeyAccessKeyID, resp.Credentials.AccessKeyID),
 		slog.Time(logKeyExpiration, resp.Credentials.Expiration))
 	return d, nil
+}
+
+// serve answers r with the document for the Source's current credentials,
+// labelled contentType, or with the refusal.
+func (c *docCache) serve(w http.ResponseWriter, r *http.Request, contentType []string) {
+	d, ref := c.get(r.Context())
+	if ref != nil {
+		ref.write(w)
+		return
+	}
+	writeDocument(w, contentType, d)
 }
 
 // writeDocument writes a pre-rendered body with its pre-computed headers.

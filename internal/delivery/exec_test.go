@@ -45,6 +45,19 @@ func runExec(t *testing.T, cfg ExecConfig) (int, error, []byte) {
 	return code, err, stdout.Bytes()
 }
 
+// runExecJSON runs cfg, which must succeed, and decodes the child's JSON
+// output into v.
+func runExecJSON(t *testing.T, cfg ExecConfig, v any) {
+	t.Helper()
+	code, err, out := runExec(t, cfg)
+	if code != 0 || err != nil {
+		t.Fatalf("got %d %v, want 0 nil", code, err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("child output %q: %v", out, err)
+	}
+}
+
 // assertTokenDirGone checks that Exec left nothing in dir.
 func assertTokenDirGone(t *testing.T, dir string) {
 	t.Helper()
@@ -82,14 +95,8 @@ func startExec(t *testing.T, ctx context.Context, cfg ExecConfig) <-chan [2]any 
 
 func TestExecTokenFileHasNoNewlineIsPrivateAndIsRemoved(t *testing.T) {
 	cfg := execCfg(t, helperArgs("token")...)
-	code, err, out := runExec(t, cfg)
-	if code != 0 || err != nil {
-		t.Fatalf("got %d %v, want 0 nil", code, err)
-	}
 	var got map[string]string
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("child output %q: %v", out, err)
-	}
+	runExecJSON(t, cfg, &got)
 	if got["content"] != got["env"] || len(got["content"]) != 43 {
 		t.Errorf("token file holds %q, AWS_CONTAINER_AUTHORIZATION_TOKEN %q: want the same 43-character token", got["content"], got["env"])
 	}
@@ -142,14 +149,8 @@ func TestExecChildEnvHasNoConflictingVariablesAndNoJobToken(t *testing.T) {
 	cfg := execCfg(t, helperArgs("env")...)
 	cfg.Env = poisonedEnv(t)
 	cfg.Unset = []string{"CI_JOB_JWT_V2"}
-	code, err, out := runExec(t, cfg)
-	if code != 0 || err != nil {
-		t.Fatalf("got %d %v", code, err)
-	}
 	var env []string
-	if err := json.Unmarshal(out, &env); err != nil {
-		t.Fatal(err)
-	}
+	runExecJSON(t, cfg, &env)
 	got := map[string][]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -233,14 +234,8 @@ func TestChildEnvRegion(t *testing.T) {
 func TestExecGoSDKChildGetsBrokerCredentialsDespiteConflictingEnv(t *testing.T) {
 	cfg := execCfg(t, helperArgs("gosdk")...)
 	cfg.Env = poisonedEnv(t)
-	code, err, out := runExec(t, cfg)
-	if code != 0 || err != nil {
-		t.Fatalf("got %d %v", code, err)
-	}
 	var r sdkResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
+	runExecJSON(t, cfg, &r)
 	r.check(t, "CredentialsEndpointProvider", fixRegion)
 }
 
@@ -250,14 +245,8 @@ func TestExecKeepConfigFileLetsTheDefaultProfileWin(t *testing.T) {
 	cfg := execCfg(t, helperArgs("gosdk")...)
 	cfg.Env = poisonedEnv(t)
 	cfg.KeepConfigFile = true
-	code, err, out := runExec(t, cfg)
-	if code != 0 || err != nil {
-		t.Fatalf("got %d %v", code, err)
-	}
 	var r sdkResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
+	runExecJSON(t, cfg, &r)
 	if r.AccessKeyID != "POISONCONFIGKEY" {
 		t.Errorf("got %s, want the config file's [default] key: has the Go SDK's chain changed?", r.AccessKeyID)
 	}
@@ -276,14 +265,8 @@ func TestExecBotocoreChildGetsBrokerCredentialsDespiteConflictingEnvWhenPythonAn
 	py := pythonWithBotocore(t)
 	cfg := execCfg(t, py, "-c", botocoreChainScript)
 	cfg.Env = poisonedEnv(t)
-	code, err, out := runExec(t, cfg)
-	if code != 0 || err != nil {
-		t.Fatalf("got %d %v", code, err)
-	}
 	var r sdkResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("%q: %v", out, err)
-	}
+	runExecJSON(t, cfg, &r)
 	r.check(t, "container-role", fixRegion)
 }
 
@@ -294,14 +277,8 @@ func TestExecAWSCLIv2ChildGetsBrokerCredentialsWhenAWSCLIv2IsPresent(t *testing.
 	}
 	cfg := execCfg(t, aws, "configure", "export-credentials", "--format", "process")
 	cfg.Env = poisonedEnv(t)
-	code, err, out := runExec(t, cfg)
-	if code != 0 || err != nil {
-		t.Fatalf("got %d %v", code, err)
-	}
 	var r struct{ AccessKeyId, SecretAccessKey, SessionToken string }
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("%q: %v", out, err)
-	}
+	runExecJSON(t, cfg, &r)
 	if r.AccessKeyId != fixKeyID || r.SecretAccessKey != fixSecret || r.SessionToken != fixSession {
 		t.Errorf("aws-cli v2 got %s, want %s", r.AccessKeyId, fixKeyID)
 	}
@@ -375,14 +352,8 @@ func TestExecChildProcessGroup(t *testing.T) {
 	for _, interactive := range []bool{false, true} {
 		cfg := execCfg(t, helperArgs("pgid")...)
 		cfg.foreground = func() bool { return interactive }
-		code, err, out := runExec(t, cfg)
-		if code != 0 || err != nil {
-			t.Fatalf("got %d %v", code, err)
-		}
 		var g map[string]int
-		if err := json.Unmarshal(out, &g); err != nil {
-			t.Fatal(err)
-		}
+		runExecJSON(t, cfg, &g)
 		own := g["pgid"] == g["pid"] && g["pgid"] != g["parent_pgid"]
 		if own == interactive {
 			t.Errorf("interactive=%v: got %v, want the child in its own group only outside a terminal", interactive, g)

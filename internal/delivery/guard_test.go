@@ -118,7 +118,7 @@ func TestAttackOversizedBodyIsRefused(t *testing.T) {
 func TestUnknownPathIs404(t *testing.T) {
 	s := newTestLocal(t, LocalConfig{Endpoints: EndpointContainer})
 	for _, p := range []string{"/", "/creds/", "/credsx", IMDSRoleListPath, "/latest/api/token"} {
-		w := serve(s.Handler(), req(http.MethodGet, p, withHeader("Authorization", fixToken)))
+		w := getWithToken(s.Handler(), p)
 		wantAPIError(t, w, http.StatusNotFound, "not_found")
 	}
 }

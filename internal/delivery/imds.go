@@ -136,10 +136,11 @@ func (h *IMDSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch path {
 		case IMDSRoleListPath, IMDSRoleListPath[:len(IMDSRoleListPath)-1]:
 			h.writeText(w, h.roleBody)
+		// Real IMDS labels its JSON text/plain; both SDKs ignore the type.
 		case h.credPath:
-			h.serveDoc(w, r, &h.creds)
+			h.creds.serve(w, r, hdrText)
 		case IMDSIAMInfoPath:
-			h.serveDoc(w, r, &h.info)
+			h.info.serve(w, r, hdrText)
 		default:
 			errIMDSNotFound.write(w)
 		}
@@ -253,38 +254,21 @@ func (h *IMDSHandler) writeText(w http.ResponseWriter, body []byte) {
 	_, _ = w.Write(body)
 }
 
-func (h *IMDSHandler) serveDoc(w http.ResponseWriter, r *http.Request, c *docCache) {
-	d, ref := c.get(r.Context())
-	if ref != nil {
-		ref.write(w)
-		return
-	}
-	// Real IMDS labels its JSON text/plain; both SDKs ignore the type.
-	writeDocument(w, hdrText, d)
-}
-
 // imdsCredentials is the security-credentials/<role> document. The Go SDK
 // requires Code "Success"; botocore requires the four credential fields.
 type imdsCredentials struct {
-	Code            string `json:"Code"`
-	LastUpdated     string `json:"LastUpdated"`
-	Type            string `json:"Type"`
-	AccessKeyID     string `json:"AccessKeyId"`
-	SecretAccessKey string `json:"SecretAccessKey"`
-	Token           string `json:"Token"`
-	Expiration      string `json:"Expiration"`
+	Code        string `json:"Code"`
+	LastUpdated string `json:"LastUpdated"`
+	Type        string `json:"Type"`
+	documentCredentials
 }
 
 func (h *IMDSHandler) renderCreds(resp *api.CredsResponse, now time.Time) ([]byte, error) {
-	c := resp.Credentials
 	return json.Marshal(imdsCredentials{
-		Code:            "Success",
-		LastUpdated:     formatExpiration(now),
-		Type:            "AWS-HMAC",
-		AccessKeyID:     c.AccessKeyID,
-		SecretAccessKey: c.SecretAccessKey,
-		Token:           c.SessionToken,
-		Expiration:      formatExpiration(c.Expiration),
+		Code:                "Success",
+		LastUpdated:         formatExpiration(now),
+		Type:                "AWS-HMAC",
+		documentCredentials: documentCredentialsOf(resp.Credentials),
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func imdsGet(h http.Handler, path, token string) *httptest.ResponseRecorder {
@@ -15,7 +17,7 @@ func imdsGet(h http.Handler, path, token string) *httptest.ResponseRecorder {
 }
 
 func TestIMDSFlowAndDocumentsAreExact(t *testing.T) {
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	s := newTestLocal(t, LocalConfig{Endpoints: EndpointIMDS, RoleName: "ci-role", Now: clk.Now})
 	h := s.Handler()
 
@@ -111,7 +113,7 @@ func TestAttackForgedIMDSTokenIsRefused(t *testing.T) {
 }
 
 func TestAttackExpiredIMDSTokenIsRefused(t *testing.T) {
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	s := newTestLocal(t, LocalConfig{Endpoints: EndpointIMDS, Now: clk.Now})
 	tok := imdsToken(t, s.Handler(), "5")
 	clk.Advance(5*time.Second - time.Nanosecond)

@@ -3,7 +3,6 @@ package delivery
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -45,18 +44,7 @@ const benchCallers = 64
 
 func benchServer(b *testing.B, endpoints Endpoints) *LocalServer {
 	b.Helper()
-	s, err := NewLocalServer(LocalConfig{Endpoints: endpoints, Source: staticSource(fixCreds(time.Now()))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return s
+	return startLocal(b, LocalConfig{Endpoints: endpoints})
 }
 
 func benchClient() *http.Client {
@@ -72,7 +60,12 @@ func get(c *http.Client, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	return drain(resp)
+}
+
+// drain reads and closes resp's body, and fails unless resp is a 200.
+func drain(resp *http.Response) error {
+	_, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("status %d", resp.StatusCode)
@@ -170,10 +163,11 @@ func imdsRequest(s *LocalServer, c *http.Client) (*http.Request, error) {
 // (rawCaller); the GoClient variants use net/http's Transport, as the Go
 // SDK does, and so also measure that client's CPU on the shared cores.
 
-func BenchmarkContainerEndpoint(b *testing.B) {
-	s := benchServer(b, EndpointContainer)
-	runCallers(b, func() (func() error, error) {
-		r, err := containerRequest(s)
+// rawCallers is a runCallers setup: each caller sends the request newReq
+// builds on its own rawCaller connection to s.
+func rawCallers(b *testing.B, s *LocalServer, newReq func() (*http.Request, error)) func() (func() error, error) {
+	return func() (func() error, error) {
+		r, err := newReq()
 		if err != nil {
 			return nil, err
 		}
@@ -183,24 +177,18 @@ func BenchmarkContainerEndpoint(b *testing.B) {
 		}
 		b.Cleanup(func() { c.conn.Close() })
 		return c.do, nil
-	})
+	}
+}
+
+func BenchmarkContainerEndpoint(b *testing.B) {
+	s := benchServer(b, EndpointContainer)
+	runCallers(b, rawCallers(b, s, func() (*http.Request, error) { return containerRequest(s) }))
 }
 
 func BenchmarkIMDSCredentials(b *testing.B) {
 	s := benchServer(b, EndpointIMDS)
 	hc := benchClient()
-	runCallers(b, func() (func() error, error) {
-		r, err := imdsRequest(s, hc)
-		if err != nil {
-			return nil, err
-		}
-		c, err := newRawCaller(s.Addr(), r)
-		if err != nil {
-			return nil, err
-		}
-		b.Cleanup(func() { c.conn.Close() })
-		return c.do, nil
-	})
+	runCallers(b, rawCallers(b, s, func() (*http.Request, error) { return imdsRequest(s, hc) }))
 }
 
 // BenchmarkContainerEndpointPaced offers a fixed load from the same 64
@@ -209,18 +197,8 @@ func BenchmarkContainerEndpointPaced(b *testing.B) {
 	for _, rate := range []int{8000, 16000, 32000} {
 		b.Run(fmt.Sprintf("rps=%d", rate), func(b *testing.B) {
 			s := benchServer(b, EndpointContainer)
-			runPacedCallers(b, time.Second*benchCallers/time.Duration(rate), func() (func() error, error) {
-				r, err := containerRequest(s)
-				if err != nil {
-					return nil, err
-				}
-				c, err := newRawCaller(s.Addr(), r)
-				if err != nil {
-					return nil, err
-				}
-				b.Cleanup(func() { c.conn.Close() })
-				return c.do, nil
-			})
+			runPacedCallers(b, time.Second*benchCallers/time.Duration(rate),
+				rawCallers(b, s, func() (*http.Request, error) { return containerRequest(s) }))
 		})
 	}
 }
@@ -302,10 +280,5 @@ func (c *rawCaller) do() error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return err
+	return drain(resp)
 }

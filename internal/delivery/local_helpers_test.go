@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // Fixtures. The key ID and secret carry TEST so the repo's credential
@@ -28,26 +27,6 @@ const (
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// clock is an injectable, advanceable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fixCreds expires 1h30m and a fraction after now; the fraction checks
 // that served expirations are truncated to whole seconds.
@@ -74,22 +53,7 @@ func failingSource(secret string) Source {
 }
 
 // logBuffer collects every log line, to assert that no secret is logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -104,6 +68,18 @@ func assertNoSecrets(t *testing.T, what, s string, tokens ...string) {
 			t.Errorf("%s contains a secret (%.8s…):\n%s", what, secret, s)
 		}
 	}
+}
+
+// newTestContainer is a container handler on src with the fixture token,
+// logging to log (nil: nowhere), and the clock it reads, at t0.
+func newTestContainer(t *testing.T, src Source, log *slog.Logger) (*ContainerHandler, *testutil.Clock) {
+	t.Helper()
+	clk := testutil.NewClock(t0)
+	h, err := NewContainerHandler(ContainerConfig{Source: src, Token: fixToken, Now: clk.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, clk
 }
 
 // newTestLocal builds a LocalServer for in-process requests through
@@ -159,6 +135,12 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// getWithToken serves h a GET of path carrying the fixture container
+// token.
+func getWithToken(h http.Handler, path string) *httptest.ResponseRecorder {
+	return serve(h, req(http.MethodGet, path, withHeader("Authorization", fixToken)))
 }
 
 // imdsToken gets an IMDSv2 token through h.

@@ -11,7 +11,7 @@ import (
 
 // startLocal runs a LocalServer over real loopback HTTP until the test
 // ends, and checks that Run returns nil after the graceful stop.
-func startLocal(t *testing.T, cfg LocalConfig) *LocalServer {
+func startLocal(t testing.TB, cfg LocalConfig) *LocalServer {
 	t.Helper()
 	if cfg.Endpoints == 0 {
 		cfg.Endpoints = EndpointBoth

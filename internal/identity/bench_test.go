@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -23,6 +19,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // BenchmarkVerify measures the hot path: a GitLab token whose issuer's
@@ -49,7 +46,7 @@ func BenchmarkVerify(b *testing.B) {
 				if bc.replay {
 					is.ReplayMaxUses = b.N + 1
 				}
-				v = newVerifier(b, newClock(t0), nil, is)
+				v = newVerifier(b, testutil.NewClock(t0), nil, is)
 				tok = idp.sign(b, idp.gitlabClaims())
 			}
 			if _, err := v.Verify(context.Background(), tok); err != nil { // warm the key cache
@@ -85,14 +82,7 @@ func reportCPU(b *testing.B) func() {
 func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 	b.Helper()
 	const url = "https://gitlab.example.com" // never contacted: the key is static
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ecKey := newECKey(b)
 	iss, err := devissuer.NewFromKey(url, loadKey(b, "rsa1.pem"))
 	if err != nil {
 		b.Fatal(err)
@@ -102,9 +92,9 @@ func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := newVerifier(b, newClock(t0), nil, identity.Issuer{
+	v := newVerifier(b, testutil.NewClock(t0), nil, identity.Issuer{
 		Name: "gitlab", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience}, Algorithms: []string{"ES256"},
-		PublicKeys: []string{string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))},
+		PublicKeys: []string{pkixPEM(b, &ecKey.PublicKey)},
 	})
 	return v, tok
 }
@@ -120,10 +110,7 @@ func es256Verifier(b *testing.B) (*identity.Verifier, string) {
 // GC work its allocations cause.
 func BenchmarkSignatureCheck(b *testing.B) {
 	rsaKey := loadKey(b, "rsa1.pem")
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ecKey := newECKey(b)
 	const url = "https://gitlab.example.com"
 	iss, err := devissuer.NewFromKey(url, rsaKey)
 	if err != nil {

@@ -1,11 +1,7 @@
 package identity_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -15,28 +11,11 @@ import (
 	"github.com/keyferry/keyferry/internal/identity"
 )
 
-func pemBlock(typ string, der []byte) string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-}
-
 func TestValidateIssuer(t *testing.T) {
 	rsaPub := &loadKey(t, "rsa1.pem").PublicKey
-	rsaDER, err := x509.MarshalPKIXPublicKey(rsaPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	smallDER, err := x509.MarshalPKIXPublicKey(&loadKey(t, "rsa1024.pem").PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecDER, err := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaDER := pkixDER(t, rsaPub)
+	smallDER := pkixDER(t, &loadKey(t, "rsa1024.pem").PublicKey)
+	ecDER := pkixDER(t, &newECKey(t).PublicKey)
 	dev, err := devissuer.NewFromKey("https://gitlab.example.com", loadKey(t, "rsa1.pem"))
 	if err != nil {
 		t.Fatal(err)

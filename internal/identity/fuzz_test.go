@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // FuzzVerify feeds arbitrary strings to Verify. Properties:
@@ -30,10 +30,7 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		f.Fatal(err)
-	}
+	der := pkixDER(f, &key.PublicKey)
 	claims := devissuer.GitLabClaims(url, devissuer.GitLabOptions{
 		Now: t0, Audience: []string{testAudience}, PipelineID: "1", JobID: "2", SHA: strings.Repeat("a", 40),
 		JTI: "00000000-0000-4000-8000-000000000000",
@@ -42,7 +39,7 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v := identity.NewVerifier(identity.Config{Now: newClock(t0).Now})
+	v := identity.NewVerifier(identity.Config{Now: testutil.NewClock(t0).Now})
 	err = v.SetIssuers([]identity.Issuer{{
 		Name: "gitlab", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
 		PublicKeys: []string{string(iss.JWKS()), pemBlock("PUBLIC KEY", der)},

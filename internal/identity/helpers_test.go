@@ -1,8 +1,12 @@
 package identity_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -19,6 +23,7 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // t0 is the fixed "now" of most tests.
@@ -26,24 +31,35 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const testAudience = "https://keyferry.example.com"
 
-// clock is an injectable, manually advanced clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+// newECKey generates a P-256 key.
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
+// pkixDER is pub's PKIX (SubjectPublicKeyInfo) DER encoding.
+func pkixDER(t testing.TB, pub crypto.PublicKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// pkixPEM is pub as a PEM PUBLIC KEY block.
+func pkixPEM(t testing.TB, pub crypto.PublicKey) string {
+	t.Helper()
+	return pemBlock("PUBLIC KEY", pkixDER(t, pub))
+}
+
+// pemBlock is der as a PEM block of type typ.
+func pemBlock(typ string, der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
 }
 
 // testKeys caches the RSA keys tests use, generated once per test binary:
@@ -195,7 +211,7 @@ func (l *fetchLog) next(t testing.TB) error {
 }
 
 // newVerifier returns a verifier on clk trusting issuers.
-func newVerifier(t testing.TB, clk *clock, log *fetchLog, issuers ...identity.Issuer) *identity.Verifier {
+func newVerifier(t testing.TB, clk *testutil.Clock, log *fetchLog, issuers ...identity.Issuer) *identity.Verifier {
 	t.Helper()
 	cfg := identity.Config{Now: clk.Now}
 	if log != nil {

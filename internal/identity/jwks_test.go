@@ -12,168 +12,165 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
-func TestUnknownKidRefetchHonoursCooldown(t *testing.T) {
-	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
-	log := newFetchLog()
-	v := newVerifier(t, clk, log, idp.issuer())
-	ctx := context.Background()
+// watched is an IdP serving rsa1.pem and a verifier of its tokens on a
+// clock the test moves, whose JWKS fetches are logged.
+type watched struct {
+	idp *fakeIdP
+	clk *testutil.Clock
+	log *fetchLog
+	v   *identity.Verifier
+}
 
-	if _, err := v.Verify(ctx, idp.sign(t, idp.gitlabClaims())); err != nil {
+func newWatched(t *testing.T) watched {
+	t.Helper()
+	idp := newIdP(t, "rsa1.pem")
+	clk := testutil.NewClock(t0)
+	log := newFetchLog()
+	return watched{idp: idp, clk: clk, log: log, v: newVerifier(t, clk, log, idp.issuer())}
+}
+
+// prime has the verifier accept tok, and waits for the JWKS fetch that
+// took, which must succeed.
+func (w watched) prime(t *testing.T, tok string) {
+	t.Helper()
+	if _, err := w.v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("priming: got %v, want accepted", err)
 	}
-	if got := idp.jwksHits.Load(); got != 1 {
+	if err := w.log.next(t); err != nil {
+		t.Fatalf("priming fetch: got %v, want success", err)
+	}
+}
+
+func TestUnknownKidRefetchHonoursCooldown(t *testing.T) {
+	w := newWatched(t)
+
+	w.prime(t, w.idp.sign(t, w.idp.gitlabClaims()))
+	if got := w.idp.jwksHits.Load(); got != 1 {
 		t.Fatalf("after priming: got %d JWKS fetches, want 1", got)
 	}
-	unknown := idp.signWith(t, idp.gitlabClaims(), devissuer.SignOptions{KeyID: "not-published"})
+	unknown := w.idp.signWith(t, w.idp.gitlabClaims(), devissuer.SignOptions{KeyID: "not-published"})
 
 	// Within the cooldown of the priming fetch: no refetch.
-	_, err := v.Verify(ctx, unknown)
+	_, err := w.v.Verify(context.Background(), unknown)
 	wantCode(t, err, identity.CodeUnknownKey)
-	if got := idp.jwksHits.Load(); got != 1 {
+	if got := w.idp.jwksHits.Load(); got != 1 {
 		t.Errorf("unknown kid right after a fetch: got %d JWKS fetches, want 1", got)
 	}
 
 	// After the cooldown: one refetch, then the cooldown applies again.
-	clk.Advance(identity.DefaultJWKSRefreshCooldown)
+	w.clk.Advance(identity.DefaultJWKSRefreshCooldown)
 	for i := range 5 {
-		_, err := v.Verify(ctx, unknown)
+		_, err := w.v.Verify(context.Background(), unknown)
 		wantCode(t, err, identity.CodeUnknownKey)
-		if got := idp.jwksHits.Load(); got != 2 {
+		if got := w.idp.jwksHits.Load(); got != 2 {
 			t.Errorf("attempt %d after the cooldown: got %d JWKS fetches, want 2", i, got)
 		}
 	}
-	clk.Advance(identity.DefaultJWKSRefreshCooldown - time.Second)
-	_, err = v.Verify(ctx, unknown)
+	w.clk.Advance(identity.DefaultJWKSRefreshCooldown - time.Second)
+	_, err = w.v.Verify(context.Background(), unknown)
 	wantCode(t, err, identity.CodeUnknownKey)
-	if got := idp.jwksHits.Load(); got != 2 {
+	if got := w.idp.jwksHits.Load(); got != 2 {
 		t.Errorf("1s before the next cooldown ends: got %d JWKS fetches, want 2", got)
 	}
-	clk.Advance(time.Second)
-	_, err = v.Verify(ctx, unknown)
+	w.clk.Advance(time.Second)
+	_, err = w.v.Verify(context.Background(), unknown)
 	wantCode(t, err, identity.CodeUnknownKey)
-	if got := idp.jwksHits.Load(); got != 3 {
+	if got := w.idp.jwksHits.Load(); got != 3 {
 		t.Errorf("after the second cooldown: got %d JWKS fetches, want 3", got)
 	}
 }
 
 func TestKeyRotation(t *testing.T) {
-	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
-	log := newFetchLog()
-	v := newVerifier(t, clk, log, idp.issuer())
-	ctx := context.Background()
-	if _, err := v.Verify(ctx, idp.sign(t, idp.gitlabClaims())); err != nil {
-		t.Fatalf("old key: got %v, want accepted", err)
-	}
-	if err := log.next(t); err != nil {
-		t.Fatal(err)
-	}
+	w := newWatched(t)
+	w.prime(t, w.idp.sign(t, w.idp.gitlabClaims())) // the old key
 
 	// The IdP rotates without notice: a new key appears next to the old.
-	next, err := devissuer.NewFromKey(idp.srv.URL, loadKey(t, "rsa2.pem"))
+	next, err := devissuer.NewFromKey(w.idp.srv.URL, loadKey(t, "rsa2.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp.setJWKS(mergeJWKS(t, next.JWKS(), idp.iss.JWKS()))
-	clk.Advance(identity.DefaultJWKSRefreshCooldown)
-	tok, err := next.Sign(idp.gitlabClaims())
+	w.idp.setJWKS(mergeJWKS(t, next.JWKS(), w.idp.iss.JWKS()))
+	w.clk.Advance(identity.DefaultJWKSRefreshCooldown)
+	tok, err := next.Sign(w.idp.gitlabClaims())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(ctx, tok); err != nil {
+	if _, err := w.v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("new key after rotation: got %v, want accepted after a refetch", err)
 	}
-	if err := log.next(t); err != nil {
+	if err := w.log.next(t); err != nil {
 		t.Fatal(err)
 	}
-	if got := idp.jwksHits.Load(); got != 2 {
+	if got := w.idp.jwksHits.Load(); got != 2 {
 		t.Errorf("got %d JWKS fetches, want 2 (priming + unknown kid)", got)
 	}
-	old := idp.sign(t, idp.gitlabClaims())
-	if _, err := v.Verify(ctx, old); err != nil {
+	old := w.idp.sign(t, w.idp.gitlabClaims())
+	if _, err := w.v.Verify(context.Background(), old); err != nil {
 		t.Errorf("old key still published: got %v, want accepted", err)
 	}
 
 	// The old key is withdrawn: stale keys serve while the background
 	// refresh runs; once it is done, the old key is refused.
-	idp.setJWKS(next.JWKS())
-	clk.Advance(6 * time.Minute) // past max-age=300
-	if _, err := v.Verify(ctx, old); err != nil {
+	w.idp.setJWKS(next.JWKS())
+	w.clk.Advance(6 * time.Minute) // past max-age=300
+	if _, err := w.v.Verify(context.Background(), old); err != nil {
 		t.Errorf("stale cache during the background refresh: got %v, want accepted", err)
 	}
-	if err := log.next(t); err != nil {
+	if err := w.log.next(t); err != nil {
 		t.Fatalf("background refresh: got %v, want success", err)
 	}
-	_, err = v.Verify(ctx, old)
+	_, err = w.v.Verify(context.Background(), old)
 	wantCode(t, err, identity.CodeUnknownKey)
-	if _, err := v.Verify(ctx, tok); err != nil {
+	if _, err := w.v.Verify(context.Background(), tok); err != nil {
 		t.Errorf("new key after refresh: got %v, want accepted", err)
 	}
 }
 
 func TestStaleKeysRefreshedInBackground(t *testing.T) {
-	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
-	log := newFetchLog()
-	v := newVerifier(t, clk, log, idp.issuer())
-	ctx := context.Background()
-	tok := idp.sign(t, idp.gitlabClaims())
-	if _, err := v.Verify(ctx, tok); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.next(t); err != nil {
-		t.Fatalf("priming fetch: got %v, want success", err)
-	}
+	w := newWatched(t)
+	tok := w.idp.sign(t, w.idp.gitlabClaims())
+	w.prime(t, tok)
 
-	clk.Advance(4 * time.Minute) // max-age=300 not reached
-	if _, err := v.Verify(ctx, tok); err != nil {
+	w.clk.Advance(4 * time.Minute) // max-age=300 not reached
+	if _, err := w.v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(2 * time.Minute) // now older than max-age
-	if _, err := v.Verify(ctx, tok); err != nil {
+	w.clk.Advance(2 * time.Minute) // now older than max-age
+	if _, err := w.v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	if err := log.next(t); err != nil {
+	if err := w.log.next(t); err != nil {
 		t.Fatalf("background refresh: got %v, want success", err)
 	}
-	if got := idp.jwksHits.Load(); got != 2 {
+	if got := w.idp.jwksHits.Load(); got != 2 {
 		t.Errorf("got %d JWKS fetches, want 2 (priming + one refresh after max-age)", got)
 	}
 }
 
 func TestIdPDownKeepsCachedKeysWorking(t *testing.T) {
-	idp := newIdP(t, "rsa1.pem")
-	clk := newClock(t0)
-	log := newFetchLog()
-	v := newVerifier(t, clk, log, idp.issuer())
-	ctx := context.Background()
-	tok := idp.sign(t, idp.gitlabClaims())
-	if _, err := v.Verify(ctx, tok); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.next(t); err != nil {
-		t.Fatal(err)
-	}
+	w := newWatched(t)
+	tok := w.idp.sign(t, w.idp.gitlabClaims())
+	w.prime(t, tok)
 
-	idp.down.Store(true)
-	clk.Advance(10 * time.Minute) // keys are stale: a refresh is attempted
-	if _, err := v.Verify(ctx, tok); err != nil {
+	w.idp.down.Store(true)
+	w.clk.Advance(10 * time.Minute) // keys are stale: a refresh is attempted
+	if _, err := w.v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("IdP down, stale keys: got %v, want accepted with the cached keys", err)
 	}
-	if err := log.next(t); err == nil {
+	if err := w.log.next(t); err == nil {
 		t.Fatal("refresh against a down IdP: got no error reported to OnJWKSFetch, want one")
 	}
 	// Still accepted, and no new fetch within the cooldown.
-	hits := idp.jwksHits.Load() + idp.discoHits.Load()
+	hits := w.idp.jwksHits.Load() + w.idp.discoHits.Load()
 	for range 3 {
-		if _, err := v.Verify(ctx, tok); err != nil {
+		if _, err := w.v.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("IdP still down: got %v, want accepted", err)
 		}
 	}
-	if got := idp.jwksHits.Load() + idp.discoHits.Load(); got != hits {
+	if got := w.idp.jwksHits.Load() + w.idp.discoHits.Load(); got != hits {
 		t.Errorf("got %d requests to the down IdP, want %d (retry only after the cooldown)", got, hits)
 	}
 }
@@ -181,7 +178,7 @@ func TestIdPDownKeepsCachedKeysWorking(t *testing.T) {
 func TestIdPDownWithoutCache(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	idp.down.Store(true)
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	log := newFetchLog()
 	v := newVerifier(t, clk, log, idp.issuer())
 	ctx := context.Background()
@@ -254,7 +251,7 @@ func TestKeyFetchFailures(t *testing.T) {
 			is := idp.issuer()
 			tt.setup(t, idp, &is)
 			log := newFetchLog()
-			v := newVerifier(t, newClock(t0), log, is)
+			v := newVerifier(t, testutil.NewClock(t0), log, is)
 			_, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims()))
 			e := wantCode(t, err, identity.CodeIssuerUnavailable)
 			if e.Err == nil || !strings.Contains(e.Err.Error(), tt.wantErr) {
@@ -271,7 +268,7 @@ func TestJWKSURLSkipsDiscovery(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.JWKSURL = idp.srv.URL + "/jwks"
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	if _, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims())); err != nil {
 		t.Fatalf("got %v, want accepted", err)
 	}
@@ -282,7 +279,7 @@ func TestJWKSURLSkipsDiscovery(t *testing.T) {
 
 func TestConcurrentColdStartFetchesOnce(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	tok := idp.sign(t, idp.gitlabClaims())
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -304,12 +301,20 @@ func TestConcurrentColdStartFetchesOnce(t *testing.T) {
 	}
 }
 
-func TestVerifyCancelledWhileFetching(t *testing.T) {
+// newHangingIdP is an IdP whose discovery requests hang until the test
+// ends.
+func newHangingIdP(t *testing.T) *fakeIdP {
+	t.Helper()
 	idp := newIdP(t, "rsa1.pem")
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	idp.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	return idp
+}
+
+func TestVerifyCancelledWhileFetching(t *testing.T) {
+	idp := newHangingIdP(t)
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := v.Verify(ctx, idp.sign(t, idp.gitlabClaims()))
@@ -322,7 +327,7 @@ func TestVerifyCancelledWhileFetching(t *testing.T) {
 func TestSetIssuersKeepsKeyCaches(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	idp2 := newIdP(t, "rsa2.pem")
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	v := newVerifier(t, clk, nil, idp.issuer())
 	ctx := context.Background()
 	tok := idp.sign(t, idp.gitlabClaims())
@@ -330,32 +335,31 @@ func TestSetIssuersKeepsKeyCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// reconfigure sets issuers, verifies tok again and checks how many
+	// JWKS fetches there were in all.
+	reconfigure := func(what string, wantHits int64, issuers ...identity.Issuer) {
+		t.Helper()
+		if err := v.SetIssuers(issuers); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if got := idp.jwksHits.Load(); got != wantHits {
+			t.Errorf("%s: got %d JWKS fetches, want %d", what, got, wantHits)
+		}
+	}
+
 	// Audiences change, a second issuer is added: the key cache stays.
 	is := idp.issuer()
 	is.Audiences = append(is.Audiences, "https://other.example.com")
 	is2 := idp2.issuer()
 	is2.Name = "gitlab-2"
-	if err := v.SetIssuers([]identity.Issuer{is, is2}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Verify(ctx, tok); err != nil {
-		t.Fatal(err)
-	}
-	if got := idp.jwksHits.Load(); got != 1 {
-		t.Errorf("unchanged key source: got %d JWKS fetches, want 1", got)
-	}
+	reconfigure("unchanged key source", 1, is, is2)
 
 	// The key source changes (jwks_url set): a new cache.
 	is.JWKSURL = idp.srv.URL + "/jwks"
-	if err := v.SetIssuers([]identity.Issuer{is, is2}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Verify(ctx, tok); err != nil {
-		t.Fatal(err)
-	}
-	if got := idp.jwksHits.Load(); got != 2 {
-		t.Errorf("changed key source: got %d JWKS fetches, want 2", got)
-	}
+	reconfigure("changed key source", 2, is, is2)
 	if got := len(v.Issuers()); got != 2 {
 		t.Errorf("got %d issuers, want 2", got)
 	}
@@ -370,7 +374,7 @@ func TestSetIssuersKeepsKeyCaches(t *testing.T) {
 
 func TestSetIssuersRejectsInvalidAndKeepsOldSet(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	good := idp.issuer()
 	dupName := idp.issuer()
 	dupName.URL = "https://other.example.com"
@@ -400,7 +404,7 @@ func TestIssuersReturnsDefaultsAndCopies(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Leeway = 0
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	got := v.Issuers()
 	if len(got) != 1 {
 		t.Fatalf("got %d issuers, want 1", len(got))
@@ -420,7 +424,7 @@ func TestOnJWKSFetchNamesIssuer(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	var mu sync.Mutex
 	var names []string
-	v := identity.NewVerifier(identity.Config{Now: newClock(t0).Now, OnJWKSFetch: func(issuer string, err error) {
+	v := identity.NewVerifier(identity.Config{Now: testutil.NewClock(t0).Now, OnJWKSFetch: func(issuer string, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		names = append(names, issuer)
@@ -475,7 +479,7 @@ func TestReplay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := idp.issuer()
 			is.ReplayMaxUses = tt.maxUses
-			v := newVerifier(t, newClock(t0), nil, is)
+			v := newVerifier(t, testutil.NewClock(t0), nil, is)
 			tok := idp.sign(t, idp.gitlabClaims())
 			for i := range tt.maxUses {
 				if _, err := v.Verify(ctx, tok); err != nil {
@@ -493,7 +497,7 @@ func TestReplay(t *testing.T) {
 	t.Run("jti required", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 1
-		v := newVerifier(t, newClock(t0), nil, is)
+		v := newVerifier(t, testutil.NewClock(t0), nil, is)
 		c := idp.gitlabClaims()
 		delete(c, "jti")
 		_, err := v.Verify(ctx, idp.sign(t, c))
@@ -506,7 +510,7 @@ func TestReplay(t *testing.T) {
 	t.Run("failed verifications do not consume uses", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 1
-		clk := newClock(t0.Add(-time.Hour))
+		clk := testutil.NewClock(t0.Add(-time.Hour))
 		v := newVerifier(t, clk, nil, is)
 		tok := idp.sign(t, idp.gitlabClaims())
 		_, err := v.Verify(ctx, tok) // nbf and iat an hour ahead
@@ -520,7 +524,7 @@ func TestReplay(t *testing.T) {
 	t.Run("concurrent uses", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 5
-		v := newVerifier(t, newClock(t0), nil, is)
+		v := newVerifier(t, testutil.NewClock(t0), nil, is)
 		tok := idp.sign(t, idp.gitlabClaims())
 		var wg sync.WaitGroup
 		results := make(chan string, 40)
@@ -544,7 +548,7 @@ func TestReplay(t *testing.T) {
 	t.Run("full cache fails closed until entries expire", func(t *testing.T) {
 		is := idp.issuer()
 		is.ReplayMaxUses = 1
-		clk := newClock(t0)
+		clk := testutil.NewClock(t0)
 		v := identity.NewVerifier(identity.Config{Now: clk.Now, ReplayCacheSize: 2})
 		if err := v.SetIssuers([]identity.Issuer{is}); err != nil {
 			t.Fatal(err)
@@ -572,7 +576,7 @@ func TestLeewayIsConfigurable(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Leeway = dur.Duration(5 * time.Second)
-	v := newVerifier(t, newClock(t0.Add(time.Hour+10*time.Second)), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0.Add(time.Hour+10*time.Second)), nil, is)
 	_, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims()))
 	wantCode(t, err, identity.CodeTokenExpired)
 }
@@ -589,7 +593,7 @@ func TestDiscoveryUnderPath(t *testing.T) {
 	idp.setHandler(mux)
 	is := idp.issuer()
 	is.URL = sub.URL()
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	tok, err := sub.Sign(devissuer.GitLabClaims(sub.URL(), devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}}))
 	if err != nil {
 		t.Fatal(err)
@@ -603,12 +607,9 @@ func TestDiscoveryUnderPath(t *testing.T) {
 // started it, but not the verifier's Run: cancelling Run's context ends a
 // fetch hanging on the IdP, reported as an error with context.Canceled.
 func TestRunEndsInFlightFetches(t *testing.T) {
-	idp := newIdP(t, "rsa1.pem")
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	idp.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	idp := newHangingIdP(t)
 	log := newFetchLog()
-	v := newVerifier(t, newClock(t0), log, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), log, idp.issuer())
 	life, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- v.Run(life) }()

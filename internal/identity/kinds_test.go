@@ -8,6 +8,7 @@ import (
 	"github.com/keyferry/keyferry/internal/cikind"
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // TestVerifyEveryKind verifies a dev token of every registered kind on an
@@ -29,7 +30,7 @@ func TestVerifyEveryKind(t *testing.T) {
 			if err := identity.ValidateIssuer(is); err != nil {
 				t.Fatalf("got %v, want the issuer valid", err)
 			}
-			v := newVerifier(t, newClock(t0), nil, is)
+			v := newVerifier(t, testutil.NewClock(t0), nil, is)
 			tok, claims := mint(t, k.Name())
 			id, err := v.Verify(context.Background(), tok)
 			if err != nil {

@@ -7,14 +7,13 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"strings"
 	"testing"
 
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // signatureKeys returns two private keys for alg's family: the trusted
@@ -45,15 +44,6 @@ func signatureKeys(t *testing.T, alg string) (trusted, other crypto.Signer) {
 		return a, b
 	}
 	return loadKey(t, "rsa1.pem"), loadKey(t, "rsa2.pem")
-}
-
-func pkixPEM(t *testing.T, pub crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
 // TestVerifySignature signs a GitLab token with every supported algorithm
@@ -121,7 +111,7 @@ func TestVerifySignature(t *testing.T) {
 		}
 		is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
 			Algorithms: []string{alg}, PublicKeys: []string{pkixPEM(t, trusted.Public())}}
-		v := newVerifier(t, newClock(t0), nil, is)
+		v := newVerifier(t, testutil.NewClock(t0), nil, is)
 		for _, tt := range tests {
 			t.Run(alg+"/"+tt.name, func(t *testing.T) {
 				_, err := v.Verify(context.Background(), tt.tok(t))
@@ -168,7 +158,7 @@ func TestVerifySignatureKeyTypeMismatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, Audiences: []string{testAudience},
 				Algorithms: []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}, PublicKeys: []string{pkixPEM(t, tt.trusted)}}
-			v := newVerifier(t, newClock(t0), nil, is)
+			v := newVerifier(t, testutil.NewClock(t0), nil, is)
 			tok, err := iss.SignWith(claims, devissuer.SignOptions{Alg: tt.alg, Key: tt.signer})
 			if err != nil {
 				t.Fatal(err)

@@ -2,13 +2,9 @@ package identity_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +15,12 @@ import (
 	"github.com/keyferry/keyferry/internal/devissuer"
 	"github.com/keyferry/keyferry/internal/dur"
 	"github.com/keyferry/keyferry/internal/identity"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestVerifyAcceptsGitLabToken(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	claims := devissuer.GitLabClaims(idp.srv.URL, devissuer.GitLabOptions{
 		ProjectPath: "acme/infra", ProjectID: "42", PipelineID: "574", JobID: "302",
 		UserLogin: "alice", Audience: []string{testAudience}, Now: t0, JTI: "235b3a54-b797-4f5a-9c1e-000000000001",
@@ -62,7 +59,7 @@ func TestVerifyAcceptsGitLabToken(t *testing.T) {
 
 func TestVerifySuccessReturnsNilError(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	id, err := v.Verify(context.Background(), idp.sign(t, idp.gitlabClaims())+"\n")
 	if err != nil || id == nil {
 		t.Fatalf("got (%v, %v), want an identity and a nil error interface (trailing newline is trimmed)", id, err)
@@ -88,11 +85,7 @@ func TestVerifyRejections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(idp.iss.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	pubPEM := []byte(pkixPEM(t, idp.iss.PublicKey()))
 	with := func(mod func(c map[string]any)) string {
 		c := idp.gitlabClaims()
 		mod(c)
@@ -265,11 +258,7 @@ func TestVerifyRejections(t *testing.T) {
 			if tt.issuer != nil {
 				tt.issuer(&is)
 			}
-			now := tt.now
-			if now.IsZero() {
-				now = t0
-			}
-			v := newVerifier(t, newClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(orT0(tt.now)), nil, is)
 			tok := tt.token()
 			id, err := v.Verify(context.Background(), tok)
 			if tt.want == "" {
@@ -300,7 +289,7 @@ func TestVerifyKeyAlgorithmRestriction(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Algorithms = []string{"RS256", "PS256"}
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	ps := idp.signWith(t, idp.gitlabClaims(), devissuer.SignOptions{Alg: "PS256"})
 	_, err := v.Verify(context.Background(), ps)
 	wantCode(t, err, identity.CodeUnknownKey)
@@ -312,7 +301,7 @@ func TestVerifyKeyAlgorithmRestriction(t *testing.T) {
 		t.Fatal(err)
 	}
 	idp.setJWKS(b)
-	v = newVerifier(t, newClock(t0), nil, is)
+	v = newVerifier(t, testutil.NewClock(t0), nil, is)
 	for _, tok := range []string{ps, idp.sign(t, idp.gitlabClaims())} {
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Errorf("got %v, want PS256 and RS256 accepted for a JWK without alg", err)
@@ -324,7 +313,7 @@ func TestVerifyTokenWithoutKid(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	noKid := idp.signWith(t, idp.gitlabClaims(), devissuer.SignOptions{OmitKeyID: true})
 
-	v := newVerifier(t, newClock(t0), nil, idp.issuer())
+	v := newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	if _, err := v.Verify(context.Background(), noKid); err != nil {
 		t.Fatalf("one key in the JWKS: got %v, want the token accepted", err)
 	}
@@ -334,7 +323,7 @@ func TestVerifyTokenWithoutKid(t *testing.T) {
 		t.Fatal(err)
 	}
 	idp.setJWKS(mergeJWKS(t, idp.iss.JWKS(), other.JWKS()))
-	v = newVerifier(t, newClock(t0), nil, idp.issuer())
+	v = newVerifier(t, testutil.NewClock(t0), nil, idp.issuer())
 	_, err = v.Verify(context.Background(), noKid)
 	wantCode(t, err, identity.CodeUnknownKey)
 }
@@ -374,12 +363,7 @@ func TestVerifyGitHubShape(t *testing.T) {
 		}
 		return idp.sign(t, c)
 	}
-	tests := []struct {
-		name string
-		now  time.Time
-		tok  string
-		want string
-	}{
+	tests := []shapeCase{
 		{name: "valid", tok: claims(nil)},
 		{name: "no run_id", tok: claims(func(c map[string]any) { delete(c, "run_id") }), want: identity.CodeNotACIToken},
 		{name: "no repository", tok: claims(func(c map[string]any) { delete(c, "repository") }), want: identity.CodeNotACIToken},
@@ -388,13 +372,34 @@ func TestVerifyGitHubShape(t *testing.T) {
 			tok:  claims(func(c map[string]any) { c["exp"] = t0.Add(2 * time.Hour).Unix() }),
 			want: identity.CodeTokenTooOld},
 	}
+	verifyShapes(t, is, tests, identity.Summary{Issuer: idp.srv.URL, Subject: "repo:octo-org/infra:ref:refs/heads/main", Project: "octo-org/infra",
+		ProjectID: "1", Ref: "refs/heads/main", Pipeline: "9001", Job: "9001-2", User: "octocat"})
+}
+
+// orT0 is now, or t0 for the zero time.
+func orT0(now time.Time) time.Time {
+	if now.IsZero() {
+		return t0
+	}
+	return now
+}
+
+// shapeCase is a token checked against a CI kind's shape at now (t0 when
+// zero): refused with code want, or accepted when want is empty.
+type shapeCase struct {
+	name string
+	now  time.Time
+	tok  string
+	want string
+}
+
+// verifyShapes runs the cases with a verifier trusting is; every accepted
+// token's identity must sum up as summary.
+func verifyShapes(t *testing.T, is identity.Issuer, tests []shapeCase, summary identity.Summary) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			now := tt.now
-			if now.IsZero() {
-				now = t0
-			}
-			v := newVerifier(t, newClock(now), nil, is)
+			v := newVerifier(t, testutil.NewClock(orT0(tt.now)), nil, is)
 			id, err := v.Verify(context.Background(), tt.tok)
 			if tt.want != "" {
 				wantCode(t, err, tt.want)
@@ -403,9 +408,7 @@ func TestVerifyGitHubShape(t *testing.T) {
 			if err != nil {
 				t.Fatalf("got %v, want accepted", err)
 			}
-			want := identity.Summary{Issuer: idp.srv.URL, Subject: "repo:octo-org/infra:ref:refs/heads/main", Project: "octo-org/infra",
-				ProjectID: "1", Ref: "refs/heads/main", Pipeline: "9001", Job: "9001-2", User: "octocat"}
-			if diff := cmp.Diff(want, id.Summary()); diff != "" {
+			if diff := cmp.Diff(summary, id.Summary()); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)
 			}
 		})
@@ -424,12 +427,7 @@ func TestVerifyKubernetesShape(t *testing.T) {
 		}
 		return idp.sign(t, c)
 	}
-	tests := []struct {
-		name string
-		now  time.Time
-		tok  string
-		want string
-	}{
+	tests := []shapeCase{
 		{name: "valid", tok: tok(devissuer.KubernetesOptions{Namespace: "ci", ServiceAccount: "deployer", PodName: "runner-1"}, nil)},
 		{name: "sub of a user", want: identity.CodeNotACIToken,
 			tok: tok(devissuer.KubernetesOptions{}, func(c map[string]any) { c["sub"] = "admin" })},
@@ -445,35 +443,15 @@ func TestVerifyKubernetesShape(t *testing.T) {
 			tok: tok(devissuer.KubernetesOptions{Namespace: "ci", ServiceAccount: "deployer", PodName: "runner-1",
 				WarnAfter: t0.Add(time.Hour), TTL: 365 * 24 * time.Hour}, nil)},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			now := tt.now
-			if now.IsZero() {
-				now = t0
-			}
-			v := newVerifier(t, newClock(now), nil, is)
-			id, err := v.Verify(context.Background(), tt.tok)
-			if tt.want != "" {
-				wantCode(t, err, tt.want)
-				return
-			}
-			if err != nil {
-				t.Fatalf("got %v, want accepted", err)
-			}
-			want := identity.Summary{Issuer: idp.srv.URL, Subject: "system:serviceaccount:ci:deployer", Project: "ci",
-				User: "deployer", Job: "runner-1"}
-			if diff := cmp.Diff(want, id.Summary()); diff != "" {
-				t.Errorf("summary (-want +got):\n%s", diff)
-			}
-		})
-	}
+	verifyShapes(t, is, tests, identity.Summary{Issuer: idp.srv.URL, Subject: "system:serviceaccount:ci:deployer", Project: "ci",
+		User: "deployer", Job: "runner-1"})
 }
 
 func TestVerifyGenericIssuer(t *testing.T) {
 	idp := newIdP(t, "rsa1.pem")
 	is := idp.issuer()
 	is.Name, is.Kind = "generic", identity.KindGeneric
-	v := newVerifier(t, newClock(t0), nil, is)
+	v := newVerifier(t, testutil.NewClock(t0), nil, is)
 	base := func() map[string]any {
 		return map[string]any{"iss": idp.srv.URL, "sub": "svc", "aud": testAudience, "exp": t0.Add(30 * time.Minute).Unix()}
 	}
@@ -516,20 +494,7 @@ func TestVerifyStaticKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemOf := func(t *testing.T, typ string, der []byte) string {
-		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-	}
-	pkix := func(t *testing.T, pub any) string {
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pemOf(t, "PUBLIC KEY", der)
-	}
+	ecKey := newECKey(t)
 	claims := func() map[string]any {
 		return devissuer.GitLabClaims(url, devissuer.GitLabOptions{Now: t0, Audience: []string{testAudience}})
 	}
@@ -547,11 +512,11 @@ func TestVerifyStaticKeys(t *testing.T) {
 		tok  func(t *testing.T) string
 		want string
 	}{
-		{name: "PEM PUBLIC KEY, token with kid", keys: func(t *testing.T) []string { return []string{pkix(t, &rsaKey.PublicKey)} },
+		{name: "PEM PUBLIC KEY, token with kid", keys: func(t *testing.T) []string { return []string{pkixPEM(t, &rsaKey.PublicKey)} },
 			tok: func(t *testing.T) string { return sign(t, devissuer.SignOptions{}) }},
 		{name: "PEM RSA PUBLIC KEY, token without kid",
 			keys: func(t *testing.T) []string {
-				return []string{pemOf(t, "RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey))}
+				return []string{pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey))}
 			},
 			tok: func(t *testing.T) string { return sign(t, devissuer.SignOptions{OmitKeyID: true}) }},
 		{name: "JWKS document", keys: func(t *testing.T) []string { return []string{string(iss.JWKS())} },
@@ -560,13 +525,13 @@ func TestVerifyStaticKeys(t *testing.T) {
 			keys: func(t *testing.T) []string { return []string{string(iss.JWKS())} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{KeyID: "rotated-away"}) }},
 		{name: "PEM key of another issuer", want: identity.CodeSignatureInvalid,
-			keys: func(t *testing.T) []string { return []string{pkix(t, &loadKey(t, "rsa2.pem").PublicKey)} },
+			keys: func(t *testing.T) []string { return []string{pkixPEM(t, &loadKey(t, "rsa2.pem").PublicKey)} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{}) }},
 		{name: "EC P-256 PEM key with ES256", algs: []string{"ES256"},
-			keys: func(t *testing.T) []string { return []string{pkix(t, &ecKey.PublicKey)} },
+			keys: func(t *testing.T) []string { return []string{pkixPEM(t, &ecKey.PublicKey)} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{Alg: "ES256", Key: ecKey}) }},
 		{name: "EC key cannot verify RS256", algs: []string{"ES256", "RS256"}, want: identity.CodeUnknownKey,
-			keys: func(t *testing.T) []string { return []string{pkix(t, &ecKey.PublicKey)} },
+			keys: func(t *testing.T) []string { return []string{pkixPEM(t, &ecKey.PublicKey)} },
 			tok:  func(t *testing.T) string { return sign(t, devissuer.SignOptions{}) }},
 	}
 	for _, tt := range tests {
@@ -574,7 +539,7 @@ func TestVerifyStaticKeys(t *testing.T) {
 			is := identity.Issuer{Name: "static", Kind: identity.KindGitLab, URL: url, PublicKeys: tt.keys(t),
 				Algorithms: tt.algs, Audiences: []string{testAudience}}
 			log := newFetchLog()
-			v := newVerifier(t, newClock(t0), log, is)
+			v := newVerifier(t, testutil.NewClock(t0), log, is)
 			_, err := v.Verify(context.Background(), tt.tok(t))
 			if tt.want == "" && err != nil {
 				t.Fatalf("got %v, want accepted", err)

@@ -353,10 +353,15 @@ func compileAWS(c *Compiled, a *AWS, kind identity.Kind, known map[string]bool, 
 		}
 	}
 
-	// Lifetimes.
+	checkLifetimesAndRegion(a, MinTTL, ps)
+}
+
+// checkLifetimesAndRegion checks ttl (from minTTL to MaxTTL), max_ttl (from
+// ttl to MaxMaxTTL) and the region's name.
+func checkLifetimesAndRegion(a *AWS, minTTL time.Duration, ps *problems) {
 	ttl, maxTTL := a.TTL.D(), a.MaxTTL.D()
-	if ttl < MinTTL || ttl > MaxTTL {
-		ps.add("aws.ttl", "%s is outside %s–%s", ttl, dur.Duration(MinTTL), dur.Duration(MaxTTL))
+	if ttl < minTTL || ttl > MaxTTL {
+		ps.add("aws.ttl", "%s is outside %s–%s", ttl, dur.Duration(minTTL), dur.Duration(MaxTTL))
 	}
 	switch {
 	case maxTTL < ttl:
@@ -560,17 +565,5 @@ func compileIAMUser(c *Compiled, a *AWS, known map[string]bool, ps *problems) {
 		}
 	}
 	c.tags = compileTags(a, known, ps)
-	ttl, maxTTL := a.TTL.D(), a.MaxTTL.D()
-	if ttl < MinUserTTL || ttl > MaxTTL {
-		ps.add("aws.ttl", "%s is outside %s–%s", ttl, dur.Duration(MinUserTTL), dur.Duration(MaxTTL))
-	}
-	switch {
-	case maxTTL < ttl:
-		ps.add("aws.max_ttl", "%s is shorter than ttl %s", maxTTL, ttl)
-	case maxTTL > MaxMaxTTL:
-		ps.add("aws.max_ttl", "%s exceeds the limit %s", maxTTL, MaxMaxTTL)
-	}
-	if a.Region != "" && !regionRE.MatchString(a.Region) {
-		ps.add("aws.region", "%q is not an AWS region name (want something like eu-west-1)", a.Region)
-	}
+	checkLifetimesAndRegion(a, MinUserTTL, ps)
 }

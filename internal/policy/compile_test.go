@@ -34,6 +34,27 @@ func validRole(kind identity.Kind) Role {
 	return r
 }
 
+// changedRole is validRole(kind) changed by change (when set), and its
+// kind: GitLab when kind is empty.
+func changedRole(kind identity.Kind, change func(*Role)) (Role, identity.Kind) {
+	if kind == "" {
+		kind = identity.KindGitLab
+	}
+	r := validRole(kind)
+	if change != nil {
+		change(&r)
+	}
+	return r, kind
+}
+
+// compileChanged compiles changedRole(kind, change), failing the test on a
+// problem.
+func compileChanged(t testing.TB, kind identity.Kind, change func(*Role)) *Compiled {
+	t.Helper()
+	r, kind := changedRole(kind, change)
+	return mustCompile(t, r, kind)
+}
+
 func mustCompile(t testing.TB, r Role, kind identity.Kind) *Compiled {
 	t.Helper()
 	c, err := Compile(r, kind)
@@ -199,13 +220,7 @@ func TestCompileProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kind := tt.kind
-			if kind == "" {
-				kind = identity.KindGitLab
-			}
-			r := validRole(kind)
-			tt.change(&r)
-			c, err := Compile(r, kind)
+			c, err := Compile(changedRole(tt.kind, tt.change))
 			if err == nil {
 				t.Fatalf("got compiled role %v, want a problem containing %q", c.Role(), tt.want)
 			}

@@ -129,13 +129,7 @@ func TestEvaluateMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kind := tt.kind
-			if kind == "" {
-				kind = identity.KindGitLab
-			}
-			r := validRole(kind)
-			r.Match = tt.match
-			c := mustCompile(t, r, kind)
+			c := compileChanged(t, tt.kind, func(r *Role) { r.Match = tt.match })
 			res := c.Evaluate(tt.claims)
 			if res.Allowed != tt.want {
 				t.Fatalf("got allowed %v, want %v (checks %+v)", res.Allowed, tt.want, res.Checks)
@@ -200,13 +194,7 @@ func TestCondition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kind := tt.kind
-			if kind == "" {
-				kind = identity.KindGitLab
-			}
-			r := validRole(kind)
-			r.Condition = tt.cond
-			c := mustCompile(t, r, kind)
+			c := compileChanged(t, tt.kind, func(r *Role) { r.Condition = tt.cond })
 			res := c.Evaluate(tt.claims)
 			last := res.Checks[len(res.Checks)-1]
 			if last.Name != CheckCondition {

@@ -81,15 +81,7 @@ func TestRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kind := tt.kind
-			if kind == "" {
-				kind = identity.KindGitLab
-			}
-			r := validRole(kind)
-			if tt.change != nil {
-				tt.change(&r)
-			}
-			c := mustCompile(t, r, kind)
+			c := compileChanged(t, tt.kind, tt.change)
 			got, err := c.Render(tt.claims, tt.vars)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

@@ -260,16 +260,16 @@ func (r *Registry) PutRole(ctx context.Context, ro policy.Role, o audit.Origin) 
 	if err != nil {
 		return "", fmt.Errorf("registry: encode role: %w", err)
 	}
-	out := Created
-	if old, ok := cur.roles[norm.Name]; ok {
-		out = Updated
-		if ob, _ := json.Marshal(old.Role()); string(ob) == string(val) {
-			return Unchanged, nil
-		}
+	var old any
+	if c, ok := cur.roles[norm.Name]; ok {
+		old = c.Role()
 	}
-	if err := r.write(ctx, rolePrefix+norm.Name, val, &audit.Event{
+	out := outcomeOf(old, val)
+	if out == Unchanged {
+		return Unchanged, nil
+	}
+	if err := r.write(ctx, rolePrefix+norm.Name, val, o, &audit.Event{
 		Type: audit.TypeRoleWrite, Object: norm.Name, Role: norm.Name, Message: string(out),
-		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		return "", err
 	}
@@ -279,18 +279,36 @@ func (r *Registry) PutRole(ctx context.Context, ro policy.Role, o audit.Origin) 
 	return out, nil
 }
 
+// mustExist answers NotFound unless m holds the kind of object named name.
+func mustExist[V any](m map[string]V, kind, name string) error {
+	if _, ok := m[name]; !ok {
+		return fault.Newf(fault.NotFound, CodeNotFound, "%s %q not found", kind, name)
+	}
+	return nil
+}
+
+// outcomeOf is what writing val over old (nil: none) does.
+func outcomeOf(old any, val []byte) Outcome {
+	if old == nil {
+		return Created
+	}
+	if ob, _ := json.Marshal(old); string(ob) == string(val) {
+		return Unchanged
+	}
+	return Updated
+}
+
 // DeleteRole removes a role. Existing leases stay valid until they expire
 // or are revoked.
 func (r *Registry) DeleteRole(ctx context.Context, name string, o audit.Origin) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
-	if _, ok := cur.roles[name]; !ok {
-		return fault.Newf(fault.NotFound, CodeNotFound, "role %q not found", name)
+	if err := mustExist(cur.roles, "role", name); err != nil {
+		return err
 	}
-	if err := r.write(ctx, rolePrefix+name, nil, &audit.Event{
+	if err := r.write(ctx, rolePrefix+name, nil, o, &audit.Event{
 		Type: audit.TypeRoleDelete, Object: name, Role: name,
-		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		return err
 	}
@@ -314,12 +332,13 @@ func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, o audit.Or
 	if err != nil {
 		return "", fmt.Errorf("registry: encode issuer: %w", err)
 	}
-	out := Created
-	if old, ok := cur.issuers[is.Name]; ok {
-		out = Updated
-		if ob, _ := json.Marshal(old); string(ob) == string(val) {
-			return Unchanged, nil
-		}
+	var old any
+	if prev, ok := cur.issuers[is.Name]; ok {
+		old = prev
+	}
+	out := outcomeOf(old, val)
+	if out == Unchanged {
+		return Unchanged, nil
 	}
 	next := cur.clone()
 	next.issuers[is.Name] = is
@@ -344,9 +363,8 @@ func (r *Registry) PutIssuer(ctx context.Context, is identity.Issuer, o audit.Or
 			return "", invalid("issuer "+quoteName(is.Name), splitJoined(err))
 		}
 	}
-	if err := r.write(ctx, issuerPrefix+is.Name, val, &audit.Event{
+	if err := r.write(ctx, issuerPrefix+is.Name, val, o, &audit.Event{
 		Type: audit.TypeIssuerWrite, Object: is.Name, Message: string(out),
-		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		if r.sink != nil {
 			_ = r.sink.SetIssuers(mapValues(cur.issuers)) // restore the verifier's view
@@ -362,8 +380,8 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.snap.Load()
-	if _, ok := cur.issuers[name]; !ok {
-		return fault.Newf(fault.NotFound, CodeNotFound, "issuer %q not found", name)
+	if err := mustExist(cur.issuers, "issuer", name); err != nil {
+		return err
 	}
 	var users []string
 	for rn, c := range cur.roles {
@@ -382,9 +400,8 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 			return err
 		}
 	}
-	if err := r.write(ctx, issuerPrefix+name, nil, &audit.Event{
+	if err := r.write(ctx, issuerPrefix+name, nil, o, &audit.Event{
 		Type: audit.TypeIssuerDelete, Object: name,
-		Actor: o.Actor, RequestID: o.RequestID, SourceAddr: o.SourceAddr,
 	}); err != nil {
 		if r.sink != nil {
 			_ = r.sink.SetIssuers(mapValues(cur.issuers))
@@ -399,8 +416,10 @@ func (r *Registry) DeleteIssuer(ctx context.Context, name string, o audit.Origin
 // change comes before the change, so that no change is ever in effect
 // without its record, and if the audit log refuses it nothing changes.
 // If the store then fails, a second record (audit.NotApplied, reason
-// store_error) says the change did not happen.
-func (r *Registry) write(ctx context.Context, key string, val []byte, ev *audit.Event) error {
+// store_error) says the change did not happen. The record is ev, made by
+// the caller o.
+func (r *Registry) write(ctx context.Context, key string, val []byte, o audit.Origin, ev *audit.Event) error {
+	ev.Actor, ev.RequestID, ev.SourceAddr = o.Actor, o.RequestID, o.SourceAddr
 	if err := r.audit.Write(ctx, ev); err != nil {
 		return fault.Wrap(err, fault.Unavailable, CodeAuditUnavailable, "the audit log is unavailable; the change was not made")
 	}

@@ -37,6 +37,14 @@ func role() policy.Role {
 		AWS: policy.AWS{Type: policy.TypeAssumeRole, RoleARN: "arn:aws:iam::123456789012:role/deploy"}}
 }
 
+// putRole stores role() or fails the test.
+func putRole(t *testing.T, r *Registry) {
+	t.Helper()
+	if _, err := r.PutRole(context.Background(), role(), audit.Origin{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPutRoleOutcomesAndAudit(t *testing.T) {
 	r, aw, _ := newReg(t)
 	ctx := context.Background()
@@ -94,9 +102,7 @@ func TestAuditFailureChangesNothing(t *testing.T) {
 		t.Errorf("the role is in the store: %v", err)
 	}
 	aw.SetErr(nil)
-	if _, err := r.PutRole(ctx, role(), audit.Origin{}); err != nil {
-		t.Fatal(err)
-	}
+	putRole(t, r)
 	aw.SetErr(errors.New("disk full"))
 	if err := r.DeleteRole(ctx, "deploy", audit.Origin{}); fault.CodeOf(err) != CodeAuditUnavailable {
 		t.Fatalf("delete: got %v", err)
@@ -109,9 +115,7 @@ func TestAuditFailureChangesNothing(t *testing.T) {
 func TestIssuerChangesAreCheckedAgainstRoles(t *testing.T) {
 	r, _, _ := newReg(t)
 	ctx := context.Background()
-	if _, err := r.PutRole(ctx, role(), audit.Origin{}); err != nil {
-		t.Fatal(err)
-	}
+	putRole(t, r)
 	// Turning the issuer into a GitHub issuer would strand a role that
 	// binds GitLab's project_id.
 	gh := gitlabIssuer()
@@ -131,9 +135,7 @@ func TestIssuerChangesAreCheckedAgainstRoles(t *testing.T) {
 func TestLoadSkipsRolesThatNoLongerCompile(t *testing.T) {
 	r, _, st := newReg(t)
 	ctx := context.Background()
-	if _, err := r.PutRole(ctx, role(), audit.Origin{}); err != nil {
-		t.Fatal(err)
-	}
+	putRole(t, r)
 	if err := st.Commit(ctx, nil, []storage.Op{storage.Put("roles/broken", []byte(`{"name":"broken","issuer":"gitlab","aws":{"type":"assume_role","role_arn":"nope"}}`))}); err != nil {
 		t.Fatal(err)
 	}

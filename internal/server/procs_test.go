@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keyferry/keyferry/internal/server"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 func TestProcs(t *testing.T) {
@@ -22,7 +23,7 @@ func TestSetProcs(t *testing.T) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
 	runtime.SetDefaultGOMAXPROCS()
 	def := runtime.GOMAXPROCS(0)
-	noEnv := func(string) string { return "" }
+	noEnv := testutil.Env(nil)
 
 	server.SetProcs(noEnv)
 	server.SetProcs(noEnv) // idempotent: from Go's default, not from the current value
@@ -31,12 +32,7 @@ func TestSetProcs(t *testing.T) {
 	}
 
 	runtime.GOMAXPROCS(1)
-	server.SetProcs(func(k string) string {
-		if k == "GOMAXPROCS" {
-			return "1"
-		}
-		return ""
-	})
+	server.SetProcs(testutil.Env(map[string]string{"GOMAXPROCS": "1"}))
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("with GOMAXPROCS=1 in the environment: got %d, want 1 (the operator's choice)", got)
 	}
@@ -46,16 +42,11 @@ func TestSetProcs(t *testing.T) {
 func TestSetGC(t *testing.T) {
 	orig := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(orig) })
-	server.SetGC(func(string) string { return "" })
+	server.SetGC(testutil.Env(nil))
 	if got := debug.SetGCPercent(100); got != server.GCPercent {
 		t.Errorf("without GOGC in the environment: got %d, want %d", got, server.GCPercent)
 	}
-	server.SetGC(func(k string) string {
-		if k == "GOGC" {
-			return "100"
-		}
-		return ""
-	})
+	server.SetGC(testutil.Env(map[string]string{"GOGC": "100"}))
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC=100 in the environment: got %d, want 100 (the operator's choice)", got)
 	}

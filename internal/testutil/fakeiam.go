@@ -6,10 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,10 +88,7 @@ const (
 	FakeIAMSecretAccessKey = "keyferry-fake-iam-admin-secret-0123456789"
 )
 
-const (
-	iamVersion = "2010-05-08"
-	iamMaxBody = 256 << 10
-)
+const iamVersion = "2010-05-08"
 
 // IAMTag is one IAM tag.
 type IAMTag struct{ Key, Value string }
@@ -115,13 +110,9 @@ type IAMRequest struct {
 	Authorization             string
 	SignedBy, Region, Service string
 
-	// Status is the HTTP status answered; 0 while in flight or when a fault
-	// hung or dropped the request. ErrorCode is the error code answered
-	// (for STS actions, STS().Requests() has it).
-	Status    int
-	ErrorCode string
-	// IssuedAccessKeyID is the key CreateAccessKey answered, if any.
-	IssuedAccessKeyID string
+	// QueryOutcome is the answer: the key CreateAccessKey issued, if any;
+	// for STS actions, STS().Requests() has the error code.
+	QueryOutcome
 }
 
 // IAMFault makes the fake IAM misbehave for matching calls; it is the
@@ -192,12 +183,7 @@ func WithIAMAccount(id string) IAMOption { return func(c *iamConfig) { c.account
 // WithIAMKey adds an admin key whose signatures the fake verifies, for IAM
 // and STS calls. Without any, FakeIAMAccessKeyID is the admin key.
 func WithIAMKey(accessKeyID, secretAccessKey string) IAMOption {
-	return func(c *iamConfig) {
-		if c.keys == nil {
-			c.keys = make(map[string]string)
-		}
-		c.keys[accessKeyID] = secretAccessKey
-	}
+	return func(c *iamConfig) { addKey(&c.keys, accessKeyID, secretAccessKey) }
 }
 
 // WithIAMClock injects the clock for creation dates, key usability and the
@@ -290,18 +276,12 @@ type iamRole struct {
 // the keys it issued, optionally with IAM's eventual consistency: a new key
 // is refused for WithIAMKeyDelay after its creation.
 type FakeIAMHandler struct {
-	cfg      iamConfig
-	adminARN string
-	sts      *FakeSTSHandler
-	limiter  *rate.Limiter
-
-	calls     atomic.Int64
+	queryFake[IAMRequest, *IAMRequest]
+	cfg       iamConfig
+	adminARN  string
+	sts       *FakeSTSHandler
+	limiter   *rate.Limiter
 	throttled atomic.Int64
-	perAction map[string]*atomic.Int64 // read-only after construction; "" = other
-	faults    faultQueue
-
-	recMu    sync.Mutex
-	requests []IAMRequest
 
 	mu        sync.Mutex
 	users     map[string]*iamUser // by lower-case name: IAM names are case-insensitive
@@ -311,9 +291,6 @@ type FakeIAMHandler struct {
 	roles     map[string]*iamRole
 	policies  map[string]bool
 	adminUser *iamUser
-
-	closeOnce sync.Once
-	closed    chan struct{}
 }
 
 // NewFakeIAMHandler returns a fake IAM handler.
@@ -326,19 +303,15 @@ func NewFakeIAMHandler(opts ...IAMOption) *FakeIAMHandler {
 		cfg.keys = map[string]string{FakeIAMAccessKeyID: FakeIAMSecretAccessKey}
 	}
 	h := &FakeIAMHandler{
-		cfg:       cfg,
-		adminARN:  "arn:aws:iam::" + cfg.account + ":user/keyferry-broker",
-		perAction: make(map[string]*atomic.Int64, len(iamActions)+4),
-		users:     make(map[string]*iamUser),
-		keys:      make(map[string]*iamKey),
-		groups:    make(map[string]*iamGroup),
-		roles:     make(map[string]*iamRole),
-		policies:  make(map[string]bool),
-		closed:    make(chan struct{}),
+		cfg:      cfg,
+		adminARN: "arn:aws:iam::" + cfg.account + ":user/keyferry-broker",
+		users:    make(map[string]*iamUser),
+		keys:     make(map[string]*iamKey),
+		groups:   make(map[string]*iamGroup),
+		roles:    make(map[string]*iamRole),
+		policies: make(map[string]bool),
 	}
-	for _, a := range append(slices.Clone(iamActions), ActionGetCallerIdentity, ActionAssumeRole, ActionAssumeRoleWithWebIdentity, "") {
-		h.perAction[a] = new(atomic.Int64)
-	}
+	h.prepare(slices.Concat(iamActions, stsActions), cfg.noRecording)
 	if cfg.writeRate > 0 {
 		h.limiter = rate.NewLimiter(cfg.writeRate, cfg.writeBurst)
 		// Start full at the fake's clock, not the wall clock.
@@ -377,7 +350,7 @@ func (h *FakeIAMHandler) newGroup(name, path string, now time.Time) *iamGroup {
 
 // Close releases requests held by a Hang fault. It is idempotent.
 func (h *FakeIAMHandler) Close() {
-	h.closeOnce.Do(func() { close(h.closed) })
+	h.close()
 	h.sts.Close()
 }
 
@@ -385,78 +358,25 @@ func (h *FakeIAMHandler) Close() {
 // IAM: its requests, faults and counters.
 func (h *FakeIAMHandler) STS() *FakeSTSHandler { return h.sts }
 
-// Calls returns how many requests arrived, STS ones, faulted and refused
-// ones included.
-func (h *FakeIAMHandler) Calls() int { return int(h.calls.Load()) }
-
-// CallsFor returns how many requests for action arrived.
-func (h *FakeIAMHandler) CallsFor(action string) int {
-	c, ok := h.perAction[action]
-	if !ok {
-		c = h.perAction[""]
-	}
-	return int(c.Load())
-}
-
 // Throttled returns how many writes the write rate limit refused.
 func (h *FakeIAMHandler) Throttled() int { return int(h.throttled.Load()) }
 
-// Requests returns a copy of every recorded request, in arrival order.
-func (h *FakeIAMHandler) Requests() []IAMRequest {
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	return slices.Clone(h.requests)
-}
-
 // Actions returns the action of every recorded request, in arrival order.
 func (h *FakeIAMHandler) Actions() []string {
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	out := make([]string, len(h.requests))
-	for i, r := range h.requests {
+	reqs := h.Requests()
+	out := make([]string, len(reqs))
+	for i, r := range reqs {
 		out[i] = r.Action
 	}
 	return out
 }
 
-// LastRequest returns the most recent recorded request.
-func (h *FakeIAMHandler) LastRequest() (IAMRequest, bool) {
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	if len(h.requests) == 0 {
-		return IAMRequest{}, false
-	}
-	return h.requests[len(h.requests)-1], true
-}
-
 // Reset forgets recorded requests, counters and faults, not state (users,
 // keys, roles).
 func (h *FakeIAMHandler) Reset() {
-	h.recMu.Lock()
-	h.requests = nil
-	h.recMu.Unlock()
-	h.faults.clear()
-	h.calls.Store(0)
+	h.reset()
 	h.throttled.Store(0)
-	for _, c := range h.perAction {
-		c.Store(0)
-	}
 	h.sts.Reset()
-}
-
-// SetFault replaces every pending fault with f.
-func (h *FakeIAMHandler) SetFault(f IAMFault) { h.faults.set(f) }
-
-// AddFault queues f after the pending faults; the first pending fault that
-// matches a call applies to it.
-func (h *FakeIAMHandler) AddFault(f IAMFault) { h.faults.add(f) }
-
-// ClearFaults removes every pending fault.
-func (h *FakeIAMHandler) ClearFaults() { h.faults.clear() }
-
-// Throttle answers the next n calls with Throttling (HTTP 400), as IAM does.
-func (h *FakeIAMHandler) Throttle(n int) {
-	h.AddFault(IAMFault{Times: n, Code: "Throttling", Message: "Rate exceeded"})
 }
 
 // Users returns a snapshot of every user, sorted by name.
@@ -577,68 +497,14 @@ func isIAMWrite(a string) bool {
 	return !strings.HasPrefix(a, "Get") && !strings.HasPrefix(a, "List")
 }
 
-func (h *FakeIAMHandler) count(action string) {
-	c, ok := h.perAction[action]
-	if !ok {
-		c = h.perAction[""]
-	}
-	c.Add(1)
-}
-
-func (h *FakeIAMHandler) record(req *IAMRequest) int {
-	if h.cfg.noRecording {
-		return -1
-	}
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	h.requests = append(h.requests, *req)
-	return len(h.requests) - 1
-}
-
-func (h *FakeIAMHandler) finish(idx, status int, code, issued string) {
-	if idx < 0 {
-		return
-	}
-	h.recMu.Lock()
-	defer h.recMu.Unlock()
-	if idx < len(h.requests) { // Reset may have run meanwhile
-		r := &h.requests[idx]
-		r.Status, r.ErrorCode, r.IssuedAccessKeyID = status, code, issued
-	}
-}
-
 // ServeHTTP answers one IAM (or STS) query-API request.
 func (h *FakeIAMHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.calls.Add(1)
 	reqID := newRequestID()
-
-	body, err := io.ReadAll(io.LimitReader(r.Body, iamMaxBody+1))
-	if err != nil {
-		return // the client went away
-	}
-	if len(body) > iamMaxBody {
-		h.count("")
-		writeIAMError(w, reqID, &QueryError{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "Request body is too large"})
+	body, params, ok := h.read(r, func(e *QueryError) int { return writeIAMError(w, reqID, e) })
+	if !ok {
 		return
 	}
-	params, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		params = url.Values{}
-	}
-	if len(body) > 0 {
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			h.count("")
-			writeIAMError(w, reqID, &QueryError{Code: "MalformedQueryString", Message: "The query string is malformed"})
-			return
-		}
-		for k, v := range form {
-			params[k] = append(params[k], v...)
-		}
-	}
 	req := parseIAMRequest(params, r)
-	h.count(req.Action)
-	idx := h.record(&req)
 	sts := isSTSAction(req.Action)
 	writeErr := func(e *QueryError) int {
 		if sts {
@@ -646,38 +512,29 @@ func (h *FakeIAMHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return writeIAMError(w, reqID, e)
 	}
-
-	if f := h.faults.next(req.Action); f != nil {
-		defaultMsg := func(code string) string { return defaultIAMMessage(code, &req, h.adminARN) }
-		if handled, status, code := applyFault(w, r, h.closed, reqID, f, writeErr, defaultMsg); handled {
-			h.finish(idx, status, code, "")
-			return
-		}
+	defaultMsg := func(code string) string { return defaultIAMMessage(code, &req, h.adminARN) }
+	idx, handled := h.start(w, r, reqID, req.Action, &req, writeErr, defaultMsg)
+	if handled {
+		return
 	}
 
 	if sts {
 		if h.cfg.hook != nil {
 			if err := h.cfg.hook(&req); err != nil {
 				e := asQueryError(err, "AccessDenied")
-				h.finish(idx, writeErr(e), e.Code, "")
+				h.log.finish(idx, writeErr(e), e.Code, "")
 				return
 			}
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		rec := &statusRecorder{ResponseWriter: w}
 		h.sts.ServeHTTP(rec, r)
-		h.finish(idx, rec.status, "", "")
+		h.log.finish(idx, rec.status, "", "")
 		return
 	}
 
 	out, issued, e := h.dispatch(r, body, &req, reqID)
-	if e != nil {
-		h.finish(idx, writeErr(e), e.Code, "")
-		return
-	}
-	writeSTSOK(w, reqID, out)
-	putBuf(out)
-	h.finish(idx, http.StatusOK, "", issued)
+	h.answer(w, reqID, idx, out, issued, e, writeErr)
 }
 
 // statusRecorder remembers the status the fake STS answered with.
@@ -697,17 +554,9 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (h *FakeIAMHandler) dispatch(r *http.Request, body []byte, req *IAMRequest, reqID string) ([]byte, string, *QueryError) {
-	if req.Action == "" {
-		return nil, "", &QueryError{Code: "MissingAction", Message: "Missing Action"}
-	}
-	if _, ok := h.perAction[req.Action]; !ok {
-		return nil, "", &QueryError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + req.Params.Get("Version")}
-	}
-	if v := req.Params.Get("Version"); v != iamVersion {
-		return nil, "", &QueryError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + v}
-	}
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		return nil, "", &QueryError{Status: http.StatusMethodNotAllowed, Code: "InvalidAction", Message: "Unsupported method " + r.Method}
+	_, known := h.perAction[req.Action]
+	if e := checkCall(r, req.Action, known, iamVersion, req.Params); e != nil {
+		return nil, "", e
 	}
 	if e := h.authenticate(r, body, req); e != nil {
 		return nil, "", e
@@ -759,16 +608,7 @@ func parseIAMRequest(p url.Values, r *http.Request) IAMRequest {
 		AccessKeyID:         p.Get("AccessKeyId"),
 		Authorization:       r.Header.Get("Authorization"),
 	}
-	if _, ok := p["Tags.member.1.Key"]; ok {
-		for i := 1; ; i++ {
-			n := strconv.Itoa(i)
-			k, ok := p["Tags.member."+n+".Key"]
-			if !ok {
-				break
-			}
-			req.Tags = append(req.Tags, IAMTag{Key: first(k), Value: p.Get("Tags.member." + n + ".Value")})
-		}
-	}
+	req.Tags = parseTags[IAMTag](p)
 	if a, ok := parseSigV4Header(req.Authorization); ok {
 		req.SignedBy, req.Region, req.Service = a.accessKeyID, a.region, a.service
 	}
@@ -779,20 +619,12 @@ func parseIAMRequest(p url.Values, r *http.Request) IAMRequest {
 // Point both the IAM and the STS endpoint of a client at URL().
 type FakeIAM struct {
 	*FakeIAMHandler
-	Server *httptest.Server
+	fakeServer
 }
 
 // NewFakeIAM starts a fake IAM for the test; it is closed by t.Cleanup.
 func NewFakeIAM(t testing.TB, opts ...IAMOption) *FakeIAM {
 	t.Helper()
 	h := NewFakeIAMHandler(opts...)
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		h.Close() // first, so hung handlers return and srv.Close does not wait
-		srv.Close()
-	})
-	return &FakeIAM{FakeIAMHandler: h, Server: srv}
+	return &FakeIAM{FakeIAMHandler: h, fakeServer: serveFake(t, h, h.Close)}
 }
-
-// URL returns the fake's base URL, e.g. http://127.0.0.1:40123.
-func (f *FakeIAM) URL() string { return f.Server.URL }

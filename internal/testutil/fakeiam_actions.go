@@ -3,6 +3,7 @@ package testutil
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,68 +15,70 @@ func (h *FakeIAMHandler) act(req *IAMRequest, reqID string) ([]byte, string, *Qu
 	now := h.cfg.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []byte
-	var e *QueryError
-	issued := ""
-	switch req.Action {
-	case ActionCreateUser:
-		out, e = h.createUser(req, reqID, now)
-	case ActionGetUser:
-		out, e = h.getUser(req, reqID)
-	case ActionListUsers:
-		out, e = h.listUsers(req, reqID)
-	case ActionTagUser:
-		out, e = h.tagUser(req, reqID)
-	case ActionListUserTags:
-		out, e = h.listUserTags(req, reqID)
-	case ActionDeleteUser:
-		out, e = h.deleteUser(req, reqID)
-	case ActionPutUserPolicy:
-		out, e = h.putUserPolicy(req, reqID)
-	case ActionListUserPolicies:
-		out, e = h.listUserPolicies(req, reqID)
-	case ActionDeleteUserPolicy:
-		out, e = h.deleteUserPolicy(req, reqID)
-	case ActionAttachUserPolicy:
-		out, e = h.attachUserPolicy(req, reqID)
-	case ActionListAttachedUserPolicies:
-		out, e = h.listAttachedUserPolicies(req, reqID)
-	case ActionDetachUserPolicy:
-		out, e = h.detachUserPolicy(req, reqID)
-	case ActionCreateGroup:
-		out, e = h.createGroup(req, reqID, now)
-	case ActionAddUserToGroup:
-		out, e = h.addUserToGroup(req, reqID)
-	case ActionListGroupsForUser:
-		out, e = h.listGroupsForUser(req, reqID)
-	case ActionRemoveUserFromGroup:
-		out, e = h.removeUserFromGroup(req, reqID)
-	case ActionCreateLoginProfile:
-		out, e = h.createLoginProfile(req, reqID, now)
-	case ActionDeleteLoginProfile:
-		out, e = h.deleteLoginProfile(req, reqID)
-	case ActionCreateAccessKey:
-		out, issued, e = h.createAccessKey(req, reqID, now)
-	case ActionListAccessKeys:
-		out, e = h.listAccessKeys(req, reqID)
-	case ActionDeleteAccessKey:
-		out, e = h.deleteAccessKey(req, reqID)
-	case ActionListMFADevices, ActionListSigningCertificates, ActionListSSHPublicKeys, ActionListServiceSpecificCredentials:
-		out, e = h.listExtras(req, reqID, now)
-	case ActionDeactivateMFADevice, ActionDeleteSigningCertificate, ActionDeleteSSHPublicKey, ActionDeleteServiceSpecificCredential:
-		out, e = h.deleteExtra(req, reqID)
-	case ActionPutRolePolicy:
-		out, e = h.putRolePolicy(req, reqID)
-	case ActionGetRolePolicy:
-		out, e = h.getRolePolicy(req, reqID)
-	case ActionDeleteRolePolicy:
-		out, e = h.deleteRolePolicy(req, reqID)
-	case ActionListRolePolicies:
-		out, e = h.listRolePolicies(req, reqID)
-	default:
-		e = &QueryError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + iamVersion}
+	if req.Action == ActionCreateAccessKey {
+		return h.createAccessKey(req, reqID, now)
 	}
-	return out, issued, e
+	if action, ok := userActions[req.Action]; ok {
+		out, e := h.forUser(req, func(u *iamUser) ([]byte, *QueryError) { return action(h, u, req, reqID, now) })
+		return out, "", e
+	}
+	if action, ok := otherActions[req.Action]; ok {
+		out, e := action(h, req, reqID, now)
+		return out, "", e
+	}
+	return nil, "", &QueryError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + iamVersion}
+}
+
+// userActions are the actions on the user that UserName names, which must
+// exist.
+var userActions = map[string]func(h *FakeIAMHandler, u *iamUser, req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError){
+	ActionTagUser:                         (*FakeIAMHandler).tagUser,
+	ActionListUserTags:                    (*FakeIAMHandler).listUserTags,
+	ActionDeleteUser:                      (*FakeIAMHandler).deleteUser,
+	ActionPutUserPolicy:                   (*FakeIAMHandler).putUserPolicy,
+	ActionListUserPolicies:                (*FakeIAMHandler).listUserPolicies,
+	ActionDeleteUserPolicy:                (*FakeIAMHandler).deleteUserPolicy,
+	ActionAttachUserPolicy:                (*FakeIAMHandler).attachUserPolicy,
+	ActionListAttachedUserPolicies:        (*FakeIAMHandler).listAttachedUserPolicies,
+	ActionDetachUserPolicy:                (*FakeIAMHandler).detachUserPolicy,
+	ActionListGroupsForUser:               (*FakeIAMHandler).listGroupsForUser,
+	ActionCreateLoginProfile:              (*FakeIAMHandler).createLoginProfile,
+	ActionDeleteLoginProfile:              (*FakeIAMHandler).deleteLoginProfile,
+	ActionListAccessKeys:                  (*FakeIAMHandler).listAccessKeys,
+	ActionDeleteAccessKey:                 (*FakeIAMHandler).deleteAccessKey,
+	ActionListMFADevices:                  (*FakeIAMHandler).listExtras,
+	ActionListSigningCertificates:         (*FakeIAMHandler).listExtras,
+	ActionListSSHPublicKeys:               (*FakeIAMHandler).listExtras,
+	ActionListServiceSpecificCredentials:  (*FakeIAMHandler).listExtras,
+	ActionDeactivateMFADevice:             (*FakeIAMHandler).deleteExtra,
+	ActionDeleteSigningCertificate:        (*FakeIAMHandler).deleteExtra,
+	ActionDeleteSSHPublicKey:              (*FakeIAMHandler).deleteExtra,
+	ActionDeleteServiceSpecificCredential: (*FakeIAMHandler).deleteExtra,
+}
+
+// otherActions are the actions on no particular existing user but
+// CreateAccessKey, which act answers itself (it issues a key).
+var otherActions = map[string]func(h *FakeIAMHandler, req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError){
+	ActionCreateUser:          (*FakeIAMHandler).createUser,
+	ActionGetUser:             (*FakeIAMHandler).getUser,
+	ActionListUsers:           (*FakeIAMHandler).listUsers,
+	ActionCreateGroup:         (*FakeIAMHandler).createGroup,
+	ActionAddUserToGroup:      (*FakeIAMHandler).addUserToGroup,
+	ActionRemoveUserFromGroup: (*FakeIAMHandler).removeUserFromGroup,
+	ActionPutRolePolicy:       (*FakeIAMHandler).putRolePolicy,
+	ActionGetRolePolicy:       (*FakeIAMHandler).getRolePolicy,
+	ActionDeleteRolePolicy:    (*FakeIAMHandler).deleteRolePolicy,
+	ActionListRolePolicies:    (*FakeIAMHandler).listRolePolicies,
+}
+
+// forUser runs an action on the user the request names, or answers
+// NoSuchEntity.
+func (h *FakeIAMHandler) forUser(req *IAMRequest, action func(u *iamUser) ([]byte, *QueryError)) ([]byte, *QueryError) {
+	u, e := h.user(req)
+	if e != nil {
+		return nil, e
+	}
+	return action(u)
 }
 
 // user finds the user a request names, or answers NoSuchEntity.
@@ -90,6 +93,62 @@ func (h *FakeIAMHandler) user(req *IAMRequest) (*iamUser, *QueryError) {
 	return u, nil
 }
 
+// iamResult answers action with one element, el, whose content fill
+// appends at indent "      ".
+func iamResult(action, reqID, el string, fill func(buf []byte) []byte) []byte {
+	buf := iamOpen(action)
+	buf = append(buf, "    <"+el+">\n"...)
+	buf = fill(buf)
+	buf = append(buf, "    </"+el+">\n"...)
+	return appendClose(buf, action, reqID)
+}
+
+// listResult answers a List action with the page req asks for of n items
+// sorted by key: the members of element list, member appending item i's
+// content at indent "        ".
+func (h *FakeIAMHandler) listResult(req *IAMRequest, reqID, list string, n int, key func(int) string, member func(buf []byte, i int) []byte) ([]byte, *QueryError) {
+	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, n, key)
+	if e != nil {
+		return nil, e
+	}
+	buf := iamOpen(req.Action)
+	buf = append(buf, "    <"+list+">\n"...)
+	for i := start; i < end; i++ {
+		buf = append(buf, "      <member>\n"...)
+		buf = member(buf, i)
+		buf = append(buf, "      </member>\n"...)
+	}
+	buf = append(buf, "    </"+list+">\n"...)
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, req.Action, reqID), nil
+}
+
+// addCapped adds s to the sorted list, which IAM's quota allows to hold
+// max items; adding an item already there succeeds (IAM is idempotent
+// there) whatever the quota.
+func addCapped(list *[]string, s, quota string, max int) *QueryError {
+	if _, found := slices.BinarySearch(*list, s); found {
+		return nil
+	}
+	if len(*list) >= max {
+		return limitExceeded(quota, max)
+	}
+	*list = insertSorted(*list, s)
+	return nil
+}
+
+// reqPath is the request's Path, "/" when absent, or a ValidationError.
+func reqPath(req *IAMRequest) (string, *QueryError) {
+	path := "/"
+	if _, ok := req.Params["Path"]; ok {
+		path = req.Path
+	}
+	if !iamPathOK(path) {
+		return "", validationError(path, "path", `satisfy regular expression pattern: (\u002F)|(\u002F[\u0021-\u007E]+\u002F)`)
+	}
+	return path, nil
+}
+
 func (h *FakeIAMHandler) policyExists(arn string) bool {
 	return strings.HasPrefix(arn, "arn:aws:iam::aws:policy/") || h.policies[arn]
 }
@@ -99,12 +158,9 @@ func (h *FakeIAMHandler) createUser(req *IAMRequest, reqID string, now time.Time
 	if !iamNameOK(name, 64) {
 		return nil, validationError(name, "userName", `satisfy regular expression pattern: [\w+=,.@-]+ and have length between 1 and 64`)
 	}
-	path := "/"
-	if _, ok := req.Params["Path"]; ok {
-		path = req.Path
-	}
-	if !iamPathOK(path) {
-		return nil, validationError(path, "path", `satisfy regular expression pattern: (\u002F)|(\u002F[\u0021-\u007E]+\u002F)`)
+	path, e := reqPath(req)
+	if e != nil {
+		return nil, e
 	}
 	if e := validateTags(req.Tags); e != nil {
 		return nil, e
@@ -129,14 +185,10 @@ func (h *FakeIAMHandler) createUser(req *IAMRequest, reqID string, now time.Time
 	h.users[key] = u
 	h.userKeys = insertSorted(h.userKeys, key)
 
-	buf := iamOpen(ActionCreateUser)
-	buf = append(buf, "    <User>\n"...)
-	buf = appendUser(buf, "      ", u, true)
-	buf = append(buf, "    </User>\n"...)
-	return appendClose(buf, ActionCreateUser, reqID), nil
+	return iamResult(ActionCreateUser, reqID, "User", func(buf []byte) []byte { return appendUser(buf, "      ", u, true) }), nil
 }
 
-func (h *FakeIAMHandler) getUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+func (h *FakeIAMHandler) getUser(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	u := h.adminUser // no UserName: the caller
 	if req.UserName != "" {
 		var e *QueryError
@@ -144,14 +196,10 @@ func (h *FakeIAMHandler) getUser(req *IAMRequest, reqID string) ([]byte, *QueryE
 			return nil, e
 		}
 	}
-	buf := iamOpen(ActionGetUser)
-	buf = append(buf, "    <User>\n"...)
-	buf = appendUser(buf, "      ", u, true)
-	buf = append(buf, "    </User>\n"...)
-	return appendClose(buf, ActionGetUser, reqID), nil
+	return iamResult(ActionGetUser, reqID, "User", func(buf []byte) []byte { return appendUser(buf, "      ", u, true) }), nil
 }
 
-func (h *FakeIAMHandler) listUsers(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+func (h *FakeIAMHandler) listUsers(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	prefix := req.Params.Get("PathPrefix")
 	if prefix == "" {
 		prefix = "/"
@@ -167,27 +215,12 @@ func (h *FakeIAMHandler) listUsers(req *IAMRequest, reqID string) ([]byte, *Quer
 			keys = append(keys, k)
 		}
 	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(match), func(i int) string { return keys[i] })
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListUsers)
-	buf = append(buf, "    <Users>\n"...)
-	for _, u := range match[start:end] {
-		buf = append(buf, "      <member>\n"...)
-		buf = appendUser(buf, "        ", u, false)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </Users>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListUsers, reqID), nil
+	return h.listResult(req, reqID, "Users", len(match), func(i int) string { return keys[i] }, func(buf []byte, i int) []byte {
+		return appendUser(buf, "        ", match[i], false)
+	})
 }
 
-func (h *FakeIAMHandler) tagUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) tagUser(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	if len(req.Tags) == 0 {
 		return nil, validationError(null, "tags", "not be null")
 	}
@@ -212,11 +245,7 @@ next:
 	return iamEmpty(ActionTagUser, reqID), nil
 }
 
-func (h *FakeIAMHandler) listUserTags(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) listUserTags(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.tags), indexKey)
 	if e != nil {
 		return nil, e
@@ -256,11 +285,7 @@ func deleteConflict(u *iamUser) *QueryError {
 	return &QueryError{Code: "DeleteConflict", Message: "Cannot delete entity, " + what}
 }
 
-func (h *FakeIAMHandler) deleteUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteUser(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	if e := deleteConflict(u); e != nil {
 		return nil, e
 	}
@@ -286,6 +311,19 @@ func checkPolicy(req *IAMRequest) *QueryError {
 	return nil
 }
 
+// putInline stores the request's policy among the inline policies of
+// owner ("user NAME", "role NAME"), which may hold limit characters in all.
+func putInline(policies map[string]string, req *IAMRequest, limit int, owner string) *QueryError {
+	if e := checkPolicy(req); e != nil {
+		return e
+	}
+	if inlineSize(policies, req.PolicyName, req.PolicyDocument) > limit {
+		return &QueryError{Code: "LimitExceeded", Message: "Maximum policy size of " + strconv.Itoa(limit) + " bytes exceeded for " + owner}
+	}
+	policies[req.PolicyName] = req.PolicyDocument
+	return nil
+}
+
 // inlineSize is the aggregate size of policies with doc replacing name.
 func inlineSize(policies map[string]string, name, doc string) int {
 	n := policySize(doc)
@@ -297,54 +335,36 @@ func inlineSize(policies map[string]string, name, doc string) int {
 	return n
 }
 
-func (h *FakeIAMHandler) putUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
+func (h *FakeIAMHandler) putUserPolicy(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	if e := putInline(u.inline, req, IAMMaxUserInlinePolicySize, "user "+u.name); e != nil {
 		return nil, e
 	}
-	if e := checkPolicy(req); e != nil {
-		return nil, e
-	}
-	if inlineSize(u.inline, req.PolicyName, req.PolicyDocument) > IAMMaxUserInlinePolicySize {
-		return nil, &QueryError{Code: "LimitExceeded", Message: "Maximum policy size of 2048 bytes exceeded for user " + u.name}
-	}
-	u.inline[req.PolicyName] = req.PolicyDocument
 	return iamEmpty(ActionPutUserPolicy, reqID), nil
 }
 
-// appendPolicyNames appends a page of policy names as a PolicyNames list.
-func (h *FakeIAMHandler) appendPolicyNames(buf []byte, p map[string]string, req *IAMRequest) ([]byte, *QueryError) {
+// listPolicyNames answers a List action with a page of the names of the
+// inline policies p.
+func (h *FakeIAMHandler) listPolicyNames(req *IAMRequest, reqID string, p map[string]string) ([]byte, *QueryError) {
 	names := sortedKeys(p)
 	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(names), func(i int) string { return names[i] })
 	if e != nil {
-		return buf, e
+		return nil, e
 	}
+	buf := iamOpen(req.Action)
 	buf = append(buf, "    <PolicyNames>\n"...)
 	for _, n := range names[start:end] {
 		buf = appendEl(buf, "      ", "member", n)
 	}
 	buf = append(buf, "    </PolicyNames>\n"...)
-	return appendTruncation(buf, next), nil
+	buf = appendTruncation(buf, next)
+	return appendClose(buf, req.Action, reqID), nil
 }
 
-func (h *FakeIAMHandler) listUserPolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	buf, e := h.appendPolicyNames(iamOpen(ActionListUserPolicies), u.inline, req)
-	if e != nil {
-		putBuf(buf)
-		return nil, e
-	}
-	return appendClose(buf, ActionListUserPolicies, reqID), nil
+func (h *FakeIAMHandler) listUserPolicies(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	return h.listPolicyNames(req, reqID, u.inline)
 }
 
-func (h *FakeIAMHandler) deleteUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteUserPolicy(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	if _, ok := u.inline[req.PolicyName]; !ok {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "The user policy with name " + req.PolicyName + " cannot be found."}
 	}
@@ -352,11 +372,7 @@ func (h *FakeIAMHandler) deleteUserPolicy(req *IAMRequest, reqID string) ([]byte
 	return iamEmpty(ActionDeleteUserPolicy, reqID), nil
 }
 
-func (h *FakeIAMHandler) attachUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) attachUserPolicy(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	arn := req.PolicyARN
 	if _, ok := parsePolicyARN(arn); !ok {
 		return nil, &QueryError{Code: "InvalidInput", Message: "ARN " + arn + " is not valid."}
@@ -364,44 +380,22 @@ func (h *FakeIAMHandler) attachUserPolicy(req *IAMRequest, reqID string) ([]byte
 	if !h.policyExists(arn) {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "Policy " + arn + " does not exist or is not attachable."}
 	}
-	if _, found := slices.BinarySearch(u.attached, arn); found {
-		return iamEmpty(ActionAttachUserPolicy, reqID), nil // idempotent
+	if e := addCapped(&u.attached, arn, "PoliciesPerUser", IAMMaxManagedPoliciesPerUser); e != nil {
+		return nil, e
 	}
-	if len(u.attached) >= IAMMaxManagedPoliciesPerUser {
-		return nil, limitExceeded("PoliciesPerUser", IAMMaxManagedPoliciesPerUser)
-	}
-	u.attached = insertSorted(u.attached, arn)
 	return iamEmpty(ActionAttachUserPolicy, reqID), nil
 }
 
-func (h *FakeIAMHandler) listAttachedUserPolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.attached), func(i int) string { return u.attached[i] })
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListAttachedUserPolicies)
-	buf = append(buf, "    <AttachedPolicies>\n"...)
-	for _, arn := range u.attached[start:end] {
+func (h *FakeIAMHandler) listAttachedUserPolicies(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	return h.listResult(req, reqID, "AttachedPolicies", len(u.attached), func(i int) string { return u.attached[i] }, func(buf []byte, i int) []byte {
+		arn := u.attached[i]
 		name, _ := parsePolicyARN(arn)
-		buf = append(buf, "      <member>\n"...)
 		buf = appendEl(buf, "        ", "PolicyName", name)
-		buf = appendEl(buf, "        ", "PolicyArn", arn)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </AttachedPolicies>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListAttachedUserPolicies, reqID), nil
+		return appendEl(buf, "        ", "PolicyArn", arn)
+	})
 }
 
-func (h *FakeIAMHandler) detachUserPolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) detachUserPolicy(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	var found bool
 	if u.attached, found = removeSorted(u.attached, req.PolicyARN); !found {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "Policy " + req.PolicyARN + " was not found."}
@@ -414,12 +408,9 @@ func (h *FakeIAMHandler) createGroup(req *IAMRequest, reqID string, now time.Tim
 	if !iamNameOK(name, 128) {
 		return nil, validationError(name, "groupName", `satisfy regular expression pattern: [\w+=,.@-]+`)
 	}
-	path := "/"
-	if _, ok := req.Params["Path"]; ok {
-		path = req.Path
-	}
-	if !iamPathOK(path) {
-		return nil, validationError(path, "path", `satisfy regular expression pattern: (\u002F)|(\u002F[\u0021-\u007E]+\u002F)`)
+	path, e := reqPath(req)
+	if e != nil {
+		return nil, e
 	}
 	key := strings.ToLower(name)
 	if h.groups[key] != nil {
@@ -427,11 +418,7 @@ func (h *FakeIAMHandler) createGroup(req *IAMRequest, reqID string, now time.Tim
 	}
 	g := h.newGroup(name, path, now.UTC().Truncate(time.Second))
 	h.groups[key] = g
-	buf := iamOpen(ActionCreateGroup)
-	buf = append(buf, "    <Group>\n"...)
-	buf = appendGroup(buf, "      ", g)
-	buf = append(buf, "    </Group>\n"...)
-	return appendClose(buf, ActionCreateGroup, reqID), nil
+	return iamResult(ActionCreateGroup, reqID, "Group", func(buf []byte) []byte { return appendGroup(buf, "      ", g) }), nil
 }
 
 func appendGroup(buf []byte, indent string, g *iamGroup) []byte {
@@ -450,52 +437,35 @@ func (h *FakeIAMHandler) group(req *IAMRequest) (string, *QueryError) {
 	return key, nil
 }
 
-func (h *FakeIAMHandler) addUserToGroup(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+// groupAndUser finds the group and then the user a request names.
+func (h *FakeIAMHandler) groupAndUser(req *IAMRequest) (string, *iamUser, *QueryError) {
 	gk, e := h.group(req)
 	if e != nil {
-		return nil, e
+		return "", nil, e
 	}
 	u, e := h.user(req)
+	return gk, u, e
+}
+
+func (h *FakeIAMHandler) addUserToGroup(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	gk, u, e := h.groupAndUser(req)
 	if e != nil {
 		return nil, e
 	}
-	if _, found := slices.BinarySearch(u.groups, gk); found {
-		return iamEmpty(ActionAddUserToGroup, reqID), nil // idempotent
+	if e := addCapped(&u.groups, gk, "GroupsPerUser", IAMMaxGroupsPerUser); e != nil {
+		return nil, e
 	}
-	if len(u.groups) >= IAMMaxGroupsPerUser {
-		return nil, limitExceeded("GroupsPerUser", IAMMaxGroupsPerUser)
-	}
-	u.groups = insertSorted(u.groups, gk)
 	return iamEmpty(ActionAddUserToGroup, reqID), nil
 }
 
-func (h *FakeIAMHandler) listGroupsForUser(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.groups), func(i int) string { return u.groups[i] })
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListGroupsForUser)
-	buf = append(buf, "    <Groups>\n"...)
-	for _, gk := range u.groups[start:end] {
-		buf = append(buf, "      <member>\n"...)
-		buf = appendGroup(buf, "        ", h.groups[gk])
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </Groups>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListGroupsForUser, reqID), nil
+func (h *FakeIAMHandler) listGroupsForUser(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	return h.listResult(req, reqID, "Groups", len(u.groups), func(i int) string { return u.groups[i] }, func(buf []byte, i int) []byte {
+		return appendGroup(buf, "        ", h.groups[u.groups[i]])
+	})
 }
 
-func (h *FakeIAMHandler) removeUserFromGroup(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	gk, e := h.group(req)
-	if e != nil {
-		return nil, e
-	}
-	u, e := h.user(req)
+func (h *FakeIAMHandler) removeUserFromGroup(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	gk, u, e := h.groupAndUser(req)
 	if e != nil {
 		return nil, e
 	}
@@ -506,11 +476,7 @@ func (h *FakeIAMHandler) removeUserFromGroup(req *IAMRequest, reqID string) ([]b
 	return iamEmpty(ActionRemoveUserFromGroup, reqID), nil
 }
 
-func (h *FakeIAMHandler) createLoginProfile(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) createLoginProfile(u *iamUser, req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
 	if req.Params.Get("Password") == "" {
 		return nil, validationError(null, "password", "not be null")
 	}
@@ -518,20 +484,14 @@ func (h *FakeIAMHandler) createLoginProfile(req *IAMRequest, reqID string, now t
 		return nil, &QueryError{Code: "EntityAlreadyExists", Message: "Login Profile for user " + u.name + " already exists."}
 	}
 	u.extras.LoginProfile = true
-	buf := iamOpen(ActionCreateLoginProfile)
-	buf = append(buf, "    <LoginProfile>\n"...)
-	buf = appendEl(buf, "      ", "UserName", u.name)
-	buf = appendTimeEl(buf, "      ", "CreateDate", now)
-	buf = appendEl(buf, "      ", "PasswordResetRequired", "false")
-	buf = append(buf, "    </LoginProfile>\n"...)
-	return appendClose(buf, ActionCreateLoginProfile, reqID), nil
+	return iamResult(ActionCreateLoginProfile, reqID, "LoginProfile", func(buf []byte) []byte {
+		buf = appendEl(buf, "      ", "UserName", u.name)
+		buf = appendTimeEl(buf, "      ", "CreateDate", now)
+		return appendEl(buf, "      ", "PasswordResetRequired", "false")
+	}), nil
 }
 
-func (h *FakeIAMHandler) deleteLoginProfile(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteLoginProfile(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	if !u.extras.LoginProfile {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "Login Profile for User " + u.name + " cannot be found."}
 	}
@@ -553,46 +513,26 @@ func (h *FakeIAMHandler) createAccessKey(req *IAMRequest, reqID string, now time
 	k := &iamKey{id: newKeyID("AKIA"), secret: newSecretKey(), status: "Active", created: now.UTC().Truncate(time.Second), usableAt: now.Add(h.cfg.keyDelay), user: u}
 	u.keys = append(u.keys, k)
 	h.keys[k.id] = k
-	buf := iamOpen(ActionCreateAccessKey)
-	buf = append(buf, "    <AccessKey>\n"...)
-	buf = appendEl(buf, "      ", "UserName", u.name)
-	buf = appendEl(buf, "      ", "AccessKeyId", k.id)
-	buf = appendEl(buf, "      ", "Status", k.status)
-	buf = appendEl(buf, "      ", "SecretAccessKey", k.secret)
-	buf = appendTimeEl(buf, "      ", "CreateDate", k.created)
-	buf = append(buf, "    </AccessKey>\n"...)
-	return appendClose(buf, ActionCreateAccessKey, reqID), k.id, nil
+	return iamResult(ActionCreateAccessKey, reqID, "AccessKey", func(buf []byte) []byte {
+		buf = appendEl(buf, "      ", "UserName", u.name)
+		buf = appendEl(buf, "      ", "AccessKeyId", k.id)
+		buf = appendEl(buf, "      ", "Status", k.status)
+		buf = appendEl(buf, "      ", "SecretAccessKey", k.secret)
+		return appendTimeEl(buf, "      ", "CreateDate", k.created)
+	}), k.id, nil
 }
 
-func (h *FakeIAMHandler) listAccessKeys(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(u.keys), indexKey)
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(ActionListAccessKeys)
-	buf = append(buf, "    <AccessKeyMetadata>\n"...)
-	for _, k := range u.keys[start:end] {
-		buf = append(buf, "      <member>\n"...)
+func (h *FakeIAMHandler) listAccessKeys(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
+	return h.listResult(req, reqID, "AccessKeyMetadata", len(u.keys), indexKey, func(buf []byte, i int) []byte {
+		k := u.keys[i]
 		buf = appendEl(buf, "        ", "UserName", u.name)
 		buf = appendEl(buf, "        ", "AccessKeyId", k.id)
 		buf = appendEl(buf, "        ", "Status", k.status)
-		buf = appendTimeEl(buf, "        ", "CreateDate", k.created)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </AccessKeyMetadata>\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, ActionListAccessKeys, reqID), nil
+		return appendTimeEl(buf, "        ", "CreateDate", k.created)
+	})
 }
 
-func (h *FakeIAMHandler) deleteAccessKey(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteAccessKey(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	k := h.keys[req.AccessKeyID]
 	if k == nil || k.user != u {
 		return nil, &QueryError{Code: "NoSuchEntity", Message: "The Access Key with id " + req.AccessKeyID + " cannot be found."}
@@ -602,92 +542,75 @@ func (h *FakeIAMHandler) deleteAccessKey(req *IAMRequest, reqID string) ([]byte,
 	return iamEmpty(ActionDeleteAccessKey, reqID), nil
 }
 
-// extraKind describes one kind of IAMUserExtras list for the list and
+// extraKind describes one kind of IAMUserExtras list for its list and
 // delete actions.
 type extraKind struct {
-	list      func(*IAMUserExtras) *[]string
-	listEl    string // the list element of the List answer
-	idParam   string // the id parameter of the Delete action
-	idEl      string // the id element of a member
-	notFound  string // message prefix for NoSuchEntity
-	dateEl    string
-	extraEls  [][2]string
-	hasStatus bool
+	listAction, deleteAction string
+	list                     func(*IAMUserExtras) *[]string
+	listEl                   string // the list element of the List answer
+	idParam                  string // the id parameter of the Delete action
+	idEl                     string // the id element of a member
+	notFound                 string // message prefix for NoSuchEntity
+	dateEl                   string
+	extraEls                 [][2]string
+	hasStatus                bool
 }
 
-var extraKinds = map[string]extraKind{
-	ActionListMFADevices: {
-		list: func(x *IAMUserExtras) *[]string { return &x.MFADevices }, listEl: "MFADevices",
-		idEl: "SerialNumber", dateEl: "EnableDate",
+var extraKinds = byAction([]extraKind{
+	{
+		listAction: ActionListMFADevices, deleteAction: ActionDeactivateMFADevice,
+		list:   func(x *IAMUserExtras) *[]string { return &x.MFADevices },
+		listEl: "MFADevices", idEl: "SerialNumber", dateEl: "EnableDate",
+		idParam: "SerialNumber", notFound: "MFA Device with serial number ",
 	},
-	ActionDeactivateMFADevice: {
-		list: func(x *IAMUserExtras) *[]string { return &x.MFADevices }, idParam: "SerialNumber",
-		notFound: "MFA Device with serial number ",
-	},
-	ActionListSigningCertificates: {
-		list: func(x *IAMUserExtras) *[]string { return &x.SigningCertificates }, listEl: "Certificates",
-		idEl: "CertificateId", dateEl: "UploadDate", hasStatus: true,
+	{
+		listAction: ActionListSigningCertificates, deleteAction: ActionDeleteSigningCertificate,
+		list:   func(x *IAMUserExtras) *[]string { return &x.SigningCertificates },
+		listEl: "Certificates", idEl: "CertificateId", dateEl: "UploadDate", hasStatus: true,
 		extraEls: [][2]string{{"CertificateBody", "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----"}},
+		idParam:  "CertificateId", notFound: "The Certificate with id ",
 	},
-	ActionDeleteSigningCertificate: {
-		list: func(x *IAMUserExtras) *[]string { return &x.SigningCertificates }, idParam: "CertificateId",
-		notFound: "The Certificate with id ",
+	{
+		listAction: ActionListSSHPublicKeys, deleteAction: ActionDeleteSSHPublicKey,
+		list:   func(x *IAMUserExtras) *[]string { return &x.SSHPublicKeys },
+		listEl: "SSHPublicKeys", idEl: "SSHPublicKeyId", dateEl: "UploadDate", hasStatus: true,
+		idParam: "SSHPublicKeyId", notFound: "The Public Key with id ",
 	},
-	ActionListSSHPublicKeys: {
-		list: func(x *IAMUserExtras) *[]string { return &x.SSHPublicKeys }, listEl: "SSHPublicKeys",
-		idEl: "SSHPublicKeyId", dateEl: "UploadDate", hasStatus: true,
-	},
-	ActionDeleteSSHPublicKey: {
-		list: func(x *IAMUserExtras) *[]string { return &x.SSHPublicKeys }, idParam: "SSHPublicKeyId",
-		notFound: "The Public Key with id ",
-	},
-	ActionListServiceSpecificCredentials: {
-		list: func(x *IAMUserExtras) *[]string { return &x.ServiceSpecificCredentials }, listEl: "ServiceSpecificCredentials",
-		idEl: "ServiceSpecificCredentialId", dateEl: "CreateDate", hasStatus: true,
+	{
+		listAction: ActionListServiceSpecificCredentials, deleteAction: ActionDeleteServiceSpecificCredential,
+		list:   func(x *IAMUserExtras) *[]string { return &x.ServiceSpecificCredentials },
+		listEl: "ServiceSpecificCredentials", idEl: "ServiceSpecificCredentialId", dateEl: "CreateDate", hasStatus: true,
 		extraEls: [][2]string{{"ServiceName", "codecommit.amazonaws.com"}, {"ServiceUserName", "fake-at-123456789012"}},
+		idParam:  "ServiceSpecificCredentialId", notFound: "The Service Specific Credential with id ",
 	},
-	ActionDeleteServiceSpecificCredential: {
-		list: func(x *IAMUserExtras) *[]string { return &x.ServiceSpecificCredentials }, idParam: "ServiceSpecificCredentialId",
-		notFound: "The Service Specific Credential with id ",
-	},
+})
+
+// byAction indexes kinds by their list and their delete action.
+func byAction(kinds []extraKind) map[string]extraKind {
+	m := make(map[string]extraKind, 2*len(kinds))
+	for _, k := range kinds {
+		m[k.listAction], m[k.deleteAction] = k, k
+	}
+	return m
 }
 
-func (h *FakeIAMHandler) listExtras(req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) listExtras(u *iamUser, req *IAMRequest, reqID string, now time.Time) ([]byte, *QueryError) {
 	k := extraKinds[req.Action]
 	ids := *k.list(&u.extras)
-	start, end, next, e := pageOf(req.Params, h.cfg.maxPage, len(ids), indexKey)
-	if e != nil {
-		return nil, e
-	}
-	buf := iamOpen(req.Action)
-	buf = append(buf, "    <"+k.listEl+">\n"...)
-	for _, id := range ids[start:end] {
-		buf = append(buf, "      <member>\n"...)
+	return h.listResult(req, reqID, k.listEl, len(ids), indexKey, func(buf []byte, i int) []byte {
 		buf = appendEl(buf, "        ", "UserName", u.name)
-		buf = appendEl(buf, "        ", k.idEl, id)
+		buf = appendEl(buf, "        ", k.idEl, ids[i])
 		if k.hasStatus {
 			buf = appendEl(buf, "        ", "Status", "Active")
 		}
 		for _, kv := range k.extraEls {
 			buf = appendEl(buf, "        ", kv[0], kv[1])
 		}
-		buf = appendTimeEl(buf, "        ", k.dateEl, now)
-		buf = append(buf, "      </member>\n"...)
-	}
-	buf = append(buf, "    </"+k.listEl+">\n"...)
-	buf = appendTruncation(buf, next)
-	return appendClose(buf, req.Action, reqID), nil
+		return appendTimeEl(buf, "        ", k.dateEl, now)
+	})
 }
 
-func (h *FakeIAMHandler) deleteExtra(req *IAMRequest, reqID string) ([]byte, *QueryError) {
-	u, e := h.user(req)
-	if e != nil {
-		return nil, e
-	}
+func (h *FakeIAMHandler) deleteExtra(u *iamUser, req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	k := extraKinds[req.Action]
 	id := req.Params.Get(k.idParam)
 	list := k.list(&u.extras)
@@ -710,18 +633,14 @@ func (h *FakeIAMHandler) role(req *IAMRequest) (*iamRole, *QueryError) {
 	return r, nil
 }
 
-func (h *FakeIAMHandler) putRolePolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+func (h *FakeIAMHandler) putRolePolicy(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	r, e := h.role(req)
 	if e != nil {
 		return nil, e
 	}
-	if e := checkPolicy(req); e != nil {
+	if e := putInline(r.policies, req, IAMMaxRoleInlinePolicySize, "role "+r.name); e != nil {
 		return nil, e
 	}
-	if inlineSize(r.policies, req.PolicyName, req.PolicyDocument) > IAMMaxRoleInlinePolicySize {
-		return nil, &QueryError{Code: "LimitExceeded", Message: "Maximum policy size of 10240 bytes exceeded for role " + r.name}
-	}
-	r.policies[req.PolicyName] = req.PolicyDocument
 	return iamEmpty(ActionPutRolePolicy, reqID), nil
 }
 
@@ -737,7 +656,7 @@ func (h *FakeIAMHandler) rolePolicy(req *IAMRequest) (*iamRole, string, *QueryEr
 	return r, doc, nil
 }
 
-func (h *FakeIAMHandler) getRolePolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+func (h *FakeIAMHandler) getRolePolicy(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	r, doc, e := h.rolePolicy(req)
 	if e != nil {
 		return nil, e
@@ -749,7 +668,7 @@ func (h *FakeIAMHandler) getRolePolicy(req *IAMRequest, reqID string) ([]byte, *
 	return appendClose(buf, ActionGetRolePolicy, reqID), nil
 }
 
-func (h *FakeIAMHandler) deleteRolePolicy(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+func (h *FakeIAMHandler) deleteRolePolicy(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	r, _, e := h.rolePolicy(req)
 	if e != nil {
 		return nil, e
@@ -758,15 +677,10 @@ func (h *FakeIAMHandler) deleteRolePolicy(req *IAMRequest, reqID string) ([]byte
 	return iamEmpty(ActionDeleteRolePolicy, reqID), nil
 }
 
-func (h *FakeIAMHandler) listRolePolicies(req *IAMRequest, reqID string) ([]byte, *QueryError) {
+func (h *FakeIAMHandler) listRolePolicies(req *IAMRequest, reqID string, _ time.Time) ([]byte, *QueryError) {
 	r, e := h.role(req)
 	if e != nil {
 		return nil, e
 	}
-	buf, e := h.appendPolicyNames(iamOpen(ActionListRolePolicies), r.policies, req)
-	if e != nil {
-		putBuf(buf)
-		return nil, e
-	}
-	return appendClose(buf, ActionListRolePolicies, reqID), nil
+	return h.listPolicyNames(req, reqID, r.policies)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -30,27 +29,9 @@ const (
 	iSecret = "fake-iam-test-secret-0123456789abcdefghij"
 )
 
-// testClock is a clock tests move by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestIAM(t *testing.T, opts ...IAMOption) (*FakeIAM, *testClock) {
+func newTestIAM(t *testing.T, opts ...IAMOption) (*FakeIAM, *Clock) {
 	t.Helper()
-	clk := &testClock{t: tNow}
+	clk := NewClock(tNow)
 	base := []IAMOption{WithIAMKey(iKey, iSecret), WithIAMClock(clk.Now), WithIAMGroups("ci"), WithIAMRoles("deploy")}
 	return NewFakeIAM(t, append(base, opts...)...), clk
 }
@@ -64,14 +45,8 @@ func iamClient(fake *FakeIAM, key, secret string) *iam.Client {
 	})
 }
 
-func stsOn(url, key, secret string) *sts.Client {
-	return sts.New(sts.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
-		Retryer:      aws.NopRetryer{},
-	})
-}
+// stsOn is an SDK STS client on url in us-east-1, without retries.
+func stsOn(url, key, secret string) *sts.Client { return stsAt(url, "us-east-1", key, secret, "") }
 
 func httpStatusOf(err error) int {
 	var re interface{ HTTPStatusCode() int }
@@ -84,35 +59,16 @@ func httpStatusOf(err error) int {
 // signedPost sends form to the fake signed for service with SigV4.
 func signedPost(t *testing.T, base string, form url.Values, key, secret, service string) (*http.Response, []byte) {
 	t.Helper()
-	body := form.Encode()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	sum := sha256.Sum256([]byte(body))
-	if err := v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, out
+	return postForm(t, base, form, "application/x-www-form-urlencoded; charset=utf-8", func(req *http.Request) {
+		sum := sha256.Sum256([]byte(form.Encode()))
+		if err := v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
-func iamForm(action string, kv ...string) url.Values {
-	v := url.Values{"Action": {action}, "Version": {"2010-05-08"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
-}
+// iamForm is an IAM query: action and the key, value pairs kv.
+func iamForm(action string, kv ...string) url.Values { return queryForm(iamVersion, action, kv...) }
 
 type xmlIAMError struct {
 	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ ErrorResponse"`
@@ -215,10 +171,10 @@ func TestFakeIAMSignatures(t *testing.T) {
 	if _, err := iamClient(fake, iKey, iSecret).GetUser(ctx, in); err != nil {
 		t.Fatalf("admin key: got %v, want success", err)
 	}
-	if _, err := iamClient(fake, iKey, "wrong").GetUser(ctx, in); apiCode(err) != "SignatureDoesNotMatch" {
+	if _, err := iamClient(fake, iKey, "wrong").GetUser(ctx, in); APIErrorCode(err) != "SignatureDoesNotMatch" {
 		t.Errorf("wrong secret: got %v, want SignatureDoesNotMatch", err)
 	}
-	if _, err := iamClient(fake, "AKIAUNKNOWN000000000", iSecret).GetUser(ctx, in); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := iamClient(fake, "AKIAUNKNOWN000000000", iSecret).GetUser(ctx, in); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("unknown key: got %v, want InvalidClientTokenId", err)
 	}
 	resp, body := post(t, fake.URL(), iamForm(ActionGetUser), "")
@@ -240,7 +196,7 @@ func TestFakeIAMSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := iamClient(fake, *k.AccessKey.AccessKeyId, *k.AccessKey.SecretAccessKey)
-	if _, err := user.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("escalate")}); apiCode(err) != "AccessDenied" {
+	if _, err := user.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("escalate")}); APIErrorCode(err) != "AccessDenied" {
 		t.Errorf("issued key on IAM: got %v, want AccessDenied", err)
 	}
 
@@ -249,7 +205,7 @@ func TestFakeIAMSignatures(t *testing.T) {
 	if _, err := iamClient(def, FakeIAMAccessKeyID, FakeIAMSecretAccessKey).GetUser(ctx, in); err != nil {
 		t.Errorf("default admin key: %v", err)
 	}
-	if _, err := iamClient(def, iKey, iSecret).GetUser(ctx, in); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := iamClient(def, iKey, iSecret).GetUser(ctx, in); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("other key on a default fake: got %v, want InvalidClientTokenId", err)
 	}
 }
@@ -404,7 +360,7 @@ func TestFakeIAMDeleteConflict(t *testing.T) {
 				t.Fatalf("add: %v", err)
 			}
 			_, err := c.DeleteUser(ctx, &iam.DeleteUserInput{UserName: u})
-			if apiCode(err) != "DeleteConflict" || httpStatusOf(err) != http.StatusConflict {
+			if APIErrorCode(err) != "DeleteConflict" || httpStatusOf(err) != http.StatusConflict {
 				t.Fatalf("DeleteUser: got %v, want 409 DeleteConflict", err)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) {
@@ -416,7 +372,7 @@ func TestFakeIAMDeleteConflict(t *testing.T) {
 			if _, err := c.DeleteUser(ctx, &iam.DeleteUserInput{UserName: u}); err != nil {
 				t.Fatalf("DeleteUser once clear: %v", err)
 			}
-			if _, err := c.DeleteUser(ctx, &iam.DeleteUserInput{UserName: u}); apiCode(err) != "NoSuchEntity" {
+			if _, err := c.DeleteUser(ctx, &iam.DeleteUserInput{UserName: u}); APIErrorCode(err) != "NoSuchEntity" {
 				t.Errorf("second DeleteUser: got %v, want NoSuchEntity", err)
 			}
 		})
@@ -436,7 +392,7 @@ func TestFakeIAMLimits(t *testing.T) {
 	}
 	wantLimit := func(t *testing.T, what string, err error, msg string) {
 		t.Helper()
-		if apiCode(err) != "LimitExceeded" || httpStatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), msg) {
+		if APIErrorCode(err) != "LimitExceeded" || httpStatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: got %v, want 409 LimitExceeded %q", what, err, msg)
 		}
 	}
@@ -467,7 +423,7 @@ func TestFakeIAMLimits(t *testing.T) {
 	_, err = c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: u, PolicyArn: aws.String("arn:aws:iam::aws:policy/P10")})
 	wantLimit(t, "eleventh managed policy", err, "Cannot exceed quota for PoliciesPerUser: 10")
 	_, err = c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: u, PolicyArn: aws.String("arn:aws:iam::123456789012:policy/unknown")})
-	if apiCode(err) != "NoSuchEntity" {
+	if APIErrorCode(err) != "NoSuchEntity" {
 		t.Errorf("unknown customer policy: got %v, want NoSuchEntity", err)
 	}
 
@@ -482,7 +438,7 @@ func TestFakeIAMLimits(t *testing.T) {
 	}
 	_, err = c.AddUserToGroup(ctx, &iam.AddUserToGroupInput{UserName: u, GroupName: aws.String("ci")})
 	wantLimit(t, "eleventh group", err, "Cannot exceed quota for GroupsPerUser: 10")
-	if _, err := c.CreateGroup(ctx, &iam.CreateGroupInput{GroupName: aws.String("CI")}); apiCode(err) != "EntityAlreadyExists" {
+	if _, err := c.CreateGroup(ctx, &iam.CreateGroupInput{GroupName: aws.String("CI")}); APIErrorCode(err) != "EntityAlreadyExists" {
 		t.Errorf("CreateGroup CI: got %v, want EntityAlreadyExists", err)
 	}
 
@@ -503,7 +459,7 @@ func TestFakeIAMLimits(t *testing.T) {
 	if err := put("a", docOfSize(900)); err != nil {
 		t.Errorf("replacing a policy counts it once: %v", err)
 	}
-	if err := put("bad", `{"Version":`); apiCode(err) != "MalformedPolicyDocument" {
+	if err := put("bad", `{"Version":`); APIErrorCode(err) != "MalformedPolicyDocument" {
 		t.Errorf("not JSON: got %v, want MalformedPolicyDocument", err)
 	}
 
@@ -542,7 +498,7 @@ func TestFakeIAMRoleInlinePolicySizeLimit(t *testing.T) {
 		}
 	}
 	err := put("deploy", "p5", docOfSize(241))
-	if apiCode(err) != "LimitExceeded" || httpStatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "Maximum policy size of 10240 bytes exceeded for role deploy") {
+	if APIErrorCode(err) != "LimitExceeded" || httpStatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "Maximum policy size of 10240 bytes exceeded for role deploy") {
 		t.Errorf("10,241 characters: got %v, want 409 LimitExceeded", err)
 	}
 	if err := put("deploy", "p5", docOfSize(240)+"\n  \n"); err != nil {
@@ -551,13 +507,13 @@ func TestFakeIAMRoleInlinePolicySizeLimit(t *testing.T) {
 	if err := put("deploy", "p0", docOfSize(2000)); err != nil {
 		t.Errorf("replacing a policy with one of the same size: %v", err)
 	}
-	if err := put("deploy", "p0", docOfSize(2001)); apiCode(err) != "LimitExceeded" {
+	if err := put("deploy", "p0", docOfSize(2001)); APIErrorCode(err) != "LimitExceeded" {
 		t.Errorf("growing a policy past the limit: got %v, want LimitExceeded", err)
 	}
-	if err := put("nope", "p", `{}`); apiCode(err) != "NoSuchEntity" {
+	if err := put("nope", "p", `{}`); APIErrorCode(err) != "NoSuchEntity" {
 		t.Errorf("unknown role: got %v, want NoSuchEntity", err)
 	}
-	if err := put("deploy", "x", `{`); apiCode(err) != "MalformedPolicyDocument" {
+	if err := put("deploy", "x", `{`); APIErrorCode(err) != "MalformedPolicyDocument" {
 		t.Errorf("not JSON: got %v, want MalformedPolicyDocument", err)
 	}
 
@@ -584,10 +540,10 @@ func TestFakeIAMRoleInlinePolicySizeLimit(t *testing.T) {
 	if _, err := c.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String("deploy"), PolicyName: aws.String("p5")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("deploy"), PolicyName: aws.String("p5")}); apiCode(err) != "NoSuchEntity" {
+	if _, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("deploy"), PolicyName: aws.String("p5")}); APIErrorCode(err) != "NoSuchEntity" {
 		t.Errorf("deleted policy: got %v, want NoSuchEntity", err)
 	}
-	if _, err := c.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String("deploy"), PolicyName: aws.String("p5")}); apiCode(err) != "NoSuchEntity" {
+	if _, err := c.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String("deploy"), PolicyName: aws.String("p5")}); APIErrorCode(err) != "NoSuchEntity" {
 		t.Errorf("deleting twice: got %v, want NoSuchEntity", err)
 	}
 	if got := fake.RolePolicyNames("deploy"); len(got) != 5 {
@@ -642,7 +598,7 @@ func TestFakeIAMListUsersPagination(t *testing.T) {
 	if err != nil || len(all.Users) != 5 {
 		t.Errorf("all paths: got %d users, %v; want 5", len(all.Users), err)
 	}
-	if _, err := c.ListUsers(ctx, &iam.ListUsersInput{Marker: aws.String("!!")}); apiCode(err) != "InvalidInput" {
+	if _, err := c.ListUsers(ctx, &iam.ListUsersInput{Marker: aws.String("!!")}); APIErrorCode(err) != "InvalidInput" {
 		t.Errorf("bad marker: got %v, want InvalidInput", err)
 	}
 
@@ -683,11 +639,11 @@ func TestFakeIAMEventualConsistency(t *testing.T) {
 		t.Run(target.name, func(t *testing.T) {
 			probe := stsOn(target.url, id, secret)
 			_, err := probe.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-			if apiCode(err) != "InvalidClientTokenId" || httpStatusOf(err) != http.StatusForbidden {
+			if APIErrorCode(err) != "InvalidClientTokenId" || httpStatusOf(err) != http.StatusForbidden {
 				t.Errorf("at creation: got %v, want 403 InvalidClientTokenId", err)
 			}
 			clk.Advance(9999 * time.Millisecond)
-			if _, err := probe.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "InvalidClientTokenId" {
+			if _, err := probe.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "InvalidClientTokenId" {
 				t.Errorf("just before the delay: got %v, want InvalidClientTokenId", err)
 			}
 			clk.Advance(time.Millisecond)
@@ -701,7 +657,7 @@ func TestFakeIAMEventualConsistency(t *testing.T) {
 			if aws.ToString(out.Account) != "123456789012" || !strings.HasPrefix(aws.ToString(out.UserId), "AIDA") {
 				t.Errorf("got account %q user id %q", aws.ToString(out.Account), aws.ToString(out.UserId))
 			}
-			if _, err := stsOn(target.url, id, "wrong-secret").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "SignatureDoesNotMatch" {
+			if _, err := stsOn(target.url, id, "wrong-secret").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "SignatureDoesNotMatch" {
 				t.Errorf("wrong secret: got %v, want SignatureDoesNotMatch", err)
 			}
 			clk.Advance(-10 * time.Second)
@@ -711,7 +667,7 @@ func TestFakeIAMEventualConsistency(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Minute)
-	if _, err := stsOn(fake.URL(), id, secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := stsOn(fake.URL(), id, secret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("deleted key: got %v, want InvalidClientTokenId", err)
 	}
 	// The admin key works for STS too.
@@ -737,7 +693,7 @@ func TestFakeIAMWriteRateLimit(t *testing.T) {
 		}
 	}
 	err := create(20)
-	if apiCode(err) != "Throttling" || httpStatusOf(err) != http.StatusBadRequest {
+	if APIErrorCode(err) != "Throttling" || httpStatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("21st write: got %v, want 400 Throttling", err)
 	}
 	if _, err := c.ListUsers(ctx, &iam.ListUsersInput{}); err != nil {
@@ -749,7 +705,7 @@ func TestFakeIAMWriteRateLimit(t *testing.T) {
 			t.Errorf("write %d after refill: %v", i, err)
 		}
 	}
-	if err := create(200); apiCode(err) != "Throttling" {
+	if err := create(200); APIErrorCode(err) != "Throttling" {
 		t.Errorf("after the refill: got %v, want Throttling", err)
 	}
 	if got := fake.Throttled(); got != 2 {
@@ -768,7 +724,7 @@ func TestFakeIAMFaults(t *testing.T) {
 
 	fake.Throttle(2)
 	for i := range 2 {
-		if _, err := c.GetUser(ctx, in); apiCode(err) != "Throttling" {
+		if _, err := c.GetUser(ctx, in); APIErrorCode(err) != "Throttling" {
 			t.Errorf("call %d: got %v, want Throttling", i, err)
 		}
 	}
@@ -786,7 +742,7 @@ func TestFakeIAMFaults(t *testing.T) {
 		t.Errorf("ServiceFailure: got %d %+v", resp.StatusCode, e.Error)
 	}
 	fake.SetFault(IAMFault{Action: ActionGetCallerIdentity, Code: "AccessDenied"})
-	if _, err := stsOn(fake.URL(), iKey, iSecret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "AccessDenied" {
+	if _, err := stsOn(fake.URL(), iKey, iSecret).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "AccessDenied" {
 		t.Errorf("fault on an STS action: got %v, want AccessDenied", err)
 	}
 	fake.SetFault(IAMFault{Status: http.StatusBadGateway, Body: "<html>bad gateway</html>"})
@@ -811,7 +767,7 @@ func TestFakeIAMFaults(t *testing.T) {
 	h.SetFault(IAMFault{Hang: true})
 	done := make(chan error, 1)
 	go func() {
-		_, err := iamClient(&FakeIAM{FakeIAMHandler: h, Server: srv}, iKey, iSecret).GetUser(context.Background(), in)
+		_, err := iamClient(&FakeIAM{FakeIAMHandler: h, fakeServer: fakeServer{Server: srv}}, iKey, iSecret).GetUser(context.Background(), in)
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -820,12 +776,7 @@ func TestFakeIAMFaults(t *testing.T) {
 		t.Fatalf("hung request returned early: %v", err)
 	default:
 	}
-	h.Close()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not release the hung request")
-	}
+	wantReleased(t, h.Close, done, 5*time.Second)
 }
 
 func TestFakeIAMRecording(t *testing.T) {
@@ -843,7 +794,7 @@ func TestFakeIAMRecording(t *testing.T) {
 	if _, err := c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: u, PolicyArn: aws.String("arn:aws:iam::aws:policy/X")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.DeleteUser(ctx, &iam.DeleteUserInput{UserName: u}); apiCode(err) != "DeleteConflict" {
+	if _, err := c.DeleteUser(ctx, &iam.DeleteUserInput{UserName: u}); APIErrorCode(err) != "DeleteConflict" {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{ActionCreateUser, ActionCreateAccessKey, ActionAttachUserPolicy, ActionDeleteUser}, fake.Actions()); diff != "" {

@@ -2,14 +2,12 @@ package testutil
 
 import (
 	"encoding/base64"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 )
 
@@ -67,51 +65,11 @@ func defaultIAMMessage(code string, req *IAMRequest, adminARN string) string {
 	return code
 }
 
-func iamOpen(action string) []byte {
-	buf := getBuf()
-	buf = append(buf, '<')
-	buf = append(buf, action...)
-	buf = append(buf, "Response "+iamXMLNS+">\n  <"...)
-	buf = append(buf, action...)
-	buf = append(buf, "Result>\n"...)
-	return buf
-}
+func iamOpen(action string) []byte { return resultOpen(iamXMLNS, action) }
 
 // iamEmpty is the answer of an action without output.
 func iamEmpty(action, reqID string) []byte {
-	buf := getBuf()
-	buf = append(buf, '<')
-	buf = append(buf, action...)
-	buf = append(buf, "Response "+iamXMLNS+">\n  <ResponseMetadata>\n    <RequestId>"...)
-	buf = append(buf, reqID...)
-	buf = append(buf, "</RequestId>\n  </ResponseMetadata>\n</"...)
-	buf = append(buf, action...)
-	buf = append(buf, "Response>\n"...)
-	return buf
-}
-
-func appendEl(buf []byte, indent, name, value string) []byte {
-	buf = append(buf, indent...)
-	buf = append(buf, '<')
-	buf = append(buf, name...)
-	buf = append(buf, '>')
-	buf = appendXMLEscaped(buf, value)
-	buf = append(buf, "</"...)
-	buf = append(buf, name...)
-	buf = append(buf, ">\n"...)
-	return buf
-}
-
-func appendTimeEl(buf []byte, indent, name string, t time.Time) []byte {
-	buf = append(buf, indent...)
-	buf = append(buf, '<')
-	buf = append(buf, name...)
-	buf = append(buf, '>')
-	buf = t.UTC().AppendFormat(buf, stsTimeFormat)
-	buf = append(buf, "</"...)
-	buf = append(buf, name...)
-	buf = append(buf, ">\n"...)
-	return buf
+	return appendMetadata(responseOpen(iamXMLNS, action), action, reqID)
 }
 
 // appendTruncation appends IsTruncated and, for a truncated page, Marker.
@@ -256,23 +214,6 @@ func policySize(doc string) int {
 // (GetRolePolicy, GetUserPolicy): RFC 3986, spaces as %20.
 func iamPolicyEscape(doc string) string {
 	return strings.ReplaceAll(url.QueryEscape(doc), "+", "%20")
-}
-
-// newUniqueID returns a principal id: a 4-character prefix (AIDA, AGPA) and
-// 17 characters of AWS's id alphabet.
-func newUniqueID(prefix string) string {
-	var b [21]byte
-	copy(b[:4], prefix)
-	x, y := rand.Uint64(), rand.Uint64()
-	for i := 4; i < 16; i++ {
-		b[i] = base32Upper[x&31]
-		x >>= 5
-	}
-	for i := 16; i < 21; i++ {
-		b[i] = base32Upper[y&31]
-		y >>= 5
-	}
-	return string(b[:])
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -7,14 +7,12 @@
 package testutil
 
 import (
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,9 +26,6 @@ const (
 
 const (
 	stsVersion = "2011-06-15"
-	// stsMaxBody bounds a request body: a 20,000-char token plus a 2,048-char
-	// policy, URL-encoded, fit comfortably.
-	stsMaxBody = 256 << 10
 	// DefaultSTSAccount is the account the fake uses when a role ARN names none.
 	DefaultSTSAccount = "123456789012"
 )
@@ -63,13 +58,9 @@ type STSRequest struct {
 	SecurityToken string
 	ContentType   string
 
-	// Status is the HTTP status the fake answered with; 0 while the request
-	// is in flight, or when a fault hung or dropped it.
-	Status int
-	// ErrorCode is the STS error code answered, if any.
-	ErrorCode string
-	// IssuedAccessKeyID is the AccessKeyId of the credentials answered, if any.
-	IssuedAccessKeyID string
+	// QueryOutcome is the answer: the AccessKeyId of the credentials
+	// issued, if any.
+	QueryOutcome
 }
 
 // STSError is an STS error answer. Return one from a hook or token validator
@@ -129,12 +120,7 @@ func WithSTSCallerARN(arn string) STSOption { return func(c *stsConfig) { c.call
 // any key, signed requests are accepted unverified unless they use
 // credentials the fake issued.
 func WithSTSKey(accessKeyID, secretAccessKey string) STSOption {
-	return func(c *stsConfig) {
-		if c.keys == nil {
-			c.keys = make(map[string]string)
-		}
-		c.keys[accessKeyID] = secretAccessKey
-	}
+	return func(c *stsConfig) { addKey(&c.keys, accessKeyID, secretAccessKey) }
 }
 
 // WithSTSClock injects the clock used for Expiration and token exp checks.
@@ -202,19 +188,15 @@ type stsSession struct {
 // testing.T (a benchmark harness can mount it). Close it to release hung
 // requests.
 type FakeSTSHandler struct {
+	queryFake[STSRequest, *STSRequest]
 	cfg stsConfig
 
-	calls     atomic.Int64
-	perAction [4]atomic.Int64 // AssumeRole, WebIdentity, GetCallerIdentity, other
-	faults    faultQueue
-
 	mu       sync.Mutex
-	requests []STSRequest
 	sessions map[string]*stsSession
-
-	closeOnce sync.Once
-	closed    chan struct{}
 }
+
+// stsActions lists every STS action the fake serves.
+var stsActions = []string{ActionAssumeRole, ActionAssumeRoleWithWebIdentity, ActionGetCallerIdentity}
 
 // NewFakeSTSHandler returns a fake STS handler.
 func NewFakeSTSHandler(opts ...STSOption) *FakeSTSHandler {
@@ -228,168 +210,39 @@ func NewFakeSTSHandler(opts ...STSOption) *FakeSTSHandler {
 			cfg.callerARN = "arn:aws:iam::user/keyferry-broker"
 		}
 	}
-	return &FakeSTSHandler{cfg: cfg, sessions: make(map[string]*stsSession), closed: make(chan struct{})}
+	h := &FakeSTSHandler{cfg: cfg, sessions: make(map[string]*stsSession)}
+	h.prepare(slices.Clone(stsActions), cfg.noRecording)
+	return h
 }
 
 // Close releases requests held by a Hang fault. It is idempotent.
-func (h *FakeSTSHandler) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
-
-// Calls returns how many requests arrived, faulted and refused ones included.
-func (h *FakeSTSHandler) Calls() int { return int(h.calls.Load()) }
-
-// CallsFor returns how many requests for action arrived.
-func (h *FakeSTSHandler) CallsFor(action string) int {
-	return int(h.perAction[actionIndex(action)].Load())
-}
-
-// Requests returns a copy of every recorded request, in arrival order.
-func (h *FakeSTSHandler) Requests() []STSRequest {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]STSRequest, len(h.requests))
-	copy(out, h.requests)
-	return out
-}
-
-// LastRequest returns the most recent recorded request.
-func (h *FakeSTSHandler) LastRequest() (STSRequest, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.requests) == 0 {
-		return STSRequest{}, false
-	}
-	return h.requests[len(h.requests)-1], true
-}
+func (h *FakeSTSHandler) Close() { h.close() }
 
 // Reset forgets recorded requests, counters and faults (not issued sessions).
-func (h *FakeSTSHandler) Reset() {
-	h.mu.Lock()
-	h.requests = nil
-	h.mu.Unlock()
-	h.faults.clear()
-	h.calls.Store(0)
-	for i := range h.perAction {
-		h.perAction[i].Store(0)
-	}
-}
-
-// SetFault replaces every pending fault with f.
-func (h *FakeSTSHandler) SetFault(f STSFault) { h.faults.set(f) }
-
-// AddFault queues f after the pending faults; the first pending fault that
-// matches a call applies to it.
-func (h *FakeSTSHandler) AddFault(f STSFault) { h.faults.add(f) }
-
-// ClearFaults removes every pending fault.
-func (h *FakeSTSHandler) ClearFaults() { h.faults.clear() }
-
-// Throttle answers the next n calls with Throttling (HTTP 400), as STS does.
-func (h *FakeSTSHandler) Throttle(n int) {
-	h.AddFault(STSFault{Times: n, Code: "Throttling", Message: "Rate exceeded"})
-}
-
-func actionIndex(action string) int {
-	switch action {
-	case ActionAssumeRole:
-		return 0
-	case ActionAssumeRoleWithWebIdentity:
-		return 1
-	case ActionGetCallerIdentity:
-		return 2
-	}
-	return 3
-}
-
-// record stores req and returns its index, or -1 when recording is off.
-func (h *FakeSTSHandler) record(req *STSRequest) int {
-	if h.cfg.noRecording {
-		return -1
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.requests = append(h.requests, *req)
-	return len(h.requests) - 1
-}
-
-func (h *FakeSTSHandler) finish(idx, status int, code, issued string) {
-	if idx < 0 {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if idx < len(h.requests) { // Reset may have run meanwhile
-		r := &h.requests[idx]
-		r.Status, r.ErrorCode, r.IssuedAccessKeyID = status, code, issued
-	}
-}
+func (h *FakeSTSHandler) Reset() { h.reset() }
 
 // ServeHTTP answers one STS query-API request.
 func (h *FakeSTSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.calls.Add(1)
 	reqID := newRequestID()
-
-	body, err := io.ReadAll(io.LimitReader(r.Body, stsMaxBody+1))
-	if err != nil {
-		return // the client went away
-	}
-	if len(body) > stsMaxBody {
-		h.perAction[3].Add(1)
-		writeSTSError(w, reqID, &STSError{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "Request body is too large"})
+	writeErr := func(e *QueryError) int { return writeSTSError(w, reqID, e) }
+	body, params, ok := h.read(r, writeErr)
+	if !ok {
 		return
 	}
-	params, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		params = url.Values{}
-	}
-	if len(body) > 0 {
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			h.perAction[3].Add(1)
-			writeSTSError(w, reqID, &STSError{Code: "MalformedQueryString", Message: "The query string is malformed"})
-			return
-		}
-		for k, v := range form {
-			params[k] = append(params[k], v...)
-		}
-	}
-
 	req := parseSTSRequest(params, r)
-	h.perAction[actionIndex(req.Action)].Add(1)
-	idx := h.record(&req)
-
-	if f := h.faults.next(req.Action); f != nil {
-		writeErr := func(e *QueryError) int { return writeSTSError(w, reqID, e) }
-		defaultMsg := func(code string) string { return defaultSTSMessage(code, &req, h.cfg.callerARN) }
-		if handled, status, code := applyFault(w, r, h.closed, reqID, f, writeErr, defaultMsg); handled {
-			h.finish(idx, status, code, "")
-			return
-		}
-	}
-
-	out, issued, serr := h.dispatch(r, body, &req, reqID)
-	if serr != nil {
-		status := writeSTSError(w, reqID, serr)
-		h.finish(idx, status, serr.Code, "")
+	defaultMsg := func(code string) string { return defaultSTSMessage(code, &req, h.cfg.callerARN) }
+	idx, handled := h.start(w, r, reqID, req.Action, &req, writeErr, defaultMsg)
+	if handled {
 		return
 	}
-	writeSTSOK(w, reqID, out)
-	putBuf(out)
-	h.finish(idx, http.StatusOK, "", issued)
+	out, issued, serr := h.dispatch(r, body, &req, reqID)
+	h.answer(w, reqID, idx, out, issued, serr, writeErr)
 }
 
 func (h *FakeSTSHandler) dispatch(r *http.Request, body []byte, req *STSRequest, reqID string) (out []byte, issued string, serr *STSError) {
-	switch req.Action {
-	case "":
-		return nil, "", &STSError{Code: "MissingAction", Message: "Missing Action"}
-	case ActionAssumeRole, ActionAssumeRoleWithWebIdentity, ActionGetCallerIdentity:
-	default:
-		return nil, "", &STSError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + req.Params.Get("Version")}
-	}
-	if v := req.Params.Get("Version"); v != stsVersion {
-		return nil, "", &STSError{Code: "InvalidAction", Message: "Could not find operation " + req.Action + " for version " + v}
-	}
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		return nil, "", &STSError{Status: http.StatusMethodNotAllowed, Code: "InvalidAction", Message: "Unsupported method " + r.Method}
+	known := slices.Contains(stsActions, req.Action)
+	if e := checkCall(r, req.Action, known, stsVersion, req.Params); e != nil {
+		return nil, "", e
 	}
 	switch req.Action {
 	case ActionAssumeRole:
@@ -430,21 +283,15 @@ func (h *FakeSTSHandler) assumeRole(r *http.Request, body []byte, req *STSReques
 		return nil, "", serr
 	}
 	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds)
-	buf := getBuf()
-	buf = append(buf, tmplAssumeRoleOpen...)
+	buf := resultOpen(stsXMLNS, ActionAssumeRole)
 	if req.SourceIdentity != "" {
-		buf = append(buf, "    <SourceIdentity>"...)
-		buf = appendXMLEscaped(buf, req.SourceIdentity)
-		buf = append(buf, "</SourceIdentity>\n"...)
+		buf = appendEl(buf, "    ", "SourceIdentity", req.SourceIdentity)
 	}
 	buf = appendRoleUserAndCreds(buf, sess, akid)
 	if n := packedPolicyPercent(req); n > 0 {
-		buf = append(buf, "    <PackedPolicySize>"...)
-		buf = strconv.AppendInt(buf, int64(n), 10)
-		buf = append(buf, "</PackedPolicySize>\n"...)
+		buf = appendEl(buf, "    ", "PackedPolicySize", strconv.Itoa(n))
 	}
-	buf = appendClose(buf, "AssumeRole", reqID)
-	return buf, akid, nil
+	return appendClose(buf, ActionAssumeRole, reqID), akid, nil
 }
 
 func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string) ([]byte, string, *STSError) {
@@ -477,19 +324,12 @@ func (h *FakeSTSHandler) assumeRoleWithWebIdentity(req *STSRequest, reqID string
 		return nil, "", serr
 	}
 	sess, akid := h.issue(role, req.RoleSessionName, req.DurationSeconds)
-	buf := getBuf()
-	buf = append(buf, tmplWebIdentityOpen...)
-	buf = append(buf, "    <SubjectFromWebIdentityToken>"...)
-	buf = appendXMLEscaped(buf, claims.Sub)
-	buf = append(buf, "</SubjectFromWebIdentityToken>\n    <Audience>"...)
-	buf = appendXMLEscaped(buf, claims.audience())
-	buf = append(buf, "</Audience>\n"...)
+	buf := resultOpen(stsXMLNS, ActionAssumeRoleWithWebIdentity)
+	buf = appendEl(buf, "    ", "SubjectFromWebIdentityToken", claims.Sub)
+	buf = appendEl(buf, "    ", "Audience", claims.audience())
 	buf = appendRoleUserAndCreds(buf, sess, akid)
-	buf = append(buf, "    <Provider>"...)
-	buf = appendXMLEscaped(buf, strings.TrimPrefix(claims.Iss, "https://"))
-	buf = append(buf, "</Provider>\n"...)
-	buf = appendClose(buf, "AssumeRoleWithWebIdentity", reqID)
-	return buf, akid, nil
+	buf = appendEl(buf, "    ", "Provider", strings.TrimPrefix(claims.Iss, "https://"))
+	return appendClose(buf, ActionAssumeRoleWithWebIdentity, reqID), akid, nil
 }
 
 func (h *FakeSTSHandler) getCallerIdentity(r *http.Request, body []byte, req *STSRequest, reqID string) ([]byte, string, *STSError) {
@@ -504,17 +344,11 @@ func (h *FakeSTSHandler) getCallerIdentity(r *http.Request, body []byte, req *ST
 	if caller != nil {
 		arn, userID, account = caller.arn, caller.userID, caller.account
 	}
-	buf := getBuf()
-	buf = append(buf, tmplCallerOpen...)
-	buf = append(buf, "    <Arn>"...)
-	buf = appendXMLEscaped(buf, arn)
-	buf = append(buf, "</Arn>\n    <UserId>"...)
-	buf = appendXMLEscaped(buf, userID)
-	buf = append(buf, "</UserId>\n    <Account>"...)
-	buf = appendXMLEscaped(buf, account)
-	buf = append(buf, "</Account>\n"...)
-	buf = appendClose(buf, "GetCallerIdentity", reqID)
-	return buf, "", nil
+	buf := resultOpen(stsXMLNS, ActionGetCallerIdentity)
+	buf = appendEl(buf, "    ", "Arn", arn)
+	buf = appendEl(buf, "    ", "UserId", userID)
+	buf = appendEl(buf, "    ", "Account", account)
+	return appendClose(buf, ActionGetCallerIdentity, reqID), "", nil
 }
 
 // issue mints credentials for role and remembers them unless recording is off.
@@ -589,60 +423,25 @@ func parseSTSRequest(p url.Values, r *http.Request) STSRequest {
 	}
 	req.PolicyARNs = members(p, "PolicyArns.member.", ".arn")
 	req.TransitiveTagKeys = members(p, "TransitiveTagKeys.member.", "")
-	for i := 1; ; i++ {
-		n := strconv.Itoa(i)
-		k, ok := p["Tags.member."+n+".Key"]
-		if !ok {
-			break
-		}
-		req.Tags = append(req.Tags, STSTag{Key: first(k), Value: p.Get("Tags.member." + n + ".Value")})
-	}
+	req.Tags = parseTags[STSTag](p)
 	if a, ok := parseSigV4Header(req.Authorization); ok {
 		req.AccessKeyID, req.Region = a.accessKeyID, a.region
 	}
 	return req
 }
 
-// members reads a query-protocol list: prefix1suffix, prefix2suffix, … up to
-// the first missing index.
-func members(p url.Values, prefix, suffix string) []string {
-	var out []string
-	for i := 1; ; i++ {
-		v, ok := p[prefix+strconv.Itoa(i)+suffix]
-		if !ok {
-			return out
-		}
-		out = append(out, first(v))
-	}
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
-}
-
 // FakeSTS is a FakeSTSHandler served by an httptest.Server on loopback.
 type FakeSTS struct {
 	*FakeSTSHandler
-	Server *httptest.Server
+	fakeServer
 }
 
 // NewFakeSTS starts a fake STS for the test; it is closed by t.Cleanup.
 func NewFakeSTS(t testing.TB, opts ...STSOption) *FakeSTS {
 	t.Helper()
 	h := NewFakeSTSHandler(opts...)
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		h.Close() // first, so hung handlers return and srv.Close does not wait
-		srv.Close()
-	})
-	return &FakeSTS{FakeSTSHandler: h, Server: srv}
+	return &FakeSTS{FakeSTSHandler: h, fakeServer: serveFake(t, h, h.Close)}
 }
-
-// URL returns the fake's base URL, e.g. http://127.0.0.1:40123.
-func (f *FakeSTS) URL() string { return f.Server.URL }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
@@ -653,13 +452,4 @@ func putBuf(b []byte) {
 		return
 	}
 	bufPool.Put(&b)
-}
-
-func writeSTSOK(w http.ResponseWriter, reqID string, out []byte) {
-	hdr := w.Header()
-	hdr["Content-Type"] = []string{"text/xml"}
-	hdr["X-Amzn-Requestid"] = []string{reqID}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
-	w.WriteHeader(http.StatusOK)
-	w.Write(out)
 }

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -21,7 +20,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -41,14 +39,23 @@ func clock() func() time.Time { return func() time.Time { return tNow } }
 // post sends a raw form to the fake and returns the status and body.
 func post(t *testing.T, base string, form url.Values, auth string) (*http.Response, []byte) {
 	t.Helper()
+	return postForm(t, base, form, "application/x-www-form-urlencoded", func(req *http.Request) {
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+	})
+}
+
+// postForm POSTs form to base with contentType, after prepare (which may
+// add headers), and returns the status and body.
+func postForm(t *testing.T, base string, form url.Values, contentType string, prepare func(*http.Request)) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
+	req.Header.Set("Content-Type", contentType)
+	prepare(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST: %v", err)
@@ -61,8 +68,13 @@ func post(t *testing.T, base string, form url.Values, auth string) (*http.Respon
 	return resp, body
 }
 
-func form(action string, kv ...string) url.Values {
-	v := url.Values{"Action": {action}, "Version": {"2011-06-15"}}
+// form is an STS query: action and the key, value pairs kv.
+func form(action string, kv ...string) url.Values { return queryForm(stsVersion, action, kv...) }
+
+// queryForm is a query-API form for action of version, with the key,
+// value pairs kv.
+func queryForm(version, action string, kv ...string) url.Values {
+	v := url.Values{"Action": {action}, "Version": {version}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		v.Set(kv[i], kv[i+1])
 	}
@@ -237,37 +249,34 @@ func TestFakeSTSErrors(t *testing.T) {
 	}
 }
 
+// stsClient is an SDK STS client on the fake in us-west-2, without retries.
 func stsClient(fake *FakeSTS, key, secret, token string) *sts.Client {
+	return stsAt(fake.URL(), "us-west-2", key, secret, token)
+}
+
+// stsAt is an SDK STS client on url, without retries.
+func stsAt(url, region, key, secret, token string) *sts.Client {
 	return sts.New(sts.Options{
-		Region:           "us-west-2",
-		BaseEndpoint:     aws.String(fake.URL()),
-		Credentials:      credentials.NewStaticCredentialsProvider(key, secret, token),
-		RetryMaxAttempts: 1,
+		Region:       region,
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
+		Retryer:      aws.NopRetryer{},
 	})
 }
 
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 func TestFakeSTSVerifiesSignatures(t *testing.T) {
-	now := tNow
-	var mu sync.Mutex
-	fake := NewFakeSTS(t, WithSTSKey(tKey, tSecret), WithSTSClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
+	clk := NewClock(tNow)
+	fake := NewFakeSTS(t, WithSTSKey(tKey, tSecret), WithSTSClock(clk.Now))
 	ctx := t.Context()
 	in := &sts.AssumeRoleInput{RoleArn: aws.String(tRole), RoleSessionName: aws.String("s1")}
 
 	if _, err := stsClient(fake, tKey, tSecret, "").AssumeRole(ctx, in); err != nil {
 		t.Fatalf("right key: got %v, want success", err)
 	}
-	if _, err := stsClient(fake, tKey, "wrong", "").AssumeRole(ctx, in); apiCode(err) != "SignatureDoesNotMatch" {
+	if _, err := stsClient(fake, tKey, "wrong", "").AssumeRole(ctx, in); APIErrorCode(err) != "SignatureDoesNotMatch" {
 		t.Errorf("wrong secret: got %v, want SignatureDoesNotMatch", err)
 	}
-	if _, err := stsClient(fake, "AKIAUNKNOWN000000000", tSecret, "").AssumeRole(ctx, in); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := stsClient(fake, "AKIAUNKNOWN000000000", tSecret, "").AssumeRole(ctx, in); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("unknown key: got %v, want InvalidClientTokenId", err)
 	}
 
@@ -285,17 +294,15 @@ func TestFakeSTSVerifiesSignatures(t *testing.T) {
 	if got, want := aws.ToString(id.Arn), "arn:aws:sts::123456789012:assumed-role/deploy/job-7"; got != want {
 		t.Errorf("got caller %q, want %q", got, want)
 	}
-	if _, err := stsClient(fake, *c.AccessKeyId, *c.SecretAccessKey, "forged").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "InvalidClientTokenId" {
+	if _, err := stsClient(fake, *c.AccessKeyId, *c.SecretAccessKey, "forged").GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "InvalidClientTokenId" {
 		t.Errorf("wrong session token: got %v, want InvalidClientTokenId", err)
 	}
 	chained := &sts.AssumeRoleInput{RoleArn: aws.String(tRole), RoleSessionName: aws.String("s2"), DurationSeconds: aws.Int32(7200)}
-	if _, err := issued.AssumeRole(ctx, chained); apiCode(err) != "ValidationError" {
+	if _, err := issued.AssumeRole(ctx, chained); APIErrorCode(err) != "ValidationError" {
 		t.Errorf("role chaining beyond 1h: got %v, want ValidationError", err)
 	}
-	mu.Lock()
-	now = now.Add(16 * time.Minute)
-	mu.Unlock()
-	if _, err := issued.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); apiCode(err) != "ExpiredToken" {
+	clk.Advance(16 * time.Minute)
+	if _, err := issued.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); APIErrorCode(err) != "ExpiredToken" {
 		t.Errorf("expired issued credentials: got %v, want ExpiredToken", err)
 	}
 }
@@ -372,7 +379,7 @@ func TestFakeSTSWebIdentity(t *testing.T) {
 	_, err = client.AssumeRoleWithWebIdentity(t.Context(), &sts.AssumeRoleWithWebIdentityInput{
 		RoleArn: aws.String(tRole), RoleSessionName: aws.String("s1"), WebIdentityToken: aws.String(evil),
 	})
-	if apiCode(err) != "IDPRejectedClaim" {
+	if APIErrorCode(err) != "IDPRejectedClaim" {
 		t.Errorf("got %v, want IDPRejectedClaim from the validator", err)
 	}
 }
@@ -478,11 +485,18 @@ func TestFakeSTSLatencyHangAndDrop(t *testing.T) {
 	for h.Calls() < 4 {
 		time.Sleep(time.Millisecond)
 	}
-	h.Close()
+	wantReleased(t, h.Close, done, 2*time.Second)
+}
+
+// wantReleased calls closeFake and fails unless a hung request returns
+// (done is closed, or sends) within d.
+func wantReleased[T any](t *testing.T, closeFake func(), done <-chan T, d time.Duration) {
+	t.Helper()
+	closeFake()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
-		t.Fatal("hung request still held 2s after Close")
+	case <-time.After(d):
+		t.Fatalf("hung request still held %v after Close", d)
 	}
 }
 

@@ -12,43 +12,18 @@ import (
 	"time"
 )
 
-// The XML pieces below are fixed; only escaped values are appended between
-// them, so the success path builds a response with a few appends into a
-// pooled buffer.
-const (
-	stsXMLNS            = `xmlns="https://sts.amazonaws.com/doc/2011-06-15/"`
-	tmplAssumeRoleOpen  = "<AssumeRoleResponse " + stsXMLNS + ">\n  <AssumeRoleResult>\n"
-	tmplWebIdentityOpen = "<AssumeRoleWithWebIdentityResponse " + stsXMLNS + ">\n  <AssumeRoleWithWebIdentityResult>\n"
-	tmplCallerOpen      = "<GetCallerIdentityResponse " + stsXMLNS + ">\n  <GetCallerIdentityResult>\n"
-	stsTimeFormat       = "2006-01-02T15:04:05Z"
-)
+const stsXMLNS = `xmlns="https://sts.amazonaws.com/doc/2011-06-15/"`
 
 func appendRoleUserAndCreds(buf []byte, s *stsSession, akid string) []byte {
-	buf = append(buf, "    <AssumedRoleUser>\n      <AssumedRoleId>"...)
-	buf = appendXMLEscaped(buf, s.userID)
-	buf = append(buf, "</AssumedRoleId>\n      <Arn>"...)
-	buf = appendXMLEscaped(buf, s.arn)
-	buf = append(buf, "</Arn>\n    </AssumedRoleUser>\n    <Credentials>\n      <AccessKeyId>"...)
-	buf = append(buf, akid...)
-	buf = append(buf, "</AccessKeyId>\n      <SecretAccessKey>"...)
-	buf = append(buf, s.secret...)
-	buf = append(buf, "</SecretAccessKey>\n      <SessionToken>"...)
-	buf = append(buf, s.token...)
-	buf = append(buf, "</SessionToken>\n      <Expiration>"...)
-	buf = s.expires.AppendFormat(buf, stsTimeFormat)
-	buf = append(buf, "</Expiration>\n    </Credentials>\n"...)
-	return buf
-}
-
-func appendClose(buf []byte, action, reqID string) []byte {
-	buf = append(buf, "  </"...)
-	buf = append(buf, action...)
-	buf = append(buf, "Result>\n  <ResponseMetadata>\n    <RequestId>"...)
-	buf = append(buf, reqID...)
-	buf = append(buf, "</RequestId>\n  </ResponseMetadata>\n</"...)
-	buf = append(buf, action...)
-	buf = append(buf, "Response>\n"...)
-	return buf
+	buf = append(buf, "    <AssumedRoleUser>\n"...)
+	buf = appendEl(buf, "      ", "AssumedRoleId", s.userID)
+	buf = appendEl(buf, "      ", "Arn", s.arn)
+	buf = append(buf, "    </AssumedRoleUser>\n    <Credentials>\n"...)
+	buf = appendEl(buf, "      ", "AccessKeyId", akid)
+	buf = appendEl(buf, "      ", "SecretAccessKey", s.secret)
+	buf = appendEl(buf, "      ", "SessionToken", s.token)
+	buf = appendTimeEl(buf, "      ", "Expiration", s.expires)
+	return append(buf, "    </Credentials>\n"...)
 }
 
 // writeSTSError writes an ErrorResponse the way STS does and returns the
@@ -107,36 +82,6 @@ func defaultSTSMessage(code string, req *STSRequest, callerARN string) string {
 	return code
 }
 
-// appendXMLEscaped appends s as XML character data. Characters XML cannot
-// carry become U+FFFD, as encoding/xml does.
-func appendXMLEscaped(buf []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		var esc string
-		switch {
-		case c == '&':
-			esc = "&amp;"
-		case c == '<':
-			esc = "&lt;"
-		case c == '>':
-			esc = "&gt;"
-		case c == '"':
-			esc = "&#34;"
-		case c == '\'':
-			esc = "&#39;"
-		case c < 0x20 && c != '\t' && c != '\n' && c != '\r':
-			esc = "\uFFFD"
-		default:
-			continue
-		}
-		buf = append(buf, s[start:i]...)
-		buf = append(buf, esc...)
-		start = i + 1
-	}
-	return append(buf, s[start:]...)
-}
-
 const base32Upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 // newAccessKeyID returns ASIA + 16 characters of AWS's key-id alphabet.
@@ -144,19 +89,27 @@ func newAccessKeyID() string { return newKeyID("ASIA") }
 
 // newKeyID returns a 4-character prefix (ASIA, AKIA) + 16 characters of
 // AWS's key-id alphabet.
-func newKeyID(prefix string) string {
-	var b [20]byte
-	copy(b[:4], prefix)
-	x, y := rand.Uint64(), rand.Uint64()
-	for i := 4; i < 16; i++ {
-		b[i] = base32Upper[x&31]
-		x >>= 5
+func newKeyID(prefix string) string { return awsID(prefix, 16, rand.Uint64(), rand.Uint64()) }
+
+// newUniqueID returns a principal id: a 4-character prefix (AIDA, AGPA) and
+// 17 characters of AWS's id alphabet.
+func newUniqueID(prefix string) string { return awsID(prefix, 17, rand.Uint64(), rand.Uint64()) }
+
+// awsID returns prefix and n (at most 24) characters of AWS's id alphabet,
+// the first 12 drawn from the bits of x, the rest from y.
+func awsID(prefix string, n int, x, y uint64) string {
+	var a [32]byte
+	b := append(a[:0], prefix...)
+	for i := range n {
+		if i < 12 {
+			b = append(b, base32Upper[x&31])
+			x >>= 5
+		} else {
+			b = append(b, base32Upper[y&31])
+			y >>= 5
+		}
 	}
-	for i := 16; i < 20; i++ {
-		b[i] = base32Upper[y&31]
-		y >>= 5
-	}
-	return string(b[:])
+	return string(b)
 }
 
 // newSecretKey returns 40 base64 characters, the shape of an AWS secret key.
@@ -212,17 +165,7 @@ func stableID(s string) string {
 	h := fnv.New128a()
 	h.Write([]byte(s))
 	sum := h.Sum(nil)
-	x, y := binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:])
-	var b [17]byte
-	for i := 0; i < 12; i++ {
-		b[i] = base32Upper[x&31]
-		x >>= 5
-	}
-	for i := 12; i < 17; i++ {
-		b[i] = base32Upper[y&31]
-		y >>= 5
-	}
-	return string(b[:])
+	return awsID("", 17, binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:]))
 }
 
 type roleARN struct {

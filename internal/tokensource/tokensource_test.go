@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	"github.com/keyferry/keyferry/internal/testutil"
+)
 
 func TestAutoOrder(t *testing.T) {
 	dir := t.TempDir()
@@ -30,7 +30,7 @@ func TestAutoOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := New(Options{Getenv: envOf(tt.env)})
+			s, err := New(Options{Getenv: testutil.Env(tt.env)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,7 +42,7 @@ func TestAutoOrder(t *testing.T) {
 }
 
 func TestAutoNothingFound(t *testing.T) {
-	_, err := New(Options{Getenv: envOf(nil)})
+	_, err := New(Options{Getenv: testutil.Env(nil)})
 	if err == nil {
 		t.Fatal("got nil, want an error")
 	}
@@ -91,7 +91,7 @@ func TestGitHubActions(t *testing.T) {
 	}))
 	defer srv.Close()
 	env := map[string]string{EnvGitHubURL: srv.URL + "/token?api-version=2.0", EnvGitHubReqToken: "reqtok"}
-	s, err := New(Options{Kind: "github", Getenv: envOf(env), BrokerAddr: "https://keyferry.example.com"})
+	s, err := New(Options{Kind: "github", Getenv: testutil.Env(env), BrokerAddr: "https://keyferry.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +103,12 @@ func TestGitHubActions(t *testing.T) {
 		t.Errorf("got token %q audience %q api-version %q", tok, gotAud, gotAPI)
 	}
 	env[EnvAudience] = "custom-aud"
-	s, _ = New(Options{Kind: "github", Getenv: envOf(env), BrokerAddr: "https://keyferry.example.com"})
+	s, _ = New(Options{Kind: "github", Getenv: testutil.Env(env), BrokerAddr: "https://keyferry.example.com"})
 	if _, err := s.Token(context.Background()); err != nil || gotAud != "custom-aud" {
 		t.Errorf("KEYFERRY_AUDIENCE: got %q (%v)", gotAud, err)
 	}
 	env[EnvGitHubReqToken] = "wrong"
-	s, _ = New(Options{Kind: "github", Getenv: envOf(env)})
+	s, _ = New(Options{Kind: "github", Getenv: testutil.Env(env)})
 	_, err = s.Token(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("got %v, want a 401 error without the request token", err)
@@ -116,7 +116,7 @@ func TestGitHubActions(t *testing.T) {
 }
 
 func TestUnknownKind(t *testing.T) {
-	if _, err := New(Options{Kind: "vault", Getenv: envOf(nil)}); err == nil || !strings.Contains(err.Error(), "github") {
+	if _, err := New(Options{Kind: "vault", Getenv: testutil.Env(nil)}); err == nil || !strings.Contains(err.Error(), "github") {
 		t.Errorf("got %v, want an error listing the kinds", err)
 	}
 }

@@ -58,38 +58,73 @@ const (
 // broker tests of this binary; every test starts its own keyferry server
 // (which takes well under a second) against it.
 var brokerStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
-	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
-	return peers.SeaweedConfig{
-		Policies:  map[string]json.RawMessage{"PutCiBucket": putCI},
-		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(kfProvider, kfClientID)},
-		Roles: []peers.SeaweedRole{
-			{Name: kfCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true},
-			{Name: kfWIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true, Audience: kfClientID},
-		},
-		Buckets: []string{kfCIBucket, kfOtherBkt},
-	}
+	cfg := putCIStack(idp.SeaweedProvider(kfProvider, kfClientID), kfCIRole, kfCIBucket, kfOtherBkt)
+	cfg.Roles = append(cfg.Roles, putCIRole(peers.SeaweedRole{Name: kfWIRole, TrustWebIdentity: true, Audience: kfClientID}))
+	return cfg
 })
 
-type brokerPeers struct {
+func getBrokerPeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, brokerStack) }
+
+// putCIBucket is the policy of a role or user that may put into ci-bucket
+// and nowhere else.
+const putCIBucket = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`
+
+// putCIStack is the SeaweedFS config of a shared stack: provider, the role
+// assumeRole that the admin identity may assume and that may put into
+// ci-bucket, and buckets. Add roles with putCIRole.
+func putCIStack(provider peers.SeaweedOIDCProvider, assumeRole string, buckets ...string) peers.SeaweedConfig {
+	return peers.SeaweedConfig{
+		Policies:  putCIPolicies(),
+		Providers: []peers.SeaweedOIDCProvider{provider},
+		Roles:     []peers.SeaweedRole{putCIRole(peers.SeaweedRole{Name: assumeRole, TrustAssumeRole: true})},
+		Buckets:   buckets,
+	}
+}
+
+// putCIRole is r with the PutCiBucket policy (putCIPolicies) attached.
+func putCIRole(r peers.SeaweedRole) peers.SeaweedRole {
+	r.AttachedPolicies = []string{"PutCiBucket"}
+	return r
+}
+
+// putCIPolicies are the SeaweedFS policies of the roles that may put into
+// ci-bucket: PutCiBucket.
+func putCIPolicies() map[string]json.RawMessage {
+	return map[string]json.RawMessage{"PutCiBucket": json.RawMessage(putCIBucket)}
+}
+
+// stackPeers gives the tests short names for a shared stack.
+type stackPeers struct {
 	idp *peers.IdP
 	sw  *peers.SeaweedFS
 }
 
-func getBrokerPeers(t *testing.T) brokerPeers {
+// assumeRole returns SeaweedFS's credentials for role, assumed by the
+// admin identity, or fails the test.
+func (p stackPeers) assumeRole(t *testing.T, role, session string) aws.Credentials {
+	t.Helper()
+	creds, err := p.sw.AssumeRole(testContext(t), role, session)
+	if err != nil {
+		t.Fatalf("AssumeRole: %v", err)
+	}
+	return creds
+}
+
+// getStack returns the peers of a shared stack, started on first use.
+func getStack(t *testing.T, stack *peers.Shared[*peers.Stack]) stackPeers {
 	t.Helper()
 	start := time.Now()
-	s := brokerStack.Get(t)
+	s := stack.Get(t)
 	if d := time.Since(start); d > time.Second {
 		t.Logf("started the shared IdP + SeaweedFS in %s", d.Round(10*time.Millisecond))
 	}
-	return brokerPeers{idp: s.IdP, sw: s.SeaweedFS}
+	return stackPeers{idp: s.IdP, sw: s.SeaweedFS}
 }
 
 // startDevBroker starts `keyferry server --dev` holding SeaweedFS's admin
 // key (the broker's own AWS identity for AssumeRole) and using SeaweedFS
 // as its STS.
-func startDevBroker(t *testing.T, p brokerPeers) *broker {
+func startDevBroker(t *testing.T, p stackPeers) *broker {
 	t.Helper()
 	return startBroker(t, brokerOptions{
 		Dev: true, AWSAccessKey: p.sw.AdminAccessKey, AWSSecretKey: p.sw.AdminSecretKey, STSEndpoint: p.sw.Endpoint,
@@ -127,7 +162,7 @@ aws:
 // idpIssuerFile is the keyferry issuer document for the TLS IdP: kind
 // gitlab, its CA, and the audience SeaweedFS expects (so that the same
 // token is accepted by keyferry and, forwarded, by SeaweedFS's STS).
-func idpIssuerFile(t *testing.T, p brokerPeers) string {
+func idpIssuerFile(t *testing.T, p stackPeers) string {
 	t.Helper()
 	doc, err := json.Marshal(map[string]any{
 		"name": kfIdPIssuer, "kind": "gitlab", "url": p.idp.Issuer,
@@ -141,7 +176,7 @@ func idpIssuerFile(t *testing.T, p brokerPeers) string {
 
 // manifestYAML is a `keyferry apply` manifest: the TLS IdP's issuer (as a
 // JSON flow mapping, for its PEM) and the given role documents.
-func manifestYAML(t *testing.T, p brokerPeers, roles ...string) string {
+func manifestYAML(t *testing.T, p stackPeers, roles ...string) string {
 	t.Helper()
 	issuer, err := os.ReadFile(idpIssuerFile(t, p))
 	if err != nil {
@@ -164,7 +199,7 @@ func manifestYAML(t *testing.T, p brokerPeers, roles ...string) string {
 // idpToken signs a GitLab-shaped job token with the TLS IdP. The audience
 // is a single string: SeaweedFS only sets oidc:aud from a string aud (see
 // TestPeersWebIdentity), and wi-role's trust policy conditions on it.
-func idpToken(p brokerPeers, edit func(o *devissuer.GitLabOptions)) string {
+func idpToken(p stackPeers, edit func(o *devissuer.GitLabOptions)) string {
 	o := devissuer.GitLabOptions{ProjectPath: kfProject, Audience: []string{kfClientID}}
 	if edit != nil {
 		edit(&o)
@@ -1085,10 +1120,10 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 		host, len(body), body[:10])
 	time.Sleep(300 * time.Millisecond) // the server reads the headers and starts the handler
 	sigterm := time.Now()
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := b.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if b.wait(time.Second) {
+	if b.Wait(time.Second) {
 		t.Fatalf("the server exited (code %d) with a request in flight", b.exitCode())
 	}
 	if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
@@ -1109,7 +1144,7 @@ func TestBrokerLeaseLifecycle(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || inflight.Credentials.AccessKeyID == "" {
 		t.Errorf("in-flight request during shutdown: got %d (key %q), want 200 with credentials", resp.StatusCode, inflight.Credentials.AccessKeyID)
 	}
-	if !b.wait(5 * time.Second) {
+	if !b.Wait(5 * time.Second) {
 		t.Errorf("the server did not exit within 5s of SIGTERM")
 	}
 	if code, took := b.exitCode(), time.Since(sigterm); code != 0 {
@@ -1169,8 +1204,8 @@ func TestServerInitAndListenSafety(t *testing.T) {
 
 	// Before init, the server refuses to start.
 	b := startBroker(t, brokerOptions{Dir: dir, ExpectExit: true})
-	if code := b.exitCode(); code == 0 || !strings.Contains(tail(b.Stderr, 20), "keyferry server init") {
-		t.Errorf("server on an uninitialised store: exit %d, stderr %q; want a failure pointing at `keyferry server init`", code, tail(b.Stderr, 5))
+	if code := b.exitCode(); code == 0 || !strings.Contains(peers.LogTail(b.Stderr, 20), "keyferry server init") {
+		t.Errorf("server on an uninitialised store: exit %d, stderr %q; want a failure pointing at `keyferry server init`", code, peers.LogTail(b.Stderr, 5))
 	}
 
 	res := kfRun(t, nil, append([]string{"server", "init"}, storeArgs...)...)
@@ -1219,7 +1254,7 @@ func TestServerInitAndListenSafety(t *testing.T) {
 	defer hold.Close()
 	port := strconv.Itoa(hold.Addr().(*net.TCPAddr).Port)
 	b = startBroker(t, brokerOptions{Dir: dir, Listen: "0.0.0.0:" + port, ExpectExit: true})
-	stderr := tail(b.Stderr, 20)
+	stderr := peers.LogTail(b.Stderr, 20)
 	if code := b.exitCode(); code == 0 || !strings.Contains(stderr, "plain HTTP") || !strings.Contains(stderr, "0.0.0.0:"+port) {
 		t.Errorf("server --listen 0.0.0.0:%s without TLS: exit %d, stderr %q; want a refusal about plain HTTP on that address", port, code, stderr)
 	}
@@ -1229,7 +1264,7 @@ func TestServerInitAndListenSafety(t *testing.T) {
 	// --insecure-http.
 	for _, extra := range [][]string{nil, {"--insecure-http"}} {
 		b = startBroker(t, brokerOptions{Dev: true, Listen: "0.0.0.0:" + port, Args: extra, ExpectExit: true})
-		stderr := tail(b.Stderr, 20)
+		stderr := peers.LogTail(b.Stderr, 20)
 		if code := b.exitCode(); code == 0 || strings.Contains(stderr, "address already in use") ||
 			!(strings.Contains(stderr, "plain HTTP") || strings.Contains(stderr, "loopback")) {
 			t.Errorf("server --dev --listen 0.0.0.0:%s %v: exit %d, stderr %q; want a refusal before binding", port, extra, code, stderr)

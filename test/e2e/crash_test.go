@@ -78,7 +78,7 @@ func (r *crashRun) kill(why string) {
 	r.killOnce.Do(func() {
 		r.killedAt, r.killWhy = time.Now(), why
 		r.inFlight = r.proxy.inFlight()
-		if err := r.b.cmd.Process.Kill(); err != nil {
+		if err := r.b.Cmd.Process.Kill(); err != nil {
 			r.t.Errorf("kill -9 the broker: %v", err)
 		}
 		close(r.killed)
@@ -197,8 +197,8 @@ func testCrashMoment(t *testing.T, p iamPeer, m crashMoment) {
 		r.kill("never: the burst ended first")
 		t.Fatalf("the kill moment was never reached in a burst of %d", crashBurst)
 	}
-	r.b.wait(10 * time.Second)
-	if r.b.running() {
+	r.b.Wait(10 * time.Second)
+	if r.b.Running() {
 		t.Fatal("the broker survived SIGKILL")
 	}
 	r.proxy.waitIdle() // calls the test held are settled before the restart
@@ -415,7 +415,7 @@ func testKillDuringRevocation(t *testing.T, p iamPeer, proxy *iamProxy, dir, con
 		if action == "DeleteUser" && n == killAt {
 			once.Do(func() {
 				inFlight = proxy.inFlight()
-				b.cmd.Process.Kill()
+				b.Cmd.Process.Kill()
 				close(killed)
 			})
 		}
@@ -428,7 +428,7 @@ func testKillDuringRevocation(t *testing.T, p iamPeer, proxy *iamProxy, dir, con
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the drain never reached DeleteUser #%d", killAt-base)
 	}
-	b.wait(10 * time.Second)
+	b.Wait(10 * time.Second)
 	proxy.waitIdle()
 	proxy.setHooks(nil, nil)
 	killedAfter := time.Since(start)

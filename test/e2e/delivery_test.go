@@ -128,7 +128,7 @@ func exceptionFor(channel, client string) *cellException {
 
 // matrix is what every cell shares: the peers and one broker with role ci.
 type matrix struct {
-	p brokerPeers
+	p stackPeers
 	b *broker
 }
 
@@ -409,7 +409,7 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 	t.Helper()
 	dir := t.TempDir()
 	s := &serveProc{broker: &broker{
-		Dir: dir, Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr"), exited: make(chan struct{}),
+		Dir: dir, Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr"),
 	}}
 	env := append(brokerEnv(t.TempDir()), b.env("KEYFERRY_ID_TOKEN="+jobToken)...)
 	args = append([]string{"serve", "--role", "ci"}, args...)
@@ -418,7 +418,7 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 	}
 	t.Cleanup(func() {
 		if code, took := s.stop(10 * time.Second); code != 0 {
-			t.Errorf("keyferry serve after SIGTERM: exit %d in %s, want 0; stderr:\n%s", code, took.Round(time.Millisecond), tail(s.Stderr, 20))
+			t.Errorf("keyferry serve after SIGTERM: exit %d in %s, want 0; stderr:\n%s", code, took.Round(time.Millisecond), peers.LogTail(s.Stderr, 20))
 		}
 	})
 	// The variables serve prints for its --endpoints (default both).
@@ -448,11 +448,11 @@ func startServe(t *testing.T, b *broker, jobToken string, args ...string) *serve
 		if s.addr != "" && !slices.ContainsFunc(want, func(k string) bool { return s.exports[k] == "" }) {
 			return s
 		}
-		if !s.running() {
-			t.Fatalf("keyferry serve exited (code %d): stderr:\n%s", s.exitCode(), tail(s.Stderr, 20))
+		if !s.Running() {
+			t.Fatalf("keyferry serve exited (code %d): stderr:\n%s", s.exitCode(), peers.LogTail(s.Stderr, 20))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("keyferry serve printed no endpoint within 15s: stdout %q, stderr:\n%s", readFileErr(s.Stdout), tail(s.Stderr, 20))
+			t.Fatalf("keyferry serve printed no endpoint within 15s: stdout %q, stderr:\n%s", readFileErr(s.Stdout), peers.LogTail(s.Stderr, 20))
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -767,7 +767,7 @@ func TestDeliveryCredentialProcessConcurrency(t *testing.T) {
 	}
 }
 
-func credentialProcessConcurrency(t *testing.T, p brokerPeers, b *broker, job string) {
+func credentialProcessConcurrency(t *testing.T, p stackPeers, b *broker, job string) {
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	env := credentialProcessProfile(t, b, b.devToken(t, "--project", kfProject, "--job-id", job), cacheDir)
 	file := writeFile(t, "artifact.txt", "concurrent artifact\n")
@@ -908,11 +908,9 @@ type loopLine struct {
 // clients refetch from the exec endpoint by themselves.
 func TestDeliveryLongJobRefresh(t *testing.T) {
 	t.Parallel()
-	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
 	sw := peers.StartSeaweedFS(t, peers.SeaweedConfig{
-		Policies:         map[string]json.RawMessage{"PutCiBucket": putCI},
-		Roles:            []peers.SeaweedRole{{Name: kfCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true}},
+		Policies:         putCIPolicies(),
+		Roles:            []peers.SeaweedRole{putCIRole(peers.SeaweedRole{Name: kfCIRole, TrustAssumeRole: true})},
 		Buckets:          []string{kfCIBucket},
 		MaxSessionLength: longJobSession,
 	})

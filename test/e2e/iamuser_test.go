@@ -502,10 +502,10 @@ func testIAMUserLifecycle(t *testing.T, p iamPeer) {
 	down.writeRole(t, downRole.yaml())
 	c3 := down.iamJobCreds(t, downRole.Name, down.devToken(t, "--project", "group/iam", "--job-id", "503"))
 	l3 := down.leaseByKey(t, c3.AccessKeyID)
-	if err := down.cmd.Process.Kill(); err != nil {
+	if err := down.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	down.wait(10 * time.Second)
+	down.Wait(10 * time.Second)
 	if left := time.Until(c1.Expiration); left < 50*time.Second || left > 61*time.Second {
 		t.Errorf("AWS_CREDENTIAL_EXPIRATION is %s away, want the role's ttl of 1m", left.Round(time.Second))
 	}

@@ -18,7 +18,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -27,11 +26,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -64,17 +61,9 @@ var keyferryBinary = sync.OnceValues(func() (string, error) {
 		}
 		return abs, nil
 	}
-	goBin, err := exec.LookPath("go")
+	goBin, root, err := peers.GoModule()
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the keyferry module: set " + keyferryEnv)
+		return "", fmt.Errorf("%w: set %s", err, keyferryEnv)
 	}
 	dir, err := os.MkdirTemp("", "keyferry-e2e-bin-")
 	if err != nil {
@@ -85,7 +74,7 @@ var keyferryBinary = sync.OnceValues(func() (string, error) {
 	builtDirMu.Unlock()
 	bin := filepath.Join(dir, "keyferry")
 	build := exec.Command(goBin, "build", "-o", bin, "./cmd/keyferry")
-	build.Dir = filepath.Dir(gomod)
+	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/keyferry: %w\n%s", err, out)
 	}
@@ -166,9 +155,7 @@ type broker struct {
 	Stdout     string // path of the captured stdout
 	Stderr     string // path of the captured stderr (the JSON log)
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
+	*peers.Child
 }
 
 // brokerReadyTimeout bounds start-up; keyferry is ready in well under a
@@ -190,7 +177,6 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 		Dir:       opts.Dir,
 		StoreURL:  "bolt://" + filepath.Join(opts.Dir, "keyferry.db"),
 		AuditPath: filepath.Join(opts.Dir, "audit.log"),
-		exited:    make(chan struct{}),
 	}
 	logDir := t.TempDir()
 	b.Stdout, b.Stderr = filepath.Join(logDir, "stdout"), filepath.Join(logDir, "stderr")
@@ -223,16 +209,16 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 	}
 	t.Logf("keyferry %s", strings.Join(args, " "))
 	t.Cleanup(func() {
-		if b.running() {
+		if b.Running() {
 			b.stop(10 * time.Second)
 		}
 		if t.Failed() {
-			t.Logf("keyferry server log (%s):\n%s", b.Stderr, tail(b.Stderr, 40))
+			t.Logf("keyferry server log (%s):\n%s", b.Stderr, peers.LogTail(b.Stderr, 40))
 		}
 	})
 	if opts.ExpectExit {
 		select {
-		case <-b.exited:
+		case <-b.Exited():
 		case <-time.After(brokerReadyTimeout):
 			b.stop(time.Second)
 			t.Fatalf("keyferry server did not exit within %s", brokerReadyTimeout)
@@ -241,7 +227,7 @@ func startBroker(t *testing.T, opts brokerOptions) *broker {
 	}
 	if err := b.waitReady(); err != nil {
 		b.stop(time.Second)
-		t.Fatalf("keyferry server: %v\nstderr:\n%s\nstdout:\n%s", err, tail(b.Stderr, 30), tail(b.Stdout, 30))
+		t.Fatalf("keyferry server: %v\nstderr:\n%s\nstdout:\n%s", err, peers.LogTail(b.Stderr, 30), peers.LogTail(b.Stdout, 30))
 	}
 	return b
 }
@@ -271,25 +257,11 @@ func (b *broker) start(bin string, args, env []string) error {
 	cmd.Env = env
 	cmd.Dir = b.Dir
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// The parent-death signal belongs to the thread that forked the
-	// child: start and reap it on one locked thread (as peers does).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	b.cmd = cmd
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(b.exited)
-			return
-		}
-		started <- nil
-		b.waitErr = cmd.Wait()
+	b.Child, err = peers.StartChild(cmd, func() {
 		stdout.Close()
 		stderr.Close()
-		close(b.exited)
-	}()
-	return <-started
+	})
+	return err
 }
 
 // waitReady reads the listen address from the "keyferry server ready" log
@@ -306,8 +278,8 @@ func (b *broker) waitReady() error {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
 	for time.Now().Before(deadline) {
-		if !b.running() {
-			return fmt.Errorf("exited during start-up: %v", b.waitErr)
+		if !b.Running() {
+			return fmt.Errorf("exited during start-up: %v", b.WaitErr())
 		}
 		if b.URL == "" {
 			for _, l := range logLines(b.Stderr) {
@@ -332,46 +304,21 @@ func (b *broker) waitReady() error {
 	return fmt.Errorf("not ready after %s", brokerReadyTimeout)
 }
 
-func (b *broker) running() bool {
-	select {
-	case <-b.exited:
-		return false
-	default:
-		return true
-	}
-}
-
 // stop sends SIGTERM and waits up to grace, then kills. It returns the
 // exit code (-1 if killed by a signal) and how long the exit took.
 func (b *broker) stop(grace time.Duration) (code int, took time.Duration) {
 	start := time.Now()
-	if b.running() {
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		if !b.wait(grace) {
-			b.cmd.Process.Kill()
-			<-b.exited
-		}
-	}
+	b.Stop(grace)
 	return b.exitCode(), time.Since(start)
-}
-
-// wait reports whether the process exits within d.
-func (b *broker) wait(d time.Duration) bool {
-	select {
-	case <-b.exited:
-		return true
-	case <-time.After(d):
-		return false
-	}
 }
 
 // exitCode is the exit status of an exited broker (-1: killed by a signal).
 func (b *broker) exitCode() int {
-	<-b.exited
-	if b.cmd.ProcessState == nil {
+	<-b.Exited()
+	if b.Cmd.ProcessState == nil {
 		return -1
 	}
-	return b.cmd.ProcessState.ExitCode()
+	return b.Cmd.ProcessState.ExitCode()
 }
 
 // env is the environment of a CLI command talking to this broker.
@@ -633,14 +580,4 @@ func logLines(path string) []map[string]any {
 		}
 	}
 	return out
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

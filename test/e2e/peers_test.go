@@ -10,7 +10,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
+	"github.com/keyferry/keyferry/internal/testutil"
 	"github.com/keyferry/keyferry/test/e2e/peers"
 )
 
@@ -42,36 +41,15 @@ const (
 // smokeStack is one IdP and one SeaweedFS trusting it, shared by the smoke
 // tests of this binary (SeaweedFS takes ~4 s to start).
 var smokeStack = peers.SharedStack(func(idp *peers.IdP) peers.SeaweedConfig {
-	putCI := json.RawMessage(`{"Version":"2012-10-17","Statement":[
-		{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`)
-	return peers.SeaweedConfig{
-		Policies:  map[string]json.RawMessage{"PutCiBucket": putCI},
-		Providers: []peers.SeaweedOIDCProvider{idp.SeaweedProvider(smokeProvider, smokeClientID)},
-		Roles: []peers.SeaweedRole{
-			{Name: smokeCIRole, AttachedPolicies: []string{"PutCiBucket"}, TrustAssumeRole: true},
-			{Name: smokeGHRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true, Audience: smokeClientID},
-			{Name: smokeOtherAudRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true, Audience: "someone-else"},
-			{Name: smokeAnyAudRole, AttachedPolicies: []string{"PutCiBucket"}, TrustWebIdentity: true},
-		},
-		Buckets: []string{smokeCIBucket, smokeOtherBucket},
-	}
+	cfg := putCIStack(idp.SeaweedProvider(smokeProvider, smokeClientID), smokeCIRole, smokeCIBucket, smokeOtherBucket)
+	cfg.Roles = append(cfg.Roles,
+		putCIRole(peers.SeaweedRole{Name: smokeGHRole, TrustWebIdentity: true, Audience: smokeClientID}),
+		putCIRole(peers.SeaweedRole{Name: smokeOtherAudRole, TrustWebIdentity: true, Audience: "someone-else"}),
+		putCIRole(peers.SeaweedRole{Name: smokeAnyAudRole, TrustWebIdentity: true}))
+	return cfg
 })
 
-// smokePeers gives the smoke tests short names for the shared stack.
-type smokePeers struct {
-	idp *peers.IdP
-	sw  *peers.SeaweedFS
-}
-
-func getSmokePeers(t *testing.T) smokePeers {
-	t.Helper()
-	start := time.Now()
-	s := smokeStack.Get(t)
-	if d := time.Since(start); d > time.Second {
-		t.Logf("started the shared IdP + SeaweedFS in %s", d.Round(10*time.Millisecond))
-	}
-	return smokePeers{idp: s.IdP, sw: s.SeaweedFS}
-}
+func getSmokePeers(t *testing.T) stackPeers { t.Helper(); return getStack(t, smokeStack) }
 
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -229,12 +207,7 @@ func callerARN(t *testing.T, stdout string) string {
 // by S3 exactly as the role's policy says.
 func TestPeersClientsWithRoleCredentials(t *testing.T) {
 	p := getSmokePeers(t)
-	ctx := testContext(t)
-	creds, err := p.sw.AssumeRole(ctx, smokeCIRole, "smoke-clients")
-	if err != nil {
-		t.Fatalf("AssumeRole: %v", err)
-	}
-	env := peers.CredsEnv(creds, p.sw.Region)
+	env := peers.CredsEnv(p.assumeRole(t, smokeCIRole, "smoke-clients"), p.sw.Region)
 
 	for _, c := range smokeClients {
 		t.Run(c.name, func(t *testing.T) {
@@ -259,11 +232,7 @@ func TestPeersClientsWithRoleCredentials(t *testing.T) {
 // TestPeersClientsWithBadCredentials: SeaweedFS checks SigV4 for real.
 func TestPeersClientsWithBadCredentials(t *testing.T) {
 	p := getSmokePeers(t)
-	ctx := testContext(t)
-	creds, err := p.sw.AssumeRole(ctx, smokeCIRole, "smoke-bad")
-	if err != nil {
-		t.Fatalf("AssumeRole: %v", err)
-	}
+	creds := p.assumeRole(t, smokeCIRole, "smoke-bad")
 	wrongSecret := creds
 	wrongSecret.SecretAccessKey = strings.ToUpper(creds.SecretAccessKey[:4]) + creds.SecretAccessKey[4:] + "x"
 	unknownKey := aws.Credentials{AccessKeyID: "AKIA0000000000UNKNWN", SecretAccessKey: "0123456789abcdef0123456789abcdef01234567"}
@@ -281,15 +250,6 @@ func TestPeersClientsWithBadCredentials(t *testing.T) {
 			}
 		})
 	}
-}
-
-// apiErrorCode returns the AWS error code of an SDK error, or "".
-func apiErrorCode(err error) string {
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		return api.ErrorCode()
-	}
-	return ""
 }
 
 // TestPeersWebIdentity: SeaweedFS's AssumeRoleWithWebIdentity verifies a
@@ -400,7 +360,7 @@ func TestPeersWebIdentity(t *testing.T) {
 			if err == nil {
 				t.Fatal("AssumeRoleWithWebIdentity succeeded, want an error")
 			}
-			if got := apiErrorCode(err); got != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
+			if got := testutil.APIErrorCode(err); got != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("got %q (%v), want %s containing %q", got, err, tc.wantCode, tc.wantMsg)
 			}
 		})
@@ -469,24 +429,7 @@ func TestPeersIAMUserKeys(t *testing.T) {
 	ctx := testContext(t)
 	iamc := p.sw.IAMClient(p.sw.AdminCredentials())
 	user := "kf-smoke-" + time.Now().Format("150405")
-
-	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
-		UserName:       aws.String(user),
-		PolicyName:     aws.String("put-ci"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`),
-	}); err != nil {
-		t.Fatalf("PutUserPolicy: %v", err)
-	}
-	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
-	if err != nil {
-		t.Fatalf("CreateAccessKey: %v", err)
-	}
-	id := aws.ToString(key.AccessKey.AccessKeyId)
-	t.Logf("IAM access key id %q", id)
-	env := peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, p.sw.Region)
+	id, env := newPutCIUser(ctx, t, iamc, user, p.sw.Region)
 
 	if res := peers.AWSCLIv2(t, env, "s3", "cp", "-", "s3://ci-bucket/"+uniqueKey(t, "iam"), "--endpoint-url", p.sw.Endpoint); !res.OK() {
 		t.Errorf("put with a fresh IAM key: %s", res)
@@ -499,7 +442,7 @@ func TestPeersIAMUserKeys(t *testing.T) {
 	if _, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)}); err == nil {
 		t.Errorf("DeleteUser with an access key left: succeeded, want an error")
 	} else {
-		t.Logf("DeleteUser with a key left: %s: %v", apiErrorCode(err), err)
+		t.Logf("DeleteUser with a key left: %s: %v", testutil.APIErrorCode(err), err)
 	}
 	if _, err := iamc.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(id)}); err != nil {
 		t.Fatalf("DeleteAccessKey: %v", err)
@@ -513,6 +456,30 @@ func TestPeersIAMUserKeys(t *testing.T) {
 	if _, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)}); err != nil {
 		t.Errorf("DeleteUser with a policy left: %v (SeaweedFS 4.53 allowed it)", err)
 	}
+}
+
+// newPutCIUser creates user with the inline policy put-ci (putCIBucket)
+// and an access key, and returns the key's id and the environment that
+// signs with it in region.
+func newPutCIUser(ctx context.Context, t *testing.T, iamc *iam.Client, user, region string) (string, []string) {
+	t.Helper()
+	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
+		UserName:       aws.String(user),
+		PolicyName:     aws.String("put-ci"),
+		PolicyDocument: aws.String(putCIBucket),
+	}); err != nil {
+		t.Fatalf("PutUserPolicy: %v", err)
+	}
+	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+	if err != nil {
+		t.Fatalf("CreateAccessKey: %v", err)
+	}
+	id := aws.ToString(key.AccessKey.AccessKeyId)
+	t.Logf("access key id %q (%d chars)", id, len(id))
+	return id, peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, region)
 }
 
 // TestPeersTwoInstances: two SeaweedFS instances run side by side (every
@@ -531,7 +498,7 @@ func TestPeersTwoInstances(t *testing.T) {
 		t.Errorf("HeadBucket on its own instance: %v", err)
 	}
 	_, err := b.S3Client(a.AdminCredentials()).ListBuckets(ctx, &s3.ListBucketsInput{})
-	if got := apiErrorCode(err); got != "InvalidAccessKeyId" {
+	if got := testutil.APIErrorCode(err); got != "InvalidAccessKeyId" {
 		t.Errorf("instance A's admin key on instance B: got %q (%v), want InvalidAccessKeyId", got, err)
 	}
 }
@@ -545,24 +512,7 @@ func TestPeersVersityGWIAMUser(t *testing.T) {
 	ctx := testContext(t)
 	iamc := v.IAMClient(v.RootCredentials())
 	const user = "kf-smoke"
-
-	if _, err := iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	if _, err := iamc.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
-		UserName:       aws.String(user),
-		PolicyName:     aws.String("put-ci"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject"],"Resource":["arn:aws:s3:::ci-bucket/*"]}]}`),
-	}); err != nil {
-		t.Fatalf("PutUserPolicy: %v", err)
-	}
-	key, err := iamc.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
-	if err != nil {
-		t.Fatalf("CreateAccessKey: %v", err)
-	}
-	id := aws.ToString(key.AccessKey.AccessKeyId)
-	t.Logf("versitygw access key id %q (%d chars)", id, len(id))
-	env := peers.CredsEnv(aws.Credentials{AccessKeyID: id, SecretAccessKey: aws.ToString(key.AccessKey.SecretAccessKey)}, v.Region)
+	id, env := newPutCIUser(ctx, t, iamc, user, v.Region)
 
 	if res := peers.GoSDKPutObject(t, env, v.S3Endpoint, smokeCIBucket, "k1", "x"); !res.OK() {
 		t.Errorf("put with a fresh IAM key: %s", res)
@@ -578,8 +528,8 @@ func TestPeersVersityGWIAMUser(t *testing.T) {
 	}
 	// Unlike SeaweedFS, versitygw refuses DeleteUser while an inline policy
 	// is left, as AWS does.
-	_, err = iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)})
-	if got := apiErrorCode(err); got != "DeleteConflict" {
+	_, err := iamc.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(user)})
+	if got := testutil.APIErrorCode(err); got != "DeleteConflict" {
 		t.Errorf("DeleteUser with a policy left: got %q (%v), want DeleteConflict", got, err)
 	}
 	if _, err := iamc.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String("put-ci")}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 // jwt builds an unsigned-but-shaped token: the signature is a fixed marker
@@ -174,7 +176,7 @@ func TestDefaultDir(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := DefaultDir(func(k string) string { return tt.env[k] })
+			got, err := DefaultDir(testutil.Env(tt.env))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("got error %v, want error=%v", err, tt.wantErr)
 			}

@@ -17,19 +17,10 @@ import (
 	"time"
 
 	"github.com/keyferry/keyferry/internal/api"
+	"github.com/keyferry/keyferry/internal/testutil"
 )
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// clock is an injected, settable clock.
-type clock struct{ now atomic.Int64 }
-
-func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
-func (c *clock) set(t time.Time)  { c.now.Store(t.UnixNano()) }
-func (c *clock) Now() time.Time   { return time.Unix(0, c.now.Load()).UTC() }
-func (c *clock) add(d time.Duration) {
-	c.now.Add(int64(d))
-}
 
 // entry returns an entry whose credentials expire at exp.
 func entry(akid string, exp time.Time) *Entry {
@@ -45,7 +36,7 @@ func entry(akid string, exp time.Time) *Entry {
 // recorder is a fetch func that counts its calls, records the stale entry
 // it was given, and returns entries named A, B, C…
 type recorder struct {
-	clock *clock
+	clock *testutil.Clock
 	ttl   time.Duration
 	err   error
 	calls atomic.Int32
@@ -70,7 +61,7 @@ func (r *recorder) fetch(_ context.Context, stale *Entry) (*Entry, error) {
 
 type fixture struct {
 	c     *Cache
-	clock *clock
+	clock *testutil.Clock
 	rec   *recorder
 	warns *[]string
 	key   string
@@ -79,7 +70,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	clk := newClock(t0)
+	clk := testutil.NewClock(t0)
 	var warns []string
 	var mu sync.Mutex
 	dir := filepath.Join(t.TempDir(), "creds")
@@ -95,6 +86,51 @@ func (f *fixture) get(t *testing.T) (*Entry, bool) {
 		t.Fatalf("Get: %v", err)
 	}
 	return e, hit
+}
+
+// getWant gets the entry and fails unless it is akid's, from the cache
+// (a hit) or fetched.
+func (f *fixture) getWant(t *testing.T, akid string, hit bool) *Entry {
+	t.Helper()
+	e, got := f.get(t)
+	if got != hit || e.Response.Credentials.AccessKeyID != akid {
+		t.Fatalf("got %s hit=%v, want %s hit=%v", e.Response.Credentials.AccessKeyID, got, akid, hit)
+	}
+	return e
+}
+
+// openRoot opens the cache directory as the cache does; it is closed when
+// the test ends.
+func (f *fixture) openRoot(t *testing.T) *os.Root {
+	t.Helper()
+	root, err := os.OpenRoot(f.c.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
+}
+
+// lock takes key's lock, as another process would, and returns its unlock.
+func (f *fixture) lock(t *testing.T, root *os.Root, key string) func() {
+	t.Helper()
+	unlock, err := f.c.tryLock(root, key)
+	if err != nil || unlock == nil {
+		t.Fatalf("tryLock: %v", err)
+	}
+	return unlock
+}
+
+// wantWarningsWithout fails if a warning holds one of secrets.
+func (f *fixture) wantWarningsWithout(t *testing.T, secrets ...string) {
+	t.Helper()
+	for _, w := range *f.warns {
+		for _, secret := range secrets {
+			if strings.Contains(w, secret) {
+				t.Errorf("warning %q holds %q, want no secrets nor file content", w, secret)
+			}
+		}
+	}
 }
 
 func mode(t *testing.T, path string) fs.FileMode {
@@ -156,7 +192,7 @@ func TestFreshness(t *testing.T) {
 			f := newFixture(t)
 			f.c.MinRemaining = tt.minimum
 			f.get(t) // stores A, valid for one hour
-			f.clock.add(time.Hour - tt.left)
+			f.clock.Advance(time.Hour - tt.left)
 			e, hit := f.get(t)
 			if hit != tt.hit {
 				t.Fatalf("got hit=%v, want %v", hit, tt.hit)
@@ -176,13 +212,9 @@ func TestFreshness(t *testing.T) {
 func TestStaleEntryIsReplaced(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	f.clock.add(50 * time.Minute)
-	if e, hit := f.get(t); hit || e.Response.Credentials.AccessKeyID != "B" {
-		t.Fatalf("got %s hit=%v, want B hit=false", e.Response.Credentials.AccessKeyID, hit)
-	}
-	if e, hit := f.get(t); !hit || e.Response.Credentials.AccessKeyID != "B" {
-		t.Fatalf("got %s hit=%v, want the stored B hit=true", e.Response.Credentials.AccessKeyID, hit)
-	}
+	f.clock.Advance(50 * time.Minute)
+	f.getWant(t, "B", false)
+	f.getWant(t, "B", true) // the stored B
 }
 
 // A role whose credentials live less than MinRemaining is stored (for its
@@ -197,7 +229,7 @@ func TestShortLivedEntryIsRefetchedPastHalfLife(t *testing.T) {
 	if _, hit := f.get(t); !hit {
 		t.Fatal("a fresh 12-minute entry was not served from the cache")
 	}
-	f.clock.add(7 * time.Minute)
+	f.clock.Advance(7 * time.Minute)
 	e, hit := f.get(t)
 	if hit || f.rec.calls.Load() != 2 {
 		t.Fatalf("got hit=%v after %d fetches, want a miss after 2", hit, f.rec.calls.Load())
@@ -217,7 +249,7 @@ func TestFetchErrorLeavesEntryUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.add(50 * time.Minute)
+	f.clock.Advance(50 * time.Minute)
 	want := errors.New("broker said: job token rejected (403)")
 	f.rec.err = want
 	e, hit, err := f.c.Get(context.Background(), f.key, f.rec.fetch)
@@ -291,21 +323,14 @@ func TestCorruptEntryIsAMiss(t *testing.T) {
 			if err := os.WriteFile(f.path, tt.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			e, hit := f.get(t)
-			if hit || e.Response.Credentials.AccessKeyID != "A" {
-				t.Fatalf("got %s hit=%v, want A hit=false", e.Response.Credentials.AccessKeyID, hit)
-			}
+			f.getWant(t, "A", false)
 			if f.rec.stale[0] != nil {
 				t.Errorf("got stale %+v, want nil for a corrupt entry", f.rec.stale[0])
 			}
 			if len(*f.warns) != 1 {
 				t.Errorf("got warnings %q, want one", *f.warns)
 			}
-			for _, w := range *f.warns {
-				if strings.Contains(w, "secret-X") {
-					t.Errorf("warning %q quotes the file's content", w)
-				}
-			}
+			f.wantWarningsWithout(t, "secret-X")
 			if _, hit := f.get(t); !hit {
 				t.Errorf("got a miss after the entry was rewritten, want a hit")
 			}
@@ -321,21 +346,14 @@ func TestEntryOpenToOthersIsIgnoredAndReplaced(t *testing.T) {
 			if err := os.Chmod(f.path, perm); err != nil {
 				t.Fatal(err)
 			}
-			e, hit := f.get(t)
-			if hit || e.Response.Credentials.AccessKeyID != "B" {
-				t.Fatalf("got %s hit=%v, want B hit=false", e.Response.Credentials.AccessKeyID, hit)
-			}
+			f.getWant(t, "B", false)
 			if f.rec.stale[1] != nil {
 				t.Errorf("got stale %+v, want nil: the file's content must not be trusted", f.rec.stale[1])
 			}
 			if len(*f.warns) != 1 || !strings.Contains((*f.warns)[0], f.path) || !strings.Contains((*f.warns)[0], "group or others") {
 				t.Errorf("got warnings %q, want one naming %s and the problem", *f.warns, f.path)
 			}
-			for _, w := range *f.warns {
-				if strings.Contains(w, "secret-") || strings.Contains(w, "handle-") {
-					t.Errorf("warning %q holds a secret", w)
-				}
-			}
+			f.wantWarningsWithout(t, "secret-", "handle-")
 			if m := mode(t, f.path); m != 0o600 {
 				t.Errorf("got mode %v after the refresh, want -rw-------", m)
 			}
@@ -352,9 +370,9 @@ func TestEntryOwnedByAnotherUserIsIgnored(t *testing.T) {
 	if err := os.Chown(f.path, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	e, hit := f.get(t)
-	if hit || e.Response.Credentials.AccessKeyID != "B" || f.rec.stale[1] != nil {
-		t.Fatalf("got %s hit=%v stale=%v, want B hit=false stale=nil", e.Response.Credentials.AccessKeyID, hit, f.rec.stale[1])
+	f.getWant(t, "B", false)
+	if f.rec.stale[1] != nil {
+		t.Fatalf("got stale %+v, want nil", f.rec.stale[1])
 	}
 	if len(*f.warns) != 1 || !strings.Contains((*f.warns)[0], "owned by uid 65534") {
 		t.Errorf("got warnings %q, want one about the owner", *f.warns)
@@ -385,9 +403,9 @@ func TestSymlinkedEntryIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := os.ReadFile(target)
-			e, hit := f.get(t)
-			if hit || e.Response.Credentials.AccessKeyID != "B" || f.rec.stale[1] != nil {
-				t.Fatalf("got %s hit=%v stale=%v, want B hit=false stale=nil", e.Response.Credentials.AccessKeyID, hit, f.rec.stale[1])
+			f.getWant(t, "B", false)
+			if f.rec.stale[1] != nil {
+				t.Fatalf("got stale %+v, want nil", f.rec.stale[1])
 			}
 			if len(*f.warns) != 1 || !strings.Contains((*f.warns)[0], "symlink") {
 				t.Errorf("got warnings %q, want one about the symlink", *f.warns)
@@ -409,10 +427,7 @@ func TestUnwritableEntryStillReturnsFetched(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(f.path, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	e, hit := f.get(t)
-	if hit || e.Response.Credentials.AccessKeyID != "A" {
-		t.Fatalf("got %s hit=%v, want A hit=false", e.Response.Credentials.AccessKeyID, hit)
-	}
+	f.getWant(t, "A", false)
 	if len(*f.warns) != 2 || !strings.Contains((*f.warns)[1], "could not store") {
 		t.Errorf("got warnings %q, want one for the read and one for the write", *f.warns)
 	}
@@ -489,7 +504,7 @@ func TestInvalidKey(t *testing.T) {
 
 func TestNoDirectory(t *testing.T) {
 	c := &Cache{}
-	if _, _, err := c.Get(context.Background(), Key("k"), (&recorder{clock: newClock(t0)}).fetch); err == nil {
+	if _, _, err := c.Get(context.Background(), Key("k"), (&recorder{clock: testutil.NewClock(t0)}).fetch); err == nil {
 		t.Fatal("got no error for an empty Dir, want one")
 	}
 }
@@ -544,15 +559,9 @@ func TestPrune(t *testing.T) {
 	// A held lock protects even an expired entry.
 	busy := Key("busy")
 	f.c.Get(context.Background(), busy, func(context.Context, *Entry) (*Entry, error) { return entry("busy", t0), nil })
-	root, _ := os.OpenRoot(f.c.Dir)
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, busy)
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
-	defer unlock()
+	defer f.lock(t, f.openRoot(t), busy)()
 
-	f.clock.set(t0.Add(time.Hour + time.Minute)) // "graceful" expired 11m ago
+	f.clock.Set(t0.Add(time.Hour + time.Minute)) // "graceful" expired 11m ago
 	n, err := f.c.Prune(15 * time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -575,17 +584,8 @@ func TestPrune(t *testing.T) {
 func TestLockTimeoutAndCancel(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	f.clock.add(50 * time.Minute)
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, f.key)
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
-	defer unlock()
+	f.clock.Advance(50 * time.Minute)
+	defer f.lock(t, f.openRoot(t), f.key)()
 
 	f.c.LockTimeout = 20 * time.Millisecond
 	if _, _, err := f.c.Get(context.Background(), f.key, f.rec.fetch); !errors.Is(err, ErrLockTimeout) {
@@ -601,7 +601,7 @@ func TestLockTimeoutAndCancel(t *testing.T) {
 		t.Errorf("got %d fetches, want none while the lock is held", n-1)
 	}
 	// The hit path takes no lock.
-	f.clock.add(-50 * time.Minute)
+	f.clock.Advance(-50 * time.Minute)
 	if _, hit := f.get(t); !hit {
 		t.Errorf("got a miss, want a hit while another process holds the lock")
 	}
@@ -612,15 +612,8 @@ func TestLockTimeoutAndCancel(t *testing.T) {
 func TestLockSurvivesLockFileReplacement(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, f.key)
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
+	root := f.openRoot(t)
+	unlock := f.lock(t, root, f.key)
 	// Unlink the held lock file: a new opener gets a new inode and must
 	// hold a lock on the file that is at the path.
 	lockPath := filepath.Join(f.c.Dir, f.key+".lock")
@@ -678,11 +671,7 @@ func TestConcurrentGoroutinesFetchOnce(t *testing.T) {
 func TestReadersNeverSeePartialEntries(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := f.openRoot(t)
 	done := make(chan struct{})
 	var writes atomic.Int32
 	go func() {
@@ -745,17 +734,9 @@ func BenchmarkGetHit(b *testing.B) {
 func TestWaiterReturnsLandedEntryWithoutTheLock(t *testing.T) {
 	f := newFixture(t)
 	f.get(t)
-	f.clock.add(50 * time.Minute) // A is stale now
-	root, err := os.OpenRoot(f.c.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	unlock, err := f.c.tryLock(root, f.key) // "another process" refreshing
-	if err != nil || unlock == nil {
-		t.Fatalf("tryLock: %v", err)
-	}
-	defer unlock()
+	f.clock.Advance(50 * time.Minute) // A is stale now
+	root := f.openRoot(t)
+	defer f.lock(t, root, f.key)() // "another process" refreshing
 
 	fastPathRead := make(chan struct{})
 	var once sync.Once

@@ -93,42 +93,50 @@ func ParseDenyPolicy(doc string) (DenyDoc, error) {
 		return d, fmt.Errorf("deny policy: %w", err)
 	}
 	for _, s := range p.Statement {
-		switch {
-		case strings.HasPrefix(s.Sid, sidUntil):
-			var hour string
-			var issued int64
-			if _, err := fmt.Sscanf(strings.TrimPrefix(s.Sid, sidUntil), "%10sIssued%d", &hour, &issued); err != nil {
-				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
-			}
-			h, err := time.Parse(hourLayout, hour)
-			if err != nil {
-				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
-			}
-			if t := time.Unix(issued, 0).UTC(); t.After(d.Issued[h]) {
-				d.Issued[h] = t
-			}
-			ids, err := stringList(s.Condition["StringLike"]["aws:userid"])
-			if err != nil {
-				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
-			}
-			d.Buckets[h] = append(d.Buckets[h], ids...)
-		case strings.HasPrefix(s.Sid, sidBefore):
-			// KeyferryIssuedBefore<unix>Until<hour>
-			var before int64
-			var until string
-			if _, err := fmt.Sscanf(strings.TrimPrefix(s.Sid, sidBefore), "%dUntil%s", &before, &until); err != nil {
-				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
-			}
-			u, err := time.Parse(hourLayout, until)
-			if err != nil {
-				return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
-			}
-			d.Before, d.BeforeUntil = time.Unix(before, 0).UTC(), u
-		default:
+		if !strings.HasPrefix(s.Sid, sidUntil) && !strings.HasPrefix(s.Sid, sidBefore) {
 			return d, fmt.Errorf("deny policy: statement %q was not written by keyferry", s.Sid)
+		}
+		if err := d.add(s); err != nil {
+			return d, fmt.Errorf("deny policy: statement %q: %w", s.Sid, err)
 		}
 	}
 	return d, nil
+}
+
+// add reads one of keyferry's statements into d.
+func (d *DenyDoc) add(s statement) error {
+	if rest, ok := strings.CutPrefix(s.Sid, sidBefore); ok {
+		// KeyferryIssuedBefore<unix>Until<hour>
+		var before int64
+		var until string
+		if _, err := fmt.Sscanf(rest, "%dUntil%s", &before, &until); err != nil {
+			return err
+		}
+		u, err := time.Parse(hourLayout, until)
+		if err != nil {
+			return err
+		}
+		d.Before, d.BeforeUntil = time.Unix(before, 0).UTC(), u
+		return nil
+	}
+	var hour string
+	var issued int64
+	if _, err := fmt.Sscanf(strings.TrimPrefix(s.Sid, sidUntil), "%10sIssued%d", &hour, &issued); err != nil {
+		return err
+	}
+	h, err := time.Parse(hourLayout, hour)
+	if err != nil {
+		return err
+	}
+	if t := time.Unix(issued, 0).UTC(); t.After(d.Issued[h]) {
+		d.Issued[h] = t
+	}
+	ids, err := stringList(s.Condition["StringLike"]["aws:userid"])
+	if err != nil {
+		return err
+	}
+	d.Buckets[h] = append(d.Buckets[h], ids...)
+	return nil
 }
 
 func stringList(v any) ([]string, error) {

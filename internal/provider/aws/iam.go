@@ -334,14 +334,7 @@ func validPath(s string) bool {
 }
 
 func iamTags(ts []Tag) []iamtypes.Tag {
-	if len(ts) == 0 {
-		return nil
-	}
-	out := make([]iamtypes.Tag, len(ts))
-	for i, t := range ts {
-		out[i] = iamtypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)}
-	}
-	return out
+	return mapSlice(ts, func(t Tag) iamtypes.Tag { return iamtypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)} })
 }
 
 // WaitUsable probes STS GetCallerIdentity signed with the given key, every
@@ -772,14 +765,6 @@ func truncated(out any) bool {
 
 func tooManyPages(op string) error {
 	return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("AWS IAM kept answering %s with more pages (over %d)", op, maxPages)}
-}
-
-func mapSlice[T any](in []T, f func(T) string) []string {
-	out := make([]string, len(in))
-	for i, v := range in {
-		out[i] = f(v)
-	}
-	return out
 }
 
 // ListUsers returns the users whose path starts with pathPrefix (required,

@@ -1,14 +1,12 @@
 package aws
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,26 +27,6 @@ const (
 	testInline   = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::ci/*"}]}`
 )
 
-// manualClock is a clock tests move by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newManualClock() *manualClock { return &manualClock{t: fixedNow} }
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // newIAMFake returns a fake IAM that knows the broker's key, with groups
 // "ci" and "deployers", a customer boundary and policy, and a role.
 func newIAMFake(t testing.TB, opts ...testutil.IAMOption) *testutil.FakeIAM {
@@ -62,27 +40,18 @@ func newIAMFake(t testing.TB, opts ...testutil.IAMOption) *testutil.FakeIAM {
 	return testutil.NewFakeIAM(t, append(base, opts...)...)
 }
 
+// newIAMSetup is a fake IAM (newIAMFake) and a provider on it.
+func newIAMSetup(t testing.TB) (*testutil.FakeIAM, *Provider) {
+	t.Helper()
+	fake := newIAMFake(t)
+	return fake, newIAMProvider(t, fake)
+}
+
 // newIAMProvider returns a provider whose IAM and STS are the fake, with
 // 1ms backoffs.
 func newIAMProvider(t testing.TB, fake *testutil.FakeIAM, mod ...func(*Config)) *Provider {
 	t.Helper()
-	cfg := Config{
-		Region:      "us-east-1",
-		Endpoint:    fake.URL(),
-		IAMEndpoint: fake.URL(),
-		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
-		CallTimeout: 5 * time.Second,
-		MaxAttempts: 4,
-		MaxBackoff:  time.Millisecond,
-	}
-	for _, m := range mod {
-		m(&cfg)
-	}
-	p, err := New(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p
+	return providerOn(t, fake.URL(), fake.URL(), mod...)
 }
 
 func fullSpec(name string) UserSpec {
@@ -112,8 +81,7 @@ func rawIAM(t testing.TB, fake *testutil.FakeIAM) *iam.Client {
 var accessKeyIDRE = regexp.MustCompile(`^AKIA[A-Z0-9]{16}$`)
 
 func TestCreateUserSendsEverythingInOrder(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	spec := fullSpec("ci-lease-123")
 
 	u, err := p.CreateUser(t.Context(), spec)
@@ -218,8 +186,7 @@ func TestCreateUserDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if _, err := p.CreateUser(t.Context(), tt.spec); err != nil {
 				t.Fatalf("CreateUser: %v", err)
 			}
@@ -260,8 +227,7 @@ func TestCreateUserRejectsBadSpecLocally(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			_, err := p.CreateUser(t.Context(), tt.spec)
 			if got := asError(t, err).Code; got != CodeInvalidRequest {
 				t.Errorf("got code %q, want %q", got, CodeInvalidRequest)
@@ -346,8 +312,7 @@ func TestCreateUserPartialFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			spec := fullSpec(n)
 			if tt.spec != nil {
 				tt.spec(&spec)
@@ -431,8 +396,7 @@ func btoi(b bool) int {
 // TestNaiveDeleteUserConflicts shows the fake keeps AWS's rule that a
 // DeleteUser-first implementation would trip over.
 func TestNaiveDeleteUserConflicts(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-naive")); err != nil {
 		t.Fatal(err)
 	}
@@ -449,8 +413,7 @@ func TestNaiveDeleteUserConflicts(t *testing.T) {
 }
 
 func TestDeleteUserOrderAndCalls(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-del")); err != nil {
 		t.Fatal(err)
 	}
@@ -479,8 +442,7 @@ func TestDeleteUserOrderAndCalls(t *testing.T) {
 }
 
 func TestDeleteUserIsIdempotent(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-idem")); err != nil {
 		t.Fatal(err)
 	}
@@ -514,8 +476,7 @@ func TestDeleteUserToleratesRaces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if _, err := p.CreateUser(t.Context(), fullSpec("ci-race")); err != nil {
 				t.Fatal(err)
 			}
@@ -534,8 +495,7 @@ func TestDeleteUserToleratesRaces(t *testing.T) {
 // CodeCommit credential. The first DeleteUser conflicts; the second pass
 // finds and removes them. Without them, none of those calls is made.
 func TestDeleteUserRemovesWhatKeyferryNeverCreates(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), fullSpec("ci-extras")); err != nil {
 		t.Fatal(err)
 	}
@@ -575,9 +535,7 @@ func TestDeleteUserRemovesWhatKeyferryNeverCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{testutil.ActionDeleteLoginProfile, testutil.ActionListMFADevices, testutil.ActionListSigningCertificates, testutil.ActionListSSHPublicKeys, testutil.ActionListServiceSpecificCredentials} {
-		if n := fake.CallsFor(a); n != 0 {
-			t.Errorf("got %d %s calls deleting a plain user, want 0", n, a)
-		}
+		wantCalls(t, fake, a, 0, " (deleting a plain user)")
 	}
 }
 
@@ -617,8 +575,7 @@ func TestDeleteUserOnPartialServers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if _, err := p.CreateUser(t.Context(), tt.spec); err != nil {
 				t.Fatal(err)
 			}
@@ -636,8 +593,7 @@ func TestDeleteUserOnPartialServers(t *testing.T) {
 
 	// Access keys are not optional: a server that cannot list them cannot
 	// be trusted to have none.
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-keys"}); err != nil {
 		t.Fatal(err)
 	}
@@ -683,8 +639,7 @@ func TestDeleteUserKnownPartsCallsNoList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			u, err := p.CreateUser(t.Context(), tt.spec)
 			if err != nil {
 				t.Fatal(err)
@@ -742,8 +697,7 @@ func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			u, err := p.CreateUser(t.Context(), spec)
 			if err != nil {
 				t.Fatal(err)
@@ -758,12 +712,8 @@ func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
 			if _, ok := fake.User(spec.UserName); ok {
 				t.Fatalf("user still exists")
 			}
-			if n := fake.CallsFor(testutil.ActionListAccessKeys); n != 1 {
-				t.Errorf("got %d ListAccessKeys calls, want 1 (the fallback after DeleteConflict)", n)
-			}
-			if n := fake.CallsFor(testutil.ActionDeleteUser); n != 2 {
-				t.Errorf("got %d DeleteUser calls, want 2 (conflict, then success)", n)
-			}
+			wantCalls(t, fake, testutil.ActionListAccessKeys, 1, " (the fallback after DeleteConflict)")
+			wantCalls(t, fake, testutil.ActionDeleteUser, 2, " (conflict, then success)")
 		})
 	}
 }
@@ -771,8 +721,7 @@ func TestDeleteUserKnownPartsIsNotTrusted(t *testing.T) {
 // TestDeleteUserKnownPartsToleratesMissing: a user already deleted, or
 // parts already removed (a retry, another worker), count as done.
 func TestDeleteUserKnownPartsToleratesMissing(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	spec := fullSpec("ci-gone")
 	u, err := p.CreateUser(t.Context(), spec)
 	if err != nil {
@@ -811,8 +760,7 @@ func TestDeleteUserKnownPartsToleratesMissing(t *testing.T) {
 }
 
 func TestDeleteUserPersistentConflict(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	if _, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-stuck"}); err != nil {
 		t.Fatal(err)
 	}
@@ -825,9 +773,7 @@ func TestDeleteUserPersistentConflict(t *testing.T) {
 	if !strings.Contains(e.Message, "still refuses DeleteUser on ci-stuck (DeleteConflict)") {
 		t.Errorf("got Message %q, want it to say DeleteUser still conflicts", e.Message)
 	}
-	if got := fake.CallsFor(testutil.ActionDeleteUser); got != 2 {
-		t.Errorf("got %d DeleteUser calls, want 2 (one retry after re-listing)", got)
-	}
+	wantCalls(t, fake, testutil.ActionDeleteUser, 2, " (one retry after re-listing)")
 }
 
 func TestIAMThrottling(t *testing.T) {
@@ -850,17 +796,14 @@ func TestIAMThrottling(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			fake.SetFault(tt.fault)
 			start := time.Now()
 			_, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-throttle"})
 			if took := time.Since(start); took > time.Second {
 				t.Errorf("took %v, want well under 1s with 1ms backoffs", took)
 			}
-			if got := fake.CallsFor(testutil.ActionCreateUser); got != tt.wantCalls {
-				t.Errorf("got %d CreateUser calls, want %d", got, tt.wantCalls)
-			}
+			wantCalls(t, fake, testutil.ActionCreateUser, tt.wantCalls, "")
 			if tt.wantCode == "" {
 				if err != nil {
 					t.Fatalf("got %v, want success after retries", err)
@@ -930,8 +873,7 @@ func TestIAMErrorMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newIAMFake(t)
-			p := newIAMProvider(t, fake)
+			fake, p := newIAMSetup(t)
 			if tt.fault != nil {
 				fake.SetFault(*tt.fault)
 			}
@@ -986,9 +928,9 @@ func TestIAMCallTimeout(t *testing.T) {
 // newWaitFake returns a fake IAM whose new keys become usable delay after
 // creation by clock, where each STS probe moves clock on by step: so the
 // test needs no sleeping, and the number of probes is exact.
-func newWaitFake(t *testing.T, delay, step time.Duration, opts ...testutil.IAMOption) (*testutil.FakeIAM, *manualClock) {
+func newWaitFake(t *testing.T, delay, step time.Duration, opts ...testutil.IAMOption) (*testutil.FakeIAM, *testutil.Clock) {
 	t.Helper()
-	clock := newManualClock()
+	clock := testutil.NewClock(fixedNow)
 	hook := func(r *testutil.IAMRequest) error {
 		if r.Action == testutil.ActionGetCallerIdentity {
 			clock.Advance(step)
@@ -1075,44 +1017,28 @@ func TestWaitUsableHonoursContext(t *testing.T) {
 		wantUp   string
 	}{
 		{
-			name:   "key never usable within the deadline",
-			secret: func(u *User) string { return u.SecretAccessKey },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			name:    "key never usable within the deadline",
+			secret:  func(u *User) string { return u.SecretAccessKey },
+			ctx:     deadlineIn(100 * time.Millisecond),
 			wantErr: context.DeadlineExceeded, wantCode: CodeTimeout, wantUp: "InvalidClientTokenId",
 		},
 		{
-			name:   "caller cancels",
-			secret: func(u *User) string { return u.SecretAccessKey },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithCancel(t.Context())
-				time.AfterFunc(50*time.Millisecond, cancel)
-				return ctx
-			},
+			name:    "caller cancels",
+			secret:  func(u *User) string { return u.SecretAccessKey },
+			ctx:     cancelledIn(50 * time.Millisecond),
 			wantErr: context.Canceled,
 		},
 		{
-			name:   "wrong secret never works",
-			secret: func(*User) string { return strings.Repeat("x", 40) },
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			name:    "wrong secret never works",
+			secret:  func(*User) string { return strings.Repeat("x", 40) },
+			ctx:     deadlineIn(100 * time.Millisecond),
 			wantErr: context.DeadlineExceeded, wantCode: CodeTimeout, wantUp: "SignatureDoesNotMatch",
 		},
 		{
 			name:    "deleted key never works",
 			secret:  func(u *User) string { return u.SecretAccessKey },
 			deleted: true,
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			ctx:     deadlineIn(100 * time.Millisecond),
 			wantErr: context.DeadlineExceeded, wantCode: CodeTimeout, wantUp: "InvalidClientTokenId",
 		},
 	}
@@ -1196,12 +1122,8 @@ func TestListUsers(t *testing.T) {
 		t.Errorf("users (-want +got):\n%s", diff)
 	}
 	// 7 users at 3 per page: 3 pages; one ListUserTags each.
-	if got := fake.CallsFor(testutil.ActionListUsers); got != 3 {
-		t.Errorf("got %d ListUsers calls, want 3 pages", got)
-	}
-	if got := fake.CallsFor(testutil.ActionListUserTags); got != len(want) {
-		t.Errorf("got %d ListUserTags calls, want %d", got, len(want))
-	}
+	wantCalls(t, fake, testutil.ActionListUsers, 3, " (pages)")
+	wantCalls(t, fake, testutil.ActionListUserTags, len(want), "")
 	for _, r := range fake.Requests() {
 		if r.Action == testutil.ActionListUsers && r.Params.Get("PathPrefix") != DefaultUserPath {
 			t.Errorf("got PathPrefix %q, want %q", r.Params.Get("PathPrefix"), DefaultUserPath)
@@ -1215,8 +1137,7 @@ func TestListUsers(t *testing.T) {
 }
 
 func TestListUsersWithoutTagSupport(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	for _, n := range []string{"ci-1", "ci-2", "ci-3"} {
 		if _, err := p.CreateUser(t.Context(), UserSpec{UserName: n, Tags: []Tag{{"a", "b"}}}); err != nil {
 			t.Fatal(err)
@@ -1236,14 +1157,11 @@ func TestListUsersWithoutTagSupport(t *testing.T) {
 			t.Errorf("got tags %v for %s, want nil (unknown)", u.Tags, u.UserName)
 		}
 	}
-	if n := fake.CallsFor(testutil.ActionListUserTags); n != 1 {
-		t.Errorf("got %d ListUserTags calls, want 1: once unsupported, not asked again", n)
-	}
+	wantCalls(t, fake, testutil.ActionListUserTags, 1, ": once unsupported, not asked again")
 }
 
 func TestListUsersRefusesEmptyPrefix(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	for _, prefix := range []string{"", "keyferry/"} {
 		_, err := p.ListUsers(t.Context(), prefix)
 		if got := asError(t, err).Code; got != CodeInvalidRequest {
@@ -1256,8 +1174,7 @@ func TestListUsersRefusesEmptyPrefix(t *testing.T) {
 }
 
 func TestDeleteAccessKey(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	u, err := p.CreateUser(t.Context(), UserSpec{UserName: "ci-rotate"})
 	if err != nil {
 		t.Fatal(err)
@@ -1313,9 +1230,8 @@ func TestIAMConfig(t *testing.T) {
 }
 
 func TestIAMLogsNeverCarrySecrets(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testutil.SyncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := newIAMFake(t)
 	p := newIAMProvider(t, fake, func(c *Config) { c.Logger = logger })
 
@@ -1335,9 +1251,7 @@ func TestIAMLogsNeverCarrySecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := logs.String()
 	for _, want := range []string{u.AccessKeyID, `"iam_user":"ci-logs"`, `"step":"CreateAccessKey"`, `"upstream_code":"AccessDenied"`, "iam user deleted"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("got logs without %q, want it", want)

@@ -453,23 +453,22 @@ func nonEmptySlice(s []string) []string {
 }
 
 func policyARNs(arns []string) []types.PolicyDescriptorType {
-	if len(arns) == 0 {
+	return mapSlice(arns, func(a string) types.PolicyDescriptorType { return types.PolicyDescriptorType{Arn: aws.String(a)} })
+}
+
+// mapSlice applies f to every element of in; it is nil for an empty in,
+// so that an SDK input leaves the list out.
+func mapSlice[In, Out any](in []In, f func(In) Out) []Out {
+	if len(in) == 0 {
 		return nil
 	}
-	out := make([]types.PolicyDescriptorType, len(arns))
-	for i, a := range arns {
-		out[i] = types.PolicyDescriptorType{Arn: aws.String(a)}
+	out := make([]Out, len(in))
+	for i, v := range in {
+		out[i] = f(v)
 	}
 	return out
 }
 
 func tags(ts []Tag) []types.Tag {
-	if len(ts) == 0 {
-		return nil
-	}
-	out := make([]types.Tag, len(ts))
-	for i, t := range ts {
-		out[i] = types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)}
-	}
-	return out
+	return mapSlice(ts, func(t Tag) types.Tag { return types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)} })
 }

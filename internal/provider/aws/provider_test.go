@@ -1,7 +1,6 @@
 package aws
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -40,13 +39,28 @@ func newFake(t *testing.T, opts ...testutil.STSOption) *testutil.FakeSTS {
 	return testutil.NewFakeSTS(t, append(base, opts...)...)
 }
 
+// newSTSSetup is a fake STS (newFake) and a provider on it.
+func newSTSSetup(t *testing.T) (*testutil.FakeSTS, *Provider) {
+	t.Helper()
+	fake := newFake(t)
+	return fake, newProvider(t, fake)
+}
+
 // newProvider returns a provider signing with the fake's key, with tiny
 // backoffs so retries cost milliseconds.
 func newProvider(t *testing.T, fake *testutil.FakeSTS, mod ...func(*Config)) *Provider {
 	t.Helper()
+	return providerOn(t, fake.URL(), "", mod...)
+}
+
+// providerOn returns a provider on the STS and IAM endpoints (IAM's
+// default for ""), signing with the test key, with tiny backoffs.
+func providerOn(t testing.TB, stsURL, iamURL string, mod ...func(*Config)) *Provider {
+	t.Helper()
 	cfg := Config{
 		Region:      "us-east-1",
-		Endpoint:    fake.URL(),
+		Endpoint:    stsURL,
+		IAMEndpoint: iamURL,
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
 		CallTimeout: 5 * time.Second,
 		MaxAttempts: 4,
@@ -64,6 +78,33 @@ func newProvider(t *testing.T, fake *testutil.FakeSTS, mod ...func(*Config)) *Pr
 
 func baseRequest() Request {
 	return Request{RoleARN: testRoleARN, SessionName: "gl-g-p-42"}
+}
+
+// wantCalls checks how many calls for action the fake got; why explains
+// the count.
+func wantCalls(t *testing.T, fake interface{ CallsFor(string) int }, action string, want int, why string) {
+	t.Helper()
+	if got := fake.CallsFor(action); got != want {
+		t.Errorf("got %d %s calls, want %d%s", got, action, want, why)
+	}
+}
+
+// deadlineIn is a test's context that times out after d.
+func deadlineIn(d time.Duration) func(t *testing.T) context.Context {
+	return func(t *testing.T) context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		t.Cleanup(cancel)
+		return ctx
+	}
+}
+
+// cancelledIn is a test's context that is cancelled after d.
+func cancelledIn(d time.Duration) func(t *testing.T) context.Context {
+	return func(t *testing.T) context.Context {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(d, cancel)
+		return ctx
+	}
 }
 
 func jobToken(sub string) string { return testutil.CIJobToken(fixedNow, sub) }
@@ -134,8 +175,7 @@ func TestAssumeRoleSendsParameters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t)
-			p := newProvider(t, fake)
+			fake, p := newSTSSetup(t)
 			if _, err := p.AssumeRole(t.Context(), tt.req); err != nil {
 				t.Fatalf("AssumeRole: %v", err)
 			}
@@ -231,8 +271,7 @@ func TestAssumeRoleReturnsCredentials(t *testing.T) {
 }
 
 func TestClientsAreCreatedOncePerRegion(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	if got := p.created.Load(); got != 1 {
 		t.Fatalf("after New: got %d clients, want 1 (the default region's)", got)
 	}
@@ -278,8 +317,7 @@ func TestClientsAreCreatedOncePerRegion(t *testing.T) {
 }
 
 func TestConcurrentCallsShareOneClient(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for i := range 32 {
@@ -300,14 +338,11 @@ func TestConcurrentCallsShareOneClient(t *testing.T) {
 	if got := p.created.Load(); got != 2 {
 		t.Errorf("got %d clients created, want 2", got)
 	}
-	if got := fake.CallsFor(testutil.ActionAssumeRole); got != 32 {
-		t.Errorf("got %d AssumeRole calls, want 32", got)
-	}
+	wantCalls(t, fake, testutil.ActionAssumeRole, 32, "")
 }
 
 func TestInvalidRegionIsRejectedLocally(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	req := baseRequest()
 	req.Region = "evil.example.com/x"
 	_, err := p.AssumeRole(t.Context(), req)
@@ -375,8 +410,7 @@ func TestThrottling(t *testing.T) {
 // stop retrying and fail at once with CodeThrottled instead of multiplying
 // the load on a throttling STS.
 func TestSustainedThrottlingFailsFast(t *testing.T) {
-	fake := newFake(t)
-	p := newProvider(t, fake)
+	fake, p := newSTSSetup(t)
 	fake.SetFault(testutil.STSFault{Code: "Throttling"})
 	const calls = 60
 	for i := range calls {
@@ -504,8 +538,7 @@ func TestUpstreamErrorMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t)
-			p := newProvider(t, fake)
+			fake, p := newSTSSetup(t)
 			fake.SetFault(tt.fault)
 			_, err := p.AssumeRole(t.Context(), baseRequest())
 			e := asError(t, err)
@@ -563,8 +596,7 @@ func TestInvalidRequestsFromRealValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t)
-			p := newProvider(t, fake)
+			fake, p := newSTSSetup(t)
 			req := baseRequest()
 			tt.mod(&req)
 			_, err := p.AssumeRole(t.Context(), req)
@@ -648,21 +680,13 @@ func TestCallerGoneReturnsContextError(t *testing.T) {
 		wantErr error
 	}{
 		{
-			name: "parent cancelled",
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithCancel(t.Context())
-				time.AfterFunc(50*time.Millisecond, cancel)
-				return ctx
-			},
+			name:    "parent cancelled",
+			ctx:     cancelledIn(50 * time.Millisecond),
 			wantErr: context.Canceled,
 		},
 		{
-			name: "parent deadline shorter than CallTimeout",
-			ctx: func(t *testing.T) context.Context {
-				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-				t.Cleanup(cancel)
-				return ctx
-			},
+			name:    "parent deadline shorter than CallTimeout",
+			ctx:     deadlineIn(50 * time.Millisecond),
 			wantErr: context.DeadlineExceeded,
 		},
 	}
@@ -777,9 +801,7 @@ func TestWebIdentityWorksWithoutBrokerCredentials(t *testing.T) {
 	if got := asError(t, err).Code; got != CodeUnavailable {
 		t.Errorf("got code %q, want %q", got, CodeUnavailable)
 	}
-	if got := fake.CallsFor(testutil.ActionAssumeRoleWithWebIdentity); got != 1+4 {
-		t.Errorf("got %d web identity calls, want 1 + 4 attempts", got)
-	}
+	wantCalls(t, fake, testutil.ActionAssumeRoleWithWebIdentity, 1+4, " (1 + 4 attempts)")
 	fake.ClearFaults()
 
 	// The same provider cannot sign AssumeRole: it fails locally, without
@@ -788,9 +810,7 @@ func TestWebIdentityWorksWithoutBrokerCredentials(t *testing.T) {
 	if got := asError(t, err).Code; got != CodeUnavailable {
 		t.Errorf("AssumeRole without credentials: got code %q, want %q", got, CodeUnavailable)
 	}
-	if got := fake.CallsFor(testutil.ActionAssumeRole); got != 0 {
-		t.Errorf("got %d AssumeRole calls at STS, want 0", got)
-	}
+	wantCalls(t, fake, testutil.ActionAssumeRole, 0, " (at STS)")
 }
 
 func TestWebIdentityErrorMapping(t *testing.T) {
@@ -876,9 +896,8 @@ func TestCallerIdentity(t *testing.T) {
 }
 
 func TestLogsNeverCarrySecrets(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testutil.SyncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := newFake(t)
 	p := newProvider(t, fake, func(c *Config) { c.Logger = logger })
 
@@ -896,9 +915,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 		t.Fatal("got nil error, want AccessDenied")
 	}
 
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := logs.String()
 	for _, want := range []string{ar.AccessKeyID, wi.AccessKeyID, `"upstream_code":"AccessDenied"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("got logs without %q, want it (AccessKeyId is for CloudTrail correlation)", want)
@@ -913,17 +930,6 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 			t.Errorf("got the %s in the logs, want it never logged", name)
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {

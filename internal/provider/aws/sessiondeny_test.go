@@ -11,8 +11,7 @@ import (
 // accumulates, stays under the size limit with many revocations, and is
 // removed once every denied session would have expired.
 func TestDenySessionAgainstFakeIAM(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	ctx := t.Context()
 	const arn = "arn:aws:iam::123456789012:role/deploy"
 	soon := time.Now().Add(2 * time.Second)
@@ -56,8 +55,7 @@ func TestDenySessionAgainstFakeIAM(t *testing.T) {
 }
 
 func TestDenySessionRefusesHandEditedPolicy(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	_, p := newIAMSetup(t)
 	const arn = "arn:aws:iam::123456789012:role/deploy"
 	if err := p.DenySession(t.Context(), arn, "AROAEXAMPLE:gl-1", time.Now(), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -76,8 +74,7 @@ func TestDenySessionRefusesHandEditedPolicy(t *testing.T) {
 // TestDenySessionRefusesAnotherAccountsRole: the broker's credentials must
 // not edit a same-named role of its own account.
 func TestDenySessionRefusesAnotherAccountsRole(t *testing.T) {
-	fake := newIAMFake(t)
-	p := newIAMProvider(t, fake)
+	fake, p := newIAMSetup(t)
 	arn, err := p.CallerIdentity(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ package servertest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,24 +34,6 @@ import (
 // AdminToken is the dev admin token of every test server.
 const AdminToken = "kfa_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
-// SyncBuffer is a goroutine-safe bytes.Buffer.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Server is a running test server.
 type Server struct {
 	t         *testing.T
@@ -62,7 +42,7 @@ type Server struct {
 	Anon      *client.Client // no token, as a CI job
 	STS       *testutil.FakeSTS
 	AuditPath string
-	Logs      *SyncBuffer // the server's log (JSON, debug level)
+	Logs      *testutil.SyncBuffer // the server's log (JSON, debug level)
 }
 
 // Start runs a whole dev-mode server in-process against a fake STS.
@@ -91,7 +71,7 @@ func Start(t *testing.T) *Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &SyncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -226,18 +226,7 @@ func TestFreelistIsPersisted(t *testing.T) {
 func TestUnchangedComparesValues(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "kf.db"), bolt.Options{NoSync: true})
 	defer s.Close()
-	ctx := t.Context()
-	if err := storage.Create(ctx, s, "k", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	read, err := s.Get(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, nil, []storage.Op{storage.Put("k", []byte("v"))}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, []storage.Cond{storage.Unchanged(read)}, []storage.Op{storage.Put("k", []byte("w"))}); err != nil {
+	if _, err := storagetest.UnchangedAfterRewrite(t, s); err != nil {
 		t.Errorf("Unchanged after an identical rewrite = %v, want nil", err)
 	}
 }

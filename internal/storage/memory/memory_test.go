@@ -18,22 +18,11 @@ func TestConformance(t *testing.T) {
 // bytes (bolt, which compares values, does not; the contract allows both).
 func TestUnchangedComparesRevisions(t *testing.T) {
 	s := memory.New()
-	ctx := t.Context()
-	if err := storage.Create(ctx, s, "k", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	read, err := s.Get(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, nil, []storage.Op{storage.Put("k", []byte("v"))}); err != nil {
-		t.Fatal(err)
-	}
-	err = s.Commit(ctx, []storage.Cond{storage.Unchanged(read)}, []storage.Op{storage.Put("k", []byte("w"))})
+	read, err := storagetest.UnchangedAfterRewrite(t, s)
 	if !errors.Is(err, storage.ErrConflict) {
 		t.Errorf("Unchanged after an identical rewrite = %v, want ErrConflict", err)
 	}
-	again, err := s.Get(ctx, "k")
+	again, err := s.Get(t.Context(), "k")
 	if err != nil || again.Rev <= read.Rev {
 		t.Errorf("revision after a rewrite = %d (%v), want more than %d", again.Rev, err, read.Rev)
 	}

@@ -86,6 +86,28 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 var errTest = errors.New("storagetest: injected error")
 
 // put commits key/value pairs in one unconditional commit.
+// UnchangedAfterRewrite creates k = v, reads it, rewrites the same bytes,
+// then commits k = w on the condition that k is Unchanged since the read,
+// and returns the read and that commit's error. The contract allows the
+// commit to succeed (a backend comparing values, like bolt) or to conflict
+// (one comparing revisions, like memory and etcd): each backend's own test
+// asserts which.
+func UnchangedAfterRewrite(t *testing.T, s storage.Store) (storage.KV, error) {
+	t.Helper()
+	ctx := t.Context()
+	if err := storage.Create(ctx, s, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	read, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, nil, []storage.Op{storage.Put("k", []byte("v"))}); err != nil {
+		t.Fatal(err)
+	}
+	return read, s.Commit(ctx, []storage.Cond{storage.Unchanged(read)}, []storage.Op{storage.Put("k", []byte("w"))})
+}
+
 func put(t *testing.T, s storage.Store, kv ...string) {
 	t.Helper()
 	if len(kv)%2 != 0 {
@@ -741,18 +763,21 @@ func testConcurrentIncrements(t *testing.T, s storage.Store) {
 	wantValue(t, s, "counter", strconv.Itoa(workers*each))
 }
 
-func testConcurrentCreate(t *testing.T, s storage.Store) {
-	const workers = 16
-	errs := make([]error, workers)
+// concurrently runs fn(0) … fn(n-1) at once and returns their errors.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = storage.Create(t.Context(), s, "once", []byte(strconv.Itoa(i)))
-		}()
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
 	}
 	wg.Wait()
+	return errs
+}
+
+func testConcurrentCreate(t *testing.T, s storage.Store) {
+	errs := concurrently(16, func(i int) error {
+		return storage.Create(t.Context(), s, "once", []byte(strconv.Itoa(i)))
+	})
 	winners := 0
 	for i, err := range errs {
 		switch {
@@ -772,21 +797,13 @@ func testConcurrentCreate(t *testing.T, s storage.Store) {
 // backend shares one transaction among them) fail or succeed on their own.
 func testConcurrentFailuresAreIsolated(t *testing.T, s storage.Store) {
 	put(t, s, "taken", "x")
-	const workers = 32
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var conds []storage.Cond
-			if i%2 == 1 {
-				conds = []storage.Cond{storage.Absent("taken")} // always fails
-			}
-			errs[i] = s.Commit(t.Context(), conds, []storage.Op{storage.Put(fmt.Sprintf("w/%02d", i), []byte("x"))})
-		}()
-	}
-	wg.Wait()
+	errs := concurrently(32, func(i int) error {
+		var conds []storage.Cond
+		if i%2 == 1 {
+			conds = []storage.Cond{storage.Absent("taken")} // always fails
+		}
+		return s.Commit(t.Context(), conds, []storage.Op{storage.Put(fmt.Sprintf("w/%02d", i), []byte("x"))})
+	})
 	for i, err := range errs {
 		if i%2 == 1 {
 			if !errors.Is(err, storage.ErrConflict) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,19 +27,10 @@ const gosdkclientPackage = "github.com/keyferry/keyferry/test/e2e/peers/gosdkcli
 func GoSDKClientBinary() (string, error) { return buildGoSDKClient() }
 
 var buildGoSDKClient = sync.OnceValues(func() (string, error) {
-	goBin, err := exec.LookPath("go")
+	goBin, root, err := GoModule()
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("peers: build gosdkclient: %w", err)
 	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("peers: go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("peers: build gosdkclient: not inside the keyferry module")
-	}
-	root := filepath.Dir(gomod)
 	h := sha256.New()
 	h.Write(gosdkclientSource)
 	for _, f := range []string{"go.mod", "go.sum"} {
@@ -68,6 +60,24 @@ var buildGoSDKClient = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// GoModule returns the go command and the root of the module the tests
+// run in (keyferry's).
+func GoModule() (goBin, root string, err error) {
+	goBin, err = exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "env", "GOMOD").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", "", errors.New("not inside the keyferry module")
+	}
+	return goBin, filepath.Dir(gomod), nil
+}
 
 // GoSDK runs the gosdkclient program (AWS SDK for Go v2 with its default
 // credential chain) with args in a controlled environment (see Run).

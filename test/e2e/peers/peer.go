@@ -46,6 +46,41 @@ func CacheDir() string {
 	return filepath.Join(home, ".cache", "keyferry", "peers")
 }
 
+// peerBinary locates a peer's binary: the file $env names, else file in
+// CacheDir(). name and version describe it in errors; build says how to
+// build it.
+func peerBinary(env, name, version, file, build string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		if !executable(p) {
+			return "", missingPeer(env+"="+p+" is not an executable file", "unset it or point it at a "+name+" "+version+" binary")
+		}
+		return p, nil
+	}
+	p := filepath.Join(CacheDir(), file)
+	if !executable(p) {
+		return "", missingPeer(name+" "+version+" not found at "+p, build+", or set "+env)
+	}
+	return p, nil
+}
+
+// stopOnCleanup has t.Cleanup write logs() to t if t failed, then stop a
+// peer with stop, reporting an error as "stop name: …".
+func stopOnCleanup(t testing.TB, name string, logs func() string, stop func() error) {
+	t.Cleanup(func() {
+		logIfFailed(t, logs)
+		if err := stop(); err != nil {
+			t.Errorf("stop %s: %v", name, err)
+		}
+	})
+}
+
+// logIfFailed writes logs() to t if t failed.
+func logIfFailed(t testing.TB, logs func() string) {
+	if t.Failed() {
+		t.Log(logs())
+	}
+}
+
 // executable reports whether path is a regular file with an execute bit.
 func executable(path string) bool {
 	fi, err := os.Stat(path)

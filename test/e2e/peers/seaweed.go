@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,18 +35,8 @@ const (
 // SeaweedBinary locates the SeaweedFS binary: $KEYFERRY_WEED, else
 // CacheDir()/weed-4.53 as built by `scripts/peers.sh seaweedfs`.
 func SeaweedBinary() (string, error) {
-	if p := os.Getenv("KEYFERRY_WEED"); p != "" {
-		if !executable(p) {
-			return "", missingPeer("KEYFERRY_WEED="+p+" is not an executable file", "unset it or point it at a SeaweedFS "+SeaweedVersion+" binary")
-		}
-		return p, nil
-	}
-	p := filepath.Join(CacheDir(), "weed-"+SeaweedVersion)
-	if !executable(p) {
-		return "", missingPeer("SeaweedFS "+SeaweedVersion+" not found at "+p,
-			"build it with `scripts/peers.sh seaweedfs` from the repository root (first time only, ~4-6 min), or set KEYFERRY_WEED")
-	}
-	return p, nil
+	return peerBinary("KEYFERRY_WEED", "SeaweedFS", SeaweedVersion, "weed-"+SeaweedVersion,
+		"build it with `scripts/peers.sh seaweedfs` from the repository root (first time only, ~4-6 min)")
 }
 
 // SeaweedFS is a running `weed mini`: S3, IAM and STS on one endpoint.
@@ -85,14 +74,7 @@ func StartSeaweedFS(t testing.TB, cfg SeaweedConfig) *SeaweedFS {
 	if err != nil {
 		failOrSkip(t, err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("SeaweedFS log (%s), last lines:\n%s", sw.LogPath, sw.LogTail(60))
-		}
-		if err := sw.Close(); err != nil {
-			t.Errorf("stop SeaweedFS: %v", err)
-		}
-	})
+	stopOnCleanup(t, "SeaweedFS", sw.failureLog, sw.Close)
 	return sw
 }
 
@@ -150,14 +132,9 @@ func launchSeaweedFS(cfg SeaweedConfig, dir string, pickPorts func(n int) ([]int
 		sw.closeOnce = sync.Once{}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := sw.S3Client(sw.AdminCredentials())
-	for _, b := range cfg.Buckets {
-		if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			sw.Close()
-			return nil, fmt.Errorf("peers: seaweedfs: create bucket %q: %w", b, err)
-		}
+	if err := createBuckets(sw.S3Client(sw.AdminCredentials()), "seaweedfs", cfg.Buckets); err != nil {
+		sw.Close()
+		return nil, err
 	}
 	return sw, nil
 }
@@ -216,31 +193,11 @@ func (sw *SeaweedFS) start(bin, confPath string, try int, pickPorts func(n int) 
 // waitReady polls S3 with the admin credentials until it answers, the
 // process exits or the deadline passes.
 func (sw *SeaweedFS) waitReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), seaweedReadyTimeout)
-	defer cancel()
 	client := sw.S3Client(sw.AdminCredentials(), func(o *s3.Options) { o.RetryMaxAttempts = 1 })
-	var last error
-	for {
-		select {
-		case <-sw.proc.exited:
-			if sw.lostBindRace() {
-				return errBindRace
-			}
-			return fmt.Errorf("seaweedfs exited during start-up: %v", sw.proc.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("seaweedfs not ready after %s: last error: %v", seaweedReadyTimeout, last)
-		case <-time.After(200 * time.Millisecond):
-		}
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		_, last = client.ListBuckets(actx, &s3.ListBucketsInput{})
-		acancel()
-		if last == nil {
-			return nil
-		}
-		if sw.lostBindRace() {
-			return errBindRace
-		}
-	}
+	return pollReady(sw.proc, "seaweedfs ", seaweedReadyTimeout, 200*time.Millisecond, func(ctx context.Context) error {
+		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
+		return err
+	}, sw.lostBindRace)
 }
 
 // lostBindRace reports whether the log says a port we picked was taken.
@@ -271,10 +228,10 @@ func (sw *SeaweedFS) Close() error {
 }
 
 // Running reports whether the SeaweedFS process is still alive.
-func (sw *SeaweedFS) Running() bool { return sw.proc != nil && sw.proc.running() }
+func (sw *SeaweedFS) Running() bool { return sw.proc != nil && sw.proc.Running() }
 
 // LogTail returns the last n lines of the SeaweedFS log.
-func (sw *SeaweedFS) LogTail(n int) string { return logTail(sw.LogPath, n) }
+func (sw *SeaweedFS) LogTail(n int) string { return LogTail(sw.LogPath, n) }
 
 // RoleARN is the ARN of one of this instance's roles (see RoleARN).
 func (sw *SeaweedFS) RoleARN(name string) string { return RoleARN(name) }
@@ -288,19 +245,12 @@ func (sw *SeaweedFS) AdminCredentials() aws.CredentialsProvider {
 // endpoint, region and a retryer that does not retry, so that errors reach
 // the test at once.
 func (sw *SeaweedFS) Config(creds aws.CredentialsProvider) aws.Config {
-	return aws.Config{
-		Region:           sw.Region,
-		Credentials:      creds,
-		BaseEndpoint:     aws.String(sw.Endpoint),
-		HTTPClient:       &http.Client{Timeout: 30 * time.Second},
-		RetryMaxAttempts: 1,
-	}
+	return clientConfig(sw.Region, sw.Endpoint, creds)
 }
 
 // S3Client returns a path-style S3 client for this instance.
 func (sw *SeaweedFS) S3Client(creds aws.CredentialsProvider, opts ...func(*s3.Options)) *s3.Client {
-	opts = append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }}, opts...)
-	return s3.NewFromConfig(sw.Config(creds), opts...)
+	return pathStyleS3(sw.Config(creds), opts...)
 }
 
 // STSClient returns an STS client for this instance.
@@ -356,11 +306,12 @@ func stsCredentials(id, secret, token *string, exp *time.Time) aws.Credentials {
 // LogOnFailure writes the end of the SeaweedFS log to t if t fails. Use it
 // with a shared instance, whose lifetime is not tied to t.
 func (sw *SeaweedFS) LogOnFailure(t testing.TB) {
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("SeaweedFS log (%s), last lines:\n%s", sw.LogPath, sw.LogTail(60))
-		}
-	})
+	t.Cleanup(func() { logIfFailed(t, sw.failureLog) })
+}
+
+// failureLog is what a failed test shows of the SeaweedFS log.
+func (sw *SeaweedFS) failureLog() string {
+	return fmt.Sprintf("SeaweedFS log (%s), last lines:\n%s", sw.LogPath, sw.LogTail(60))
 }
 
 // socketsFile lists the Unix sockets of the last SeaweedFS started in a dir.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,18 +30,8 @@ const (
 // VersityGWBinary locates versitygw: $KEYFERRY_VERSITYGW, else
 // CacheDir()/versitygw-1.8.0 as built by `scripts/peers.sh versitygw`.
 func VersityGWBinary() (string, error) {
-	if p := os.Getenv("KEYFERRY_VERSITYGW"); p != "" {
-		if !executable(p) {
-			return "", missingPeer("KEYFERRY_VERSITYGW="+p+" is not an executable file", "unset it or point it at a versitygw "+VersityGWVersion+" binary")
-		}
-		return p, nil
-	}
-	p := filepath.Join(CacheDir(), "versitygw-"+VersityGWVersion)
-	if !executable(p) {
-		return "", missingPeer("versitygw "+VersityGWVersion+" not found at "+p,
-			"build it with `scripts/peers.sh versitygw` from the repository root (~1-3 min), or set KEYFERRY_VERSITYGW")
-	}
-	return p, nil
+	return peerBinary("KEYFERRY_VERSITYGW", "versitygw", VersityGWVersion, "versitygw-"+VersityGWVersion,
+		"build it with `scripts/peers.sh versitygw` from the repository root (~1-3 min)")
 }
 
 // VersityGWConfig describes what a versitygw instance starts with.
@@ -75,14 +64,7 @@ func StartVersityGW(t testing.TB, cfg VersityGWConfig) *VersityGW {
 	if err != nil {
 		failOrSkip(t, err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("versitygw logs, last lines:\n%s", v.LogTail(40))
-		}
-		if err := v.Close(); err != nil {
-			t.Errorf("stop versitygw: %v", err)
-		}
-	})
+	stopOnCleanup(t, "versitygw", func() string { return "versitygw logs, last lines:\n" + v.LogTail(40) }, v.Close)
 	return v
 }
 
@@ -115,14 +97,9 @@ func LaunchVersityGW(cfg VersityGWConfig) (*VersityGW, error) {
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	root := v.S3Client(v.RootCredentials())
-	for _, b := range cfg.Buckets {
-		if _, err := root.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			v.Close()
-			return nil, fmt.Errorf("peers: versitygw: create bucket %q: %w", b, err)
-		}
+	if err := createBuckets(v.S3Client(v.RootCredentials()), "versitygw", cfg.Buckets); err != nil {
+		v.Close()
+		return nil, err
 	}
 	return v, nil
 }
@@ -144,57 +121,38 @@ func (v *VersityGW) start(bin string, try int) error {
 	}
 	root := []string{"--access", v.RootAccessKey, "--secret", v.RootSecretKey, "--region", v.Region}
 
-	v.iam, err = startProc(bin, append([]string{"--port", iamAddr}, append(root,
+	v.iam, err = v.startServer(bin, "iam server", "iam.log", append([]string{"--port", iamAddr}, append(root,
 		"iam", "--dir", filepath.Join(data, "iam"), "--private-ports", sock)...),
-		v.Dir, filepath.Join(v.Dir, "iam.log"), nil)
+		func(ctx context.Context) error {
+			_, err := v.IAMClient(v.RootCredentials()).ListUsers(ctx, &iam.ListUsersInput{})
+			return err
+		})
 	if err != nil {
 		return err
 	}
-	if err := v.waitReady(v.iam, func(ctx context.Context) error {
-		_, err := v.IAMClient(v.RootCredentials()).ListUsers(ctx, &iam.ListUsersInput{})
-		return err
-	}); err != nil {
-		return fmt.Errorf("iam server: %w", err)
-	}
-
-	v.s3, err = startProc(bin, append([]string{"--port", s3Addr}, append(root,
+	v.s3, err = v.startServer(bin, "s3 gateway", "s3.log", append([]string{"--port", s3Addr}, append(root,
 		"--iam-standalone-endpoint", sock, "posix", filepath.Join(data, "objects"))...),
-		v.Dir, filepath.Join(v.Dir, "s3.log"), nil)
-	if err != nil {
-		return err
-	}
-	if err := v.waitReady(v.s3, func(ctx context.Context) error {
-		_, err := v.S3Client(v.RootCredentials()).ListBuckets(ctx, &s3.ListBucketsInput{})
-		return err
-	}); err != nil {
-		return fmt.Errorf("s3 gateway: %w", err)
-	}
-	return nil
+		func(ctx context.Context) error {
+			_, err := v.S3Client(v.RootCredentials()).ListBuckets(ctx, &s3.ListBucketsInput{})
+			return err
+		})
+	return err
 }
 
-// waitReady polls probe until it succeeds, p exits or the deadline passes.
-func (v *VersityGW) waitReady(p *proc, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), versityReadyTimeout)
-	defer cancel()
-	var last error
-	for {
-		select {
-		case <-p.exited:
-			if p.logContains("address already in use") {
-				return errBindRace
-			}
-			return fmt.Errorf("exited during start-up: %v", p.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("not ready after %s: last error: %v", versityReadyTimeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		last = probe(actx)
-		acancel()
-		if last == nil {
-			return nil
-		}
+// startServer starts one versitygw process with args, logging to logName
+// in Dir, and waits until probe succeeds, p exits or the deadline passes.
+// The process is returned even when it failed to become ready, for
+// stopProcs.
+func (v *VersityGW) startServer(bin, what, logName string, args []string, probe func(context.Context) error) (*proc, error) {
+	p, err := startProc(bin, args, v.Dir, filepath.Join(v.Dir, logName), nil)
+	if err != nil {
+		return nil, err
 	}
+	lostRace := func() bool { return p.logContains("address already in use") }
+	if err := pollReady(p, "", versityReadyTimeout, 100*time.Millisecond, probe, lostRace); err != nil {
+		return p, fmt.Errorf("%s: %w", what, err)
+	}
+	return p, nil
 }
 
 func (v *VersityGW) stopProcs() {
@@ -218,8 +176,8 @@ func (v *VersityGW) Close() error {
 
 // LogTail returns the last n lines of each process's log.
 func (v *VersityGW) LogTail(n int) string {
-	return "--- iam.log\n" + logTail(filepath.Join(v.Dir, "iam.log"), n) +
-		"\n--- s3.log\n" + logTail(filepath.Join(v.Dir, "s3.log"), n)
+	return "--- iam.log\n" + LogTail(filepath.Join(v.Dir, "iam.log"), n) +
+		"\n--- s3.log\n" + LogTail(filepath.Join(v.Dir, "s3.log"), n)
 }
 
 // RootCredentials returns the root identity's static credentials.
@@ -227,23 +185,12 @@ func (v *VersityGW) RootCredentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(v.RootAccessKey, v.RootSecretKey, "")
 }
 
-func (v *VersityGW) config(creds aws.CredentialsProvider, endpoint string) aws.Config {
-	return aws.Config{
-		Region:           v.Region,
-		Credentials:      creds,
-		BaseEndpoint:     aws.String(endpoint),
-		HTTPClient:       &http.Client{Timeout: 30 * time.Second},
-		RetryMaxAttempts: 1,
-	}
-}
-
 // IAMClient returns an IAM client for the IAM server.
 func (v *VersityGW) IAMClient(creds aws.CredentialsProvider, opts ...func(*iam.Options)) *iam.Client {
-	return iam.NewFromConfig(v.config(creds, v.IAMEndpoint), opts...)
+	return iam.NewFromConfig(clientConfig(v.Region, v.IAMEndpoint, creds), opts...)
 }
 
 // S3Client returns a path-style S3 client for the gateway.
 func (v *VersityGW) S3Client(creds aws.CredentialsProvider, opts ...func(*s3.Options)) *s3.Client {
-	opts = append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = true }}, opts...)
-	return s3.NewFromConfig(v.config(creds, v.S3Endpoint), opts...)
+	return pathStyleS3(clientConfig(v.Region, v.S3Endpoint, creds), opts...)
 }
