@@ -614,7 +614,7 @@ func (lc *Lifecycle) done(id string) {
 // refuses it, the lease stays revoking as it was and the attempt is made
 // again once the log works (deleting an IAM user twice is harmless).
 func (lc *Lifecycle) revokeOne(ctx context.Context, id string) error {
-	l, err := lc.get(ctx, id)
+	kv, l, err := lc.read(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && l.State != StateRevoking {
 		return nil // forgotten or revoked meanwhile
 	}
@@ -656,7 +656,7 @@ func (lc *Lifecycle) revokeOne(ctx context.Context, id string) error {
 		}
 	}
 	event := ""
-	l, err = lc.update(context.WithoutCancel(ctx), id, func(cur *Lease) error {
+	l, err = lc.updateRead(context.WithoutCancel(ctx), kv, l, func(cur *Lease) error {
 		event = ""
 		if cur.State != StateRevoking {
 			return errSkip

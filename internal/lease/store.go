@@ -233,6 +233,42 @@ func (r records) get(ctx context.Context, id string) (*Lease, error) {
 	return decodeLease(kv)
 }
 
+// read reads lease id, with the key as read (for updateRead).
+func (r records) read(ctx context.Context, id string) (storage.KV, *Lease, error) {
+	kv, err := r.st.Get(ctx, leaseKey(id))
+	if err != nil {
+		return kv, nil, err
+	}
+	l, err := decodeLease(kv)
+	return kv, l, err
+}
+
+// updateRead is update for a lease already read as kv (decoded as l): its
+// first attempt commits on the condition that the lease is still as read,
+// without reading it again; only if it changed does it fall back to update.
+// It saves a read and a decode on the revocation path.
+func (r records) updateRead(ctx context.Context, kv storage.KV, l *Lease, fn func(*Lease) error) (*Lease, error) {
+	next := *l
+	if err := fn(&next); err != nil {
+		if err == errSkip {
+			return l, nil
+		}
+		return nil, err
+	}
+	ops, err := saveOps(l, &next)
+	if err != nil {
+		return nil, err
+	}
+	err = r.st.Commit(ctx, []storage.Cond{storage.Unchanged(kv)}, ops)
+	if errors.Is(err, storage.ErrConflict) {
+		return r.update(ctx, l.ID, fn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &next, nil
+}
+
 // update applies fn to lease id and saves the result with its index
 // entries in one commit, on the condition that nobody changed the lease
 // meanwhile (fn runs again if somebody did, so it must only change the

@@ -68,3 +68,30 @@ func TestSaveLeaseWritesOnlyNewIndexEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateReadFallsBackWhenTheLeaseChanged: updateRead commits on the
+// lease as read; when somebody changed it meanwhile, it applies fn to the
+// lease as it now is instead of overwriting the change.
+func TestUpdateReadFallsBackWhenTheLeaseChanged(t *testing.T) {
+	f := newLCFixture(t)
+	ctx := context.Background()
+	out, err := f.m.Issue(ctx, IssueRequest{Role: "deploy", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, l, err := f.m.Lifecycle.read(ctx, out.Lease.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.update(ctx, l.ID, func(l *Lease) error { l.RevokeNote = "changed meanwhile"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.m.Lifecycle.updateRead(ctx, kv, l, func(l *Lease) error { l.LastError = "from updateRead"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := f.state(t, l.ID)
+	if stored.RevokeNote != "changed meanwhile" || stored.LastError != "from updateRead" || got.RevokeNote != "changed meanwhile" {
+		t.Errorf("stored note %q and error %q (returned note %q), want both changes kept", stored.RevokeNote, stored.LastError, got.RevokeNote)
+	}
+}
