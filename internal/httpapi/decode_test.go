@@ -39,7 +39,7 @@ func TestDecode(t *testing.T) {
 			err := decode(r, &req)
 			got := ""
 			if err != nil {
-				got = toAPIError(err).Code
+				got = toFault(err).Code
 			}
 			if got != tt.wantCode {
 				t.Fatalf("got code %q (%v), want %q", got, err, tt.wantCode)
@@ -64,11 +64,11 @@ func FuzzDecode(f *testing.F) {
 		if err == nil {
 			return
 		}
-		e := toAPIError(err)
+		e := toFault(err)
 		var me *http.MaxBytesError
-		if e.Status < 400 || e.Status >= 500 {
+		if st := status(e.Kind); st < 400 || st >= 500 {
 			if !errors.As(err, &me) {
-				t.Fatalf("status %d for %q", e.Status, b)
+				t.Fatalf("status %d for %q", st, b)
 			}
 		}
 		if len(e.Message) > 300 {

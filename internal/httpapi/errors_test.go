@@ -32,10 +32,10 @@ func TestStatusOfEveryKind(t *testing.T) {
 	}
 }
 
-// TestToAPIErrorKeepsTheChannelsApart: a fault's message reaches the
+// TestToFaultKeepsTheChannelsApart: a fault's message reaches the
 // caller and its cause does not; an error that is not a fault reaches the
 // caller as a bare internal error.
-func TestToAPIErrorKeepsTheChannelsApart(t *testing.T) {
+func TestToFaultKeepsTheChannelsApart(t *testing.T) {
 	secret := errors.New("dial tcp 10.0.0.7:5432: password authentication failed for user kf")
 	tests := []struct {
 		name       string
@@ -52,9 +52,9 @@ func TestToAPIErrorKeepsTheChannelsApart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := toAPIError(tt.err)
-			if e.Status != tt.status || e.Code != tt.code || e.Message != tt.msg || e.RetryAfter != tt.retryAfter {
-				t.Errorf("got %d %s %q retry %v, want %d %s %q retry %v", e.Status, e.Code, e.Message, e.RetryAfter, tt.status, tt.code, tt.msg, tt.retryAfter)
+			e := toFault(tt.err)
+			if st := status(e.Kind); st != tt.status || e.Code != tt.code || e.Message != tt.msg || e.RetryAfter != tt.retryAfter {
+				t.Errorf("got %d %s %q retry %v, want %d %s %q retry %v", st, e.Code, e.Message, e.RetryAfter, tt.status, tt.code, tt.msg, tt.retryAfter)
 			}
 		})
 	}

@@ -522,7 +522,7 @@ func (s *server) bulkRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.BulkRevokeResult{Count: len(ls), DryRun: req.DryRun, Leases: leasesToAPI(ls, s.Now())}
 	if err != nil {
-		out.Error = toAPIError(err).Message
+		out.Error = toFault(err).Message
 	}
 	s.log.Warn("bulk revoke", "request_id", RequestID(r.Context()), "actor", actor(r), "dry_run", req.DryRun, "count", out.Count,
 		"role", req.Role, "project", req.Project, "pipeline", req.Pipeline, "sub", req.Subject, "access_key_id", req.AccessKeyID)

@@ -134,18 +134,6 @@ func New(cfg Config) http.Handler {
 	return s.requestID(s.recoverPanics(mux))
 }
 
-// apiError is what handlers return; Err is logged, never sent.
-type apiError struct {
-	Status     int
-	Code       string
-	Message    string
-	Details    []string
-	RetryAfter time.Duration
-	Err        error
-}
-
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
-
 type ctxKey int
 
 const requestIDKey ctxKey = iota
@@ -231,18 +219,19 @@ func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// fail renders err. Known error types keep their status, code and message;
-// anything else becomes a 500 whose cause is only logged.
+// fail renders err. A fault keeps its code and message and gets its
+// kind's status; anything else becomes a 500 whose cause is only logged.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := toAPIError(err)
+	e := toFault(err)
+	st := status(e.Kind)
 	rid := RequestID(r.Context())
-	if e.Status >= 500 || e.Err != nil {
-		s.log.Warn("request failed", "request_id", rid, "path", r.URL.Path, "status", e.Status, "code", e.Code, "err", errString(e.Err, err))
+	if st >= 500 || e.Err != nil {
+		s.log.Warn("request failed", "request_id", rid, "path", r.URL.Path, "status", st, "code", e.Code, "err", errString(e.Err, err))
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
-	s.writeJSON(w, e.Status, api.ErrorResponse{Error: api.Error{Code: e.Code, Message: e.Message, RequestID: rid, Details: e.Details}})
+	s.writeJSON(w, st, api.ErrorResponse{Error: api.Error{Code: e.Code, Message: e.Message, RequestID: rid, Details: e.Details}})
 }
 
 func errString(cause, err error) string {
@@ -252,23 +241,20 @@ func errString(cause, err error) string {
 	return err.Error()
 }
 
-func toAPIError(err error) *apiError {
-	var (
-		ae *apiError
-		fe *fault.Error
-		me *http.MaxBytesError
-	)
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &fe):
-		return &apiError{Status: status(fe.Kind), Code: fe.Code, Message: fe.Message, Details: fe.Details, RetryAfter: fe.RetryAfter, Err: fe.Err}
-	case errors.As(err, &me):
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("request body exceeds %d bytes", me.Limit)}
-	case errors.Is(err, context.Canceled):
-		return &apiError{Status: 499, Code: "request_cancelled", Message: "request cancelled", Err: err}
+// toFault is what the caller is told about err: the fault in its chain,
+// a too-large body, a cancellation, or else a bare internal error.
+func toFault(err error) *fault.Error {
+	var me *http.MaxBytesError
+	if fe, ok := fault.As(err); ok {
+		return fe
 	}
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error", Err: err}
+	switch {
+	case errors.As(err, &me):
+		return fault.Newf(fault.TooLarge, "body_too_large", "request body exceeds %d bytes", me.Limit)
+	case errors.Is(err, context.Canceled):
+		return fault.Wrap(err, fault.Cancelled, fault.CodeCancelled, "request cancelled")
+	}
+	return fault.Wrap(err, fault.Internal, fault.CodeInternal, "internal error")
 }
 
 // status is the HTTP status of each kind of fault: the one place where
