@@ -20,7 +20,7 @@
 // and again after an idle period with the lifecycle running. With -cold it
 // drops the page cache before each start (root only).
 //
-// drain runs a lease.Manager in this process on a durable bolt store and
+// drain runs a lease.Lifecycle in this process on a durable bolt store and
 // an fsync'd audit log, with N iam_user leases that all expire in the same
 // second, against an IAM optionally limited to a number of writes per
 // second: the real AWS provider against testutil's fake IAM over loopback

@@ -385,20 +385,20 @@ func (lc *Lifecycle) ExpireDue(ctx context.Context) (int, error) {
 	}
 }
 
-// expireParallelism is how many expiries are committed at once. Each is
-// its own compare-and-swap on one lease; the bolt backend groups commits
-// that arrive together into one transaction (up to its batch size of
-// 256), so running them side by side is what makes a batch of expiries
-// cost a few disk syncs, not one each. With 64, draining 10k same-second
-// expiries took twice as long as with 256 (bench/leasescale drain).
-const expireParallelism = 256
+// commitParallelism is how many independent commits a batch job (expiry,
+// Seed) runs at once. The bolt backend groups commits that arrive
+// together into one transaction (up to its batch size of 256), so running
+// them side by side is what makes a batch cost a few disk syncs, not one
+// each. With 64, draining 10k same-second expiries took twice as long as
+// with 256 (bench/leasescale drain).
+const commitParallelism = 256
 
 // expire processes due expiry entries and returns how many leases they
 // named.
 func (lc *Lifecycle) expire(ctx context.Context, entries []storage.KV) (int, error) {
 	var n atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(expireParallelism)
+	g.SetLimit(commitParallelism)
 	for _, e := range entries {
 		_, id, ok := parseTimeKey(expiryPrefix, e.Key)
 		if !ok {

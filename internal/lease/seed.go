@@ -45,7 +45,7 @@ func Seed(ctx context.Context, st storage.Store, leases []*Lease) error {
 	// Side by side, so that a batching backend shares disk syncs among
 	// them, as it does for concurrent issuances.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(expireParallelism)
+	g.SetLimit(commitParallelism)
 	for _, c := range commits {
 		g.Go(func() error { return st.Commit(gctx, c.conds, c.ops) })
 	}
