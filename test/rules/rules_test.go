@@ -132,3 +132,23 @@ func TestNoPointersOutsideTheRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorLogKeyIsErr: an error is logged under "err" everywhere, so
+// that one query finds every failure in the logs.
+func TestErrorLogKeyIsErr(t *testing.T) {
+	call := regexp.MustCompile(`\.(Debug|Info|Warn|Error|Log|LogAttrs)\(.*"error",`)
+	for _, f := range repoFiles(t) {
+		if !strings.HasSuffix(f, ".go") || strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("../..", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if call.MatchString(line) {
+				t.Errorf(`%s:%d: an error logged under "error": use "err"`, f, i+1)
+			}
+		}
+	}
+}
